@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one test command of metricsd (CI runs it through .ci/run).
+#
+# As root with apt available it installs the Debian packages the tests need
+# when they are missing (apt-get update only when an install is needed), then
+# checks formatting, runs go vet and staticcheck, and runs every test with the
+# race detector, in the library module and in bench/. It exits non-zero on any
+# failure and ends by listing every skipped test with its reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+# Debian packages the tests use: iproute2 (ip netns, ss), util-linux (unshare),
+# procps (ps, for debugging output).
+packages=(iproute2 util-linux procps)
+
+missing=()
+if command -v dpkg-query >/dev/null; then
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "test.sh: installing ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	else
+		echo "test.sh: SKIP installing ${missing[*]}: not root or no apt-get; tests that need them will skip"
+	fi
+fi
+
+if [ "$(id -u)" != 0 ]; then
+	echo "test.sh: not root: tests that create cgroups or namespaces will skip (CI runs as root)"
+fi
+
+log=$(mktemp -d)/test.log
+trap 'rm -rf "$(dirname "$log")"' EXIT
+
+status=0
+step() { echo "== $*"; "$@" || { echo "test.sh: FAILED: $*"; status=1; }; }
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change:"; echo "$unformatted"; status=1
+fi
+step go vet ./...
+step go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+(cd bench && step go vet ./...) || status=1
+(cd bench && step go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...) || status=1
+
+echo "== go test -race -count=1 ./...  (and bench/: benchmarks run once each as a smoke test)"
+set +e
+{
+	go test -race -count=1 -v ./... 
+	echo "test.sh: go test exit $?"
+	(cd bench && go test -count=1 -v -run . -bench . -benchtime=1x ./...)
+	echo "test.sh: bench go test exit $?"
+} >"$log" 2>&1
+set -e
+if grep -q '^test.sh: .*go test exit [^0]' "$log"; then
+	cat "$log"
+	echo "test.sh: FAILED: go test"
+	status=1
+else
+	grep -E '^(ok|FAIL|---|PASS|panic)|^\s+--- ' "$log" | grep -v -- '--- PASS' || true
+fi
+
+echo "== skipped tests and why"
+grep -A1 -E -- '--- SKIP' "$log" | grep -v '^--$' || echo "(none)"
+
+if [ $status -ne 0 ]; then
+	echo "test.sh: FAILED"
+	exit 1
+fi
+# A closing line in the form CI counts.
+passed=$(grep -c -E -- '^\s*--- PASS' "$log" || true)
+skipped=$(grep -c -E -- '^\s*--- SKIP' "$log" || true)
+echo "test.sh: $passed passed, 0 failed, $skipped skipped"
