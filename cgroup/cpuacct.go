@@ -1,0 +1,76 @@
+package cgroup
+
+import "github.com/metricsd/metricsd/internal/parse"
+
+// parseUsageAll parses v1 cpuacct.usage_all:
+//
+//	cpu user system
+//	0 1183731978 12000000
+//	1 135968964 7840411
+//
+// It fills PerCPU (user+system per CPU) and User, System and Usage (their
+// sums): one file, one consistent reading.
+func parseUsageAll(b []byte, c *CPUStats) error {
+	var user, sys uint64
+	c.PerCPU = c.PerCPU[:0]
+	for n := 1; len(b) > 0; n++ {
+		var l []byte
+		l, b = parse.Line(b)
+		cpu, rest := parse.Field(l)
+		if len(cpu) == 0 {
+			continue
+		}
+		if n == 1 && string(cpu) == "cpu" {
+			continue // header
+		}
+		u, rest := parse.Field(rest)
+		s, _ := parse.Field(rest)
+		idx, err := parse.Uint(cpu)
+		if err != nil {
+			return errAt(n, err)
+		}
+		uv, err := parse.Uint(u)
+		if err != nil {
+			return errAt(n, err)
+		}
+		sv, err := parse.Uint(s)
+		if err != nil {
+			return errAt(n, err)
+		}
+		if idx != uint64(len(c.PerCPU)) {
+			return errAt(n, parse.ErrSyntax)
+		}
+		if uv+sv < uv || user+uv < user || sys+sv < sys {
+			return errAt(n, parse.ErrRange)
+		}
+		c.PerCPU = append(c.PerCPU, uv+sv)
+		user += uv
+		sys += sv
+	}
+	if user+sys < user {
+		return errAt(0, parse.ErrRange)
+	}
+	c.User, c.System, c.Usage = known(user), known(sys), known(user+sys)
+	c.PerCPUAvailable = true
+	return nil
+}
+
+// parseUsagePerCPU parses v1 cpuacct.usage_percpu: ns per CPU on one line.
+func parseUsagePerCPU(b []byte, c *CPUStats) error {
+	c.PerCPU = c.PerCPU[:0]
+	l, _ := parse.Line(b)
+	for {
+		var f []byte
+		f, l = parse.Field(l)
+		if len(f) == 0 {
+			break
+		}
+		v, err := parse.Uint(f)
+		if err != nil {
+			return errAt(1, err)
+		}
+		c.PerCPU = append(c.PerCPU, v)
+	}
+	c.PerCPUAvailable = true
+	return nil
+}

@@ -1,0 +1,68 @@
+package cgroup
+
+import "github.com/metricsd/metricsd/internal/parse"
+
+// parseIOStat parses v2 io.stat:
+//
+//	254:0 rbytes=67182592 wbytes=67108864 rios=66 wios=64 dbytes=0 dios=0
+//
+// It reads token by token, so that the output of kernels that printed a
+// device with no values and no newline ("253:0 254:0 rbytes=...") is still
+// attributed correctly: a device token starts a new device, and a device
+// that got no values is left out (the kernel omits all-zero devices that
+// way). Unknown keys are ignored; a key=value before any device, or a token
+// that is neither, is a parse error.
+func parseIOStat(b []byte, devs *[]IODevice) error {
+	for n := 1; len(b) > 0; n++ {
+		var l []byte
+		l, b = parse.Line(b)
+		var cur *IODevice
+		var major, minor uint32
+		pending := false
+		for {
+			var tok []byte
+			tok, l = parse.Field(l)
+			if len(tok) == 0 {
+				break
+			}
+			key, val, isKV := parse.Cut(tok, '=')
+			if !isKV {
+				ma, mi, err := parse.Dev(tok)
+				if err != nil {
+					return errAt(n, err)
+				}
+				major, minor, pending, cur = ma, mi, true, nil
+				continue
+			}
+			if !pending {
+				return errAt(n, parse.ErrSyntax)
+			}
+			var dst *uint64
+			if cur == nil {
+				cur = device(devs, major, minor)
+			}
+			switch string(key) {
+			case "rbytes":
+				dst = &cur.ReadBytes
+			case "wbytes":
+				dst = &cur.WriteBytes
+			case "rios":
+				dst = &cur.ReadOps
+			case "wios":
+				dst = &cur.WriteOps
+			case "dbytes":
+				dst = &cur.DiscardBytes
+			case "dios":
+				dst = &cur.DiscardOps
+			default:
+				continue
+			}
+			var v Value
+			if err := counter(val, n, &v); err != nil {
+				return err
+			}
+			*dst = v.V // a negative value (Unavailable) counts as 0 here
+		}
+	}
+	return nil
+}

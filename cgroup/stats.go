@@ -1,0 +1,273 @@
+package cgroup
+
+// Stats is one reading of a cgroup, the same model for cgroup v1 and v2.
+// The caller owns it and passes it to Group.Stat, which fills it in place:
+// its slices keep their capacity from one Stat to the next, so a reused Stats
+// costs no allocation.
+//
+// Every scalar is a Value whose zero State is Unavailable: a field whose file
+// or key the kernel did not provide, or whose controller was not requested,
+// stays Unavailable and never reads as a silent zero. The comment on each field
+// gives its unit and where it comes from: "v1:" the cgroup v1 file (and key),
+// "v2:" the cgroup v2 file (and key).
+type Stats struct {
+	CPU      CPUStats
+	Memory   MemoryStats
+	IO       IOStats
+	Pids     PidsStats
+	Hugetlb  HugetlbStats
+	Pressure PressureStats
+}
+
+// CPUStats holds the cpu and cpuacct controllers' figures.
+type CPUStats struct {
+	// Usage is the CPU time used by the group's tasks, in nanoseconds.
+	// v1: the sum of cpuacct.usage_all (equal to cpuacct.usage, read in the
+	// same file as the split below); cpuacct.usage where usage_all is absent.
+	// v2: cpu.stat usage_usec × 1000.
+	Usage Value
+	// User is the CPU time spent in user mode, in nanoseconds.
+	// v1: cpuacct.usage_all "user" column summed (else cpuacct.usage_user).
+	// v2: cpu.stat user_usec × 1000.
+	User Value
+	// System is the CPU time spent in kernel mode, in nanoseconds.
+	// v1: cpuacct.usage_all "system" column summed (else cpuacct.usage_sys).
+	// v2: cpu.stat system_usec × 1000.
+	System Value
+	// PerCPU is the CPU time used on each CPU, in nanoseconds, indexed by CPU
+	// number. v1: cpuacct.usage_all user+system per row (else
+	// cpuacct.usage_percpu). v2: not provided by the kernel; PerCPU is empty
+	// and PerCPUAvailable false.
+	PerCPU          []uint64
+	PerCPUAvailable bool
+
+	// Periods is the number of CFS enforcement periods that have elapsed
+	// while the group had runnable tasks. v1: cpu.stat nr_periods. v2: cpu.stat
+	// nr_periods (present only with the cpu controller enabled).
+	Periods Value
+	// ThrottledPeriods is the number of periods in which the group was
+	// throttled. v1/v2: cpu.stat nr_throttled.
+	ThrottledPeriods Value
+	// ThrottledTime is the total time the group was throttled, in
+	// nanoseconds. v1: cpu.stat throttled_time. v2: cpu.stat
+	// throttled_usec × 1000.
+	ThrottledTime Value
+	// Bursts is the number of periods in which a burst above quota occurred.
+	// v1/v2: cpu.stat nr_bursts (Linux 5.14+).
+	Bursts Value
+	// BurstTime is the time spent above quota in bursts, in nanoseconds.
+	// v1: cpu.stat burst_time. v2: cpu.stat burst_usec × 1000.
+	BurstTime Value
+
+	// QuotaUsec is the CPU time the group may use per period, in
+	// microseconds; Unlimited when no quota is set. v1: cpu.cfs_quota_us (-1 is
+	// Unlimited). v2: cpu.max first field ("max" is Unlimited).
+	QuotaUsec Value
+	// PeriodUsec is the enforcement period, in microseconds.
+	// v1: cpu.cfs_period_us. v2: cpu.max second field.
+	PeriodUsec Value
+	// Shares is the relative CPU weight on cgroup v1 (2..262144, default
+	// 1024). v1: cpu.shares. v2: Unavailable (see Weight).
+	Shares Value
+	// Weight is the relative CPU weight on cgroup v2 (1..10000, default 100).
+	// v2: cpu.weight. v1: Unavailable (see Shares).
+	Weight Value
+}
+
+// LimitCores returns the CPU limit as a number of cores (quota / period):
+// Known with the figure, Unlimited when no quota is set, Unavailable when
+// quota or period was not read.
+func (c *CPUStats) LimitCores() (float64, State) {
+	switch {
+	case c.QuotaUsec.State == Unlimited:
+		return 0, Unlimited
+	case c.QuotaUsec.State == Known && c.PeriodUsec.State == Known && c.PeriodUsec.V > 0:
+		return float64(c.QuotaUsec.V) / float64(c.PeriodUsec.V), Known
+	}
+	return 0, Unavailable
+}
+
+// MemoryStats holds the memory controller's figures. Sizes are in bytes.
+type MemoryStats struct {
+	// Usage is the memory charged to the group (including page cache).
+	// v1: memory.usage_in_bytes. v2: memory.current.
+	Usage Value
+	// Limit is the hard limit. v1: memory.limit_in_bytes (the page-rounded
+	// 2^63-1 is Unlimited). v2: memory.max ("max" is Unlimited).
+	Limit Value
+	// WorkingSet is Usage minus InactiveFile (0 if that is negative), the
+	// figure cAdvisor and the kubelet call the working set.
+	WorkingSet Value
+	// Anon is anonymous memory (the RSS of the processes).
+	// v1: memory.stat total_rss. v2: memory.stat anon.
+	Anon Value
+	// File is page cache. v1: memory.stat total_cache. v2: memory.stat file.
+	File Value
+	// Shmem is shared memory and tmpfs pages (also counted in File).
+	// v1: memory.stat total_shmem. v2: memory.stat shmem.
+	Shmem Value
+	// MappedFile is page cache mapped into processes.
+	// v1: memory.stat total_mapped_file. v2: memory.stat file_mapped.
+	MappedFile Value
+	// InactiveFile is page cache on the inactive LRU list.
+	// v1: memory.stat total_inactive_file. v2: memory.stat inactive_file.
+	InactiveFile Value
+	// ActiveFile is page cache on the active LRU list.
+	// v1: memory.stat total_active_file. v2: memory.stat active_file.
+	ActiveFile Value
+	// Kernel is kernel memory charged to the group (slab, stacks, page
+	// tables, ...). v1: memory.kmem.usage_in_bytes. v2: memory.stat kernel
+	// (Linux 5.18+).
+	Kernel Value
+	// SwapUsage is swap used by the group. v1: memory.stat total_swap
+	// (present only with swap accounting). v2: memory.swap.current.
+	SwapUsage Value
+	// SwapLimit is the limit on swap alone. v2: memory.swap.max. v1: the
+	// kernel limits memory+swap together (MemSwapLimit); SwapLimit is
+	// MemSwapLimit minus Limit when both are set, Unlimited when MemSwapLimit
+	// is, and Unavailable otherwise.
+	SwapLimit Value
+	// MemSwapUsage is memory plus swap used. v1: memory.memsw.usage_in_bytes
+	// (swap accounting only). v2: Unavailable.
+	MemSwapUsage Value
+	// MemSwapLimit is the memory+swap limit. v1:
+	// memory.memsw.limit_in_bytes. v2: Unavailable.
+	MemSwapLimit Value
+	// Pgfault is the number of page faults (a count, not bytes).
+	// v1: memory.stat total_pgfault. v2: memory.stat pgfault.
+	Pgfault Value
+	// Pgmajfault is the number of major page faults.
+	// v1: memory.stat total_pgmajfault. v2: memory.stat pgmajfault.
+	Pgmajfault Value
+	// Peak is the highest Usage recorded. v1: memory.max_usage_in_bytes.
+	// v2: memory.peak (Linux 5.19+).
+	Peak Value
+	// Failcnt is how often Usage hit Limit. v1: memory.failcnt. v2:
+	// Unavailable (see Events.Max).
+	Failcnt Value
+	// Events counts memory events.
+	Events MemoryEvents
+}
+
+// MemoryEvents counts memory events (counts, not bytes).
+type MemoryEvents struct {
+	// Low: times the group was reclaimed below memory.low. v2: memory.events
+	// low. v1: Unavailable.
+	Low Value
+	// High: times the group was throttled over memory.high. v2:
+	// memory.events high. v1: Unavailable.
+	High Value
+	// Max: times usage was about to go over memory.max. v2: memory.events
+	// max. v1: Unavailable (see Memory.Failcnt).
+	Max Value
+	// OOM: times the group hit its limit and the OOM killer was invoked or
+	// allocation failed. v2: memory.events oom. v1: Unavailable.
+	OOM Value
+	// OOMKill: processes killed by the OOM killer. v2: memory.events
+	// oom_kill. v1: memory.oom_control oom_kill (Linux 4.13+).
+	OOMKill Value
+	// UnderOOM is 1 while the group is under OOM (tasks stopped, only with
+	// the OOM killer disabled), else 0. v1: memory.oom_control under_oom.
+	// v2: Unavailable.
+	UnderOOM Value
+}
+
+// IOStats holds block I/O per device.
+type IOStats struct {
+	// Available is false when the io (v2) or blkio (v1) files were not read.
+	Available bool
+	// Devices lists one entry per block device with I/O, in the order the
+	// kernel printed them.
+	Devices []IODevice
+}
+
+// IODevice is the block I/O of a group on one device. Counters are bytes or
+// operations since the group was created.
+type IODevice struct {
+	Major, Minor uint32
+	// Name is the device name ("vda", "sda1") from <root>/proc/partitions,
+	// else <root>/sys/dev/block/M:m/uevent; empty when neither knows it.
+	Name string
+	// ReadBytes, WriteBytes: v1: blkio.throttle.io_service_bytes_recursive
+	// "Read"/"Write" (blkio.throttle.io_service_bytes where the recursive
+	// file is absent). v2: io.stat rbytes/wbytes.
+	ReadBytes, WriteBytes uint64
+	// ReadOps, WriteOps: v1: blkio.throttle.io_serviced_recursive
+	// "Read"/"Write". v2: io.stat rios/wios.
+	ReadOps, WriteOps uint64
+	// DiscardBytes, DiscardOps: v1: the "Discard" rows of the same files.
+	// v2: io.stat dbytes/dios.
+	DiscardBytes, DiscardOps uint64
+}
+
+// PidsStats holds the pids controller's figures.
+type PidsStats struct {
+	// Current is the number of tasks (threads) in the group.
+	// v1/v2: pids.current.
+	Current Value
+	// Limit is the task limit. v1/v2: pids.max ("max" is Unlimited).
+	Limit Value
+}
+
+// HugetlbStats holds the hugetlb controller's figures, one entry per huge page
+// size the kernel supports.
+type HugetlbStats struct {
+	// Available is false when no hugetlb files were read.
+	Available bool
+	Sizes     []HugetlbSize
+}
+
+// HugetlbSize is the hugetlb usage of a group for one page size, in bytes.
+type HugetlbSize struct {
+	// PageSize is the kernel's name for the size: "2MB", "1GB".
+	PageSize string
+	// Usage: v1: hugetlb.<size>.usage_in_bytes. v2: hugetlb.<size>.current.
+	Usage Value
+	// Limit: v1: hugetlb.<size>.limit_in_bytes. v2: hugetlb.<size>.max; the
+	// page-rounded 2^63-1 and "max" are Unlimited.
+	Limit Value
+	// Failcnt counts allocations that failed because of the limit.
+	// v1: hugetlb.<size>.failcnt. v2: hugetlb.<size>.events max.
+	Failcnt Value
+}
+
+// PressureStats holds pressure stall information (PSI), a cgroup v2 feature. On a
+// hybrid host it is read from the group's directory in the unified hierarchy
+// when that directory exists; on pure v1 it is unavailable.
+type PressureStats struct {
+	CPU    PSI // cpu.pressure
+	Memory PSI // memory.pressure
+	IO     PSI // io.pressure
+}
+
+// PSI is the content of one *.pressure file.
+type PSI struct {
+	// Some: the share of time in which at least one task was stalled.
+	Some PSILine
+	// Full: the share of time in which all non-idle tasks were stalled (for
+	// cpu.pressure, Linux 5.13+).
+	Full PSILine
+}
+
+// PSILine is one line of a pressure file.
+type PSILine struct {
+	// Available is false when the file or line was absent, or PSI is
+	// disabled (psi=0).
+	Available bool
+	// Avg10, Avg60, Avg300: percent of wall time stalled, averaged over 10 s,
+	// 60 s and 300 s ("avg10=" ...).
+	Avg10, Avg60, Avg300 float64
+	// Total is the total stall time in microseconds ("total=").
+	Total uint64
+}
+
+// reset marks everything Unavailable while keeping the slices' capacity.
+func (s *Stats) reset() {
+	perCPU := s.CPU.PerCPU[:0]
+	devs := s.IO.Devices[:0]
+	huge := s.Hugetlb.Sizes[:0]
+	*s = Stats{}
+	s.CPU.PerCPU = perCPU
+	s.IO.Devices = devs
+	s.Hugetlb.Sizes = huge
+}
