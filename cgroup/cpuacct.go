@@ -8,11 +8,12 @@ import "github.com/metricsd/metricsd/internal/parse"
 //	0 1183731978 12000000
 //	1 135968964 7840411
 //
-// It fills PerCPU (user+system per CPU) and User, System and Usage (their
-// sums): one file, one consistent reading.
+// and sets User and System to the column sums. The kernel fills these columns
+// from its tick-sampled cpustat (in steps of one tick, 4 ms at HZ=250), not
+// from the exact runtime that cpuacct.usage and cpuacct.usage_percpu count,
+// so User+System need not equal Usage.
 func parseUsageAll(b []byte, c *CPUStats) error {
 	var user, sys uint64
-	c.PerCPU = c.PerCPU[:0]
 	for n := 1; len(b) > 0; n++ {
 		var l []byte
 		l, b = parse.Line(b)
@@ -25,8 +26,7 @@ func parseUsageAll(b []byte, c *CPUStats) error {
 		}
 		u, rest := parse.Field(rest)
 		s, _ := parse.Field(rest)
-		idx, err := parse.Uint(cpu)
-		if err != nil {
+		if _, err := parse.Uint(cpu); err != nil {
 			return errAt(n, err)
 		}
 		uv, err := parse.Uint(u)
@@ -37,21 +37,13 @@ func parseUsageAll(b []byte, c *CPUStats) error {
 		if err != nil {
 			return errAt(n, err)
 		}
-		if idx != uint64(len(c.PerCPU)) {
-			return errAt(n, parse.ErrSyntax)
-		}
-		if uv+sv < uv || user+uv < user || sys+sv < sys {
+		if user+uv < user || sys+sv < sys {
 			return errAt(n, parse.ErrRange)
 		}
-		c.PerCPU = append(c.PerCPU, uv+sv)
 		user += uv
 		sys += sv
 	}
-	if user+sys < user {
-		return errAt(0, parse.ErrRange)
-	}
-	c.User, c.System, c.Usage = known(user), known(sys), known(user+sys)
-	c.PerCPUAvailable = true
+	c.User, c.System = known(user), known(sys)
 	return nil
 }
 

@@ -146,12 +146,12 @@ func TestFixtureV1Docker(t *testing.T) {
 	}
 	want := Stats{
 		CPU: CPUStats{
-			// cpuacct.usage_all: cpu0 user 1183731978 system 12000000,
-			// cpu1 user 135968964 system 7840411.
-			Usage:  known(1183731978 + 12000000 + 135968964 + 7840411),
+			// cpuacct.usage; cpuacct.usage_all: cpu0 user 1183731978
+			// system 12000000, cpu1 user 135968964 system 7840411.
+			Usage:  known(1274932949),
 			User:   known(1183731978 + 135968964),
 			System: known(12000000 + 7840411),
-			PerCPU: []uint64{1183731978 + 12000000, 135968964 + 7840411}, PerCPUAvailable: true,
+			PerCPU: []uint64{1139127154, 143807301}, PerCPUAvailable: true,
 			Periods: known(41), ThrottledPeriods: known(40), ThrottledTime: known(2782201936),
 			Bursts: known(0), BurstTime: known(0),
 			QuotaUsec: known(30000), PeriodUsec: known(100000), Shares: known(1024),

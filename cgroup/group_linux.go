@@ -144,11 +144,11 @@ func (o *opener) v1(p Paths, c Controllers) {
 			o.file(dir, "cpu.shares", kShares)
 		}
 		if dir := o.v1dir("cpuacct", p); dir >= 0 {
+			o.file(dir, "cpuacct.usage", kUsage)
+			o.file(dir, "cpuacct.usage_percpu", kUsagePerCPU)
 			if !o.file(dir, "cpuacct.usage_all", kUsageAll) {
-				o.file(dir, "cpuacct.usage", kUsage)
 				o.file(dir, "cpuacct.usage_user", kUsageUser)
 				o.file(dir, "cpuacct.usage_sys", kUsageSys)
-				o.file(dir, "cpuacct.usage_percpu", kUsagePerCPU)
 			}
 		}
 	}

@@ -22,22 +22,22 @@ type Stats struct {
 // CPUStats holds the cpu and cpuacct controllers' figures.
 type CPUStats struct {
 	// Usage is the CPU time used by the group's tasks, in nanoseconds.
-	// v1: the sum of cpuacct.usage_all (equal to cpuacct.usage, read in the
-	// same file as the split below); cpuacct.usage where usage_all is absent.
-	// v2: cpu.stat usage_usec × 1000.
+	// v1: cpuacct.usage. v2: cpu.stat usage_usec × 1000.
 	Usage Value
 	// User is the CPU time spent in user mode, in nanoseconds.
-	// v1: cpuacct.usage_all "user" column summed (else cpuacct.usage_user).
-	// v2: cpu.stat user_usec × 1000.
+	// v1: the "user" column of cpuacct.usage_all summed (cpuacct.usage_user
+	// where usage_all is absent). v2: cpu.stat user_usec × 1000.
+	//
+	// On v1 the kernel samples User and System per tick (4 ms steps at
+	// HZ=250) while Usage is exact, so User+System need not equal Usage.
 	User Value
 	// System is the CPU time spent in kernel mode, in nanoseconds.
-	// v1: cpuacct.usage_all "system" column summed (else cpuacct.usage_sys).
-	// v2: cpu.stat system_usec × 1000.
+	// v1: the "system" column of cpuacct.usage_all summed (else
+	// cpuacct.usage_sys). v2: cpu.stat system_usec × 1000.
 	System Value
 	// PerCPU is the CPU time used on each CPU, in nanoseconds, indexed by CPU
-	// number. v1: cpuacct.usage_all user+system per row (else
-	// cpuacct.usage_percpu). v2: not provided by the kernel; PerCPU is empty
-	// and PerCPUAvailable false.
+	// number. v1: cpuacct.usage_percpu. v2: not provided by the kernel;
+	// PerCPU is empty and PerCPUAvailable false.
 	PerCPU          []uint64
 	PerCPUAvailable bool
 

@@ -1,0 +1,331 @@
+package cgroup_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	occgroups "github.com/opencontainers/cgroups"
+	ocfs "github.com/opencontainers/cgroups/fs"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/cgtest"
+)
+
+func TestMain(m *testing.M) {
+	cgtest.Main()
+	os.Exit(m.Run())
+}
+
+var v1Controllers = []string{"cpu", "cpuacct", "memory", "blkio", "pids"}
+
+const (
+	memLimit  = 256 << 20
+	workMem   = 64 << 20
+	workIO    = 8 << 20
+	quotaUsec = 50000
+)
+
+// startLoad makes a v1 group with limits and a workload in it that has
+// allocated workMem, written and read workIO bytes with O_DIRECT, and spins.
+func startLoad(t *testing.T) (*cgtest.Group, *cgtest.Workload) {
+	g := cgtest.NewV1(t, v1Controllers...)
+	g.Write("memory", "memory.limit_in_bytes", "268435456")
+	g.Write("cpu", "cpu.cfs_quota_us", "50000")
+	g.Write("pids", "pids.max", "100")
+	dir := t.TempDir()
+	// Since Linux 6.9 blk-throttle counts I/O (blkio.throttle.io_service_*,
+	// the only v1 block I/O files left besides BFQ's) only on a device queue
+	// where some throttle limit has been set. Set a limit far above anything
+	// this test does, on our own group, for the device the I/O goes to.
+	g.Write("blkio", "blkio.throttle.write_bps_device", cgtest.DevOf(t, dir)+" 1099511627776")
+	w := cgtest.Start(t, g, cgtest.Spec{MemBytes: workMem, IOBytes: workIO, IODir: dir, SpinCPU: true})
+	return g, w
+}
+
+func newFS(t *testing.T) *cgroup.FS {
+	fs, err := cgroup.NewFS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// TestLiveV1 puts a process that burns CPU, allocates memory and does direct
+// I/O into real v1 groups, and checks that the counters show it.
+func TestLiveV1(t *testing.T) {
+	ctx := context.Background()
+	g, w := startLoad(t)
+	fs := newFS(t)
+	grp, err := fs.OpenPID(ctx, w.Pid, cgroup.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grp.Close()
+
+	var a, b cgroup.Stats
+	if err := grp.Stat(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // wait until the spinner has run for a while
+		if err := grp.Stat(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := b.CPU.Usage.Get(); u > a.CPU.Usage.V+50e6 || i > 1000 {
+			break
+		}
+		waitTick()
+	}
+	if !(b.CPU.Usage.V > a.CPU.Usage.V) || b.CPU.Usage.State != cgroup.Known {
+		t.Errorf("CPU usage did not move: %v -> %v", a.CPU.Usage, b.CPU.Usage)
+	}
+	if b.CPU.User.V+b.CPU.System.V == 0 || b.CPU.User.State != cgroup.Known {
+		t.Errorf("user %v + system %v: want > 0", b.CPU.User, b.CPU.System)
+	}
+	var sum uint64
+	for _, v := range b.CPU.PerCPU {
+		sum += v
+	}
+	if sum < a.CPU.Usage.V || !b.CPU.PerCPUAvailable {
+		t.Errorf("per-CPU sum %d below an earlier usage %v", sum, a.CPU.Usage)
+	}
+	if b.CPU.QuotaUsec != (cgroup.Value{V: quotaUsec, State: cgroup.Known}) {
+		t.Errorf("quota = %v, want %d", b.CPU.QuotaUsec, quotaUsec)
+	}
+	if c, st := b.CPU.LimitCores(); st != cgroup.Known || c != 0.5 {
+		t.Errorf("LimitCores = %v %v, want 0.5", c, st)
+	}
+	if b.CPU.Periods.V == 0 {
+		t.Errorf("nr_periods = %v, want > 0 with a quota and a spinner", b.CPU.Periods)
+	}
+	m := b.Memory
+	if m.Limit != (cgroup.Value{V: memLimit, State: cgroup.Known}) {
+		t.Errorf("memory limit = %v, want %d", m.Limit, memLimit)
+	}
+	if m.Usage.V < workMem || m.Anon.V < workMem || m.WorkingSet.V < workMem || m.Peak.V < m.Usage.V {
+		t.Errorf("memory usage %v anon %v working set %v peak %v: want all >= %d", m.Usage, m.Anon, m.WorkingSet, m.Peak, workMem)
+	}
+	if m.Usage.V > memLimit {
+		t.Errorf("memory usage %v above the limit %d", m.Usage, memLimit)
+	}
+	if m.Pgfault.V < workMem/4096 {
+		t.Errorf("pgfault = %v, want >= %d (one per touched page)", m.Pgfault, workMem/4096)
+	}
+	var wrote, read, wops uint64
+	for _, d := range b.IO.Devices {
+		wrote += d.WriteBytes
+		read += d.ReadBytes
+		wops += d.WriteOps
+		if d.Name == "" {
+			t.Errorf("device %d:%d has no name", d.Major, d.Minor)
+		}
+	}
+	if wrote < workIO || read < workIO || wops == 0 {
+		t.Errorf("block I/O written %d read %d (%d write ops), want >= %d each: %+v", wrote, read, wops, workIO, b.IO.Devices)
+	}
+	if b.Pids.Current.V < 1 || b.Pids.Limit != (cgroup.Value{V: 100, State: cgroup.Known}) {
+		t.Errorf("pids %v limit %v, want >= 1 and 100", b.Pids.Current, b.Pids.Limit)
+	}
+	if _, ok := g.Dirs[""]; ok {
+		// Hybrid: PSI comes from the group's directory in the unified
+		// hierarchy, which cgtest made too.
+		if !b.Pressure.CPU.Some.Available || !b.Pressure.Memory.Some.Available || !b.Pressure.IO.Some.Available {
+			t.Errorf("pressure unavailable on a hybrid host: %+v", b.Pressure)
+		}
+	}
+	if fs.Mode() == cgroup.Hybrid && b.Hugetlb.Available {
+		t.Errorf("hugetlb available but not mounted here")
+	}
+}
+
+// TestLiveAgainstOpencontainers reads the same group with
+// opencontainers/cgroups (fs.Manager.GetStats) between two of our reads, and
+// checks every overlapping field: equal where nothing moves, between our two
+// readings for counters that move while the spinner runs.
+func TestLiveAgainstOpencontainers(t *testing.T) {
+	ctx := context.Background()
+	g, w := startLoad(t)
+	fs := newFS(t)
+	grp, err := fs.Open(ctx, g.Path, cgroup.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grp.Close()
+	paths := map[string]string{}
+	for _, c := range v1Controllers {
+		paths[c] = g.Dirs[c]
+	}
+	mgr, err := ocfs.NewManager(&occgroups.Cgroup{Resources: &occgroups.Resources{}}, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w
+	var before, after cgroup.Stats
+	if err := grp.Stat(ctx, &before); err != nil {
+		t.Fatal(err)
+	}
+	oc, err := mgr.GetStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := grp.Stat(ctx, &after); err != nil {
+		t.Fatal(err)
+	}
+	between := func(name string, lo, v, hi uint64) {
+		t.Helper()
+		if v < lo || v > hi {
+			t.Errorf("%s: opencontainers %d not within ours %d..%d", name, v, lo, hi)
+		}
+	}
+	equal := func(name string, ours cgroup.Value, theirs uint64) {
+		t.Helper()
+		if v, ok := ours.Get(); !ok || v != theirs {
+			t.Errorf("%s: ours %v, opencontainers %d", name, ours, theirs)
+		}
+	}
+	// near is for gauges that may move either way between reads: the
+	// kernel's own allocations for the spinning workload change usage by a
+	// few pages.
+	near := func(name string, a cgroup.Value, v uint64, b cgroup.Value) {
+		t.Helper()
+		lo, hi := min(a.V, b.V), max(a.V, b.V)
+		const slack = 256 << 10
+		if a.State != cgroup.Known || v+slack < lo || v > hi+slack {
+			t.Errorf("%s: opencontainers %d, ours %v..%v", name, v, a, b)
+		}
+	}
+	cu := oc.CpuStats.CpuUsage
+	between("cpu total", before.CPU.Usage.V, cu.TotalUsage, after.CPU.Usage.V)
+	if len(cu.PercpuUsage) != len(after.CPU.PerCPU) {
+		t.Fatalf("per-CPU: %d CPUs vs ours %d", len(cu.PercpuUsage), len(after.CPU.PerCPU))
+	}
+	var ocUser, ocSys uint64
+	for i := range cu.PercpuUsage {
+		between("per-CPU usage", before.CPU.PerCPU[i], cu.PercpuUsage[i], after.CPU.PerCPU[i])
+		ocUser += cu.PercpuUsageInUsermode[i]
+		ocSys += cu.PercpuUsageInKernelmode[i]
+	}
+	// opencontainers reads these per CPU from cpuacct.usage_all, as we do.
+	between("cpu user", before.CPU.User.V, ocUser, after.CPU.User.V)
+	between("cpu system", before.CPU.System.V, ocSys, after.CPU.System.V)
+	td := oc.CpuStats.ThrottlingData
+	between("nr_periods", before.CPU.Periods.V, td.Periods, after.CPU.Periods.V)
+	between("nr_throttled", before.CPU.ThrottledPeriods.V, td.ThrottledPeriods, after.CPU.ThrottledPeriods.V)
+	between("throttled_time", before.CPU.ThrottledTime.V, td.ThrottledTime, after.CPU.ThrottledTime.V)
+	between("nr_bursts", before.CPU.Bursts.V, oc.CpuStats.BurstData.BurstsPeriods, after.CPU.Bursts.V)
+	between("burst_time", before.CPU.BurstTime.V, oc.CpuStats.BurstData.BurstTime, after.CPU.BurstTime.V)
+
+	// Memory does not move while the workload only spins.
+	ms, m := oc.MemoryStats, after.Memory
+	near("memory usage", before.Memory.Usage, ms.Usage.Usage, after.Memory.Usage)
+	equal("memory max usage", m.Peak, ms.Usage.MaxUsage)
+	equal("memory failcnt", m.Failcnt, ms.Usage.Failcnt)
+	equal("memory limit", m.Limit, ms.Usage.Limit)
+	equal("kernel usage", m.Kernel, ms.KernelUsage.Usage)
+	if ms.SwapUsage.Usage != 0 { // memsw present: swap accounting is on
+		near("memsw usage", before.Memory.MemSwapUsage, ms.SwapUsage.Usage, after.Memory.MemSwapUsage)
+	}
+	for key, ours := range map[string]cgroup.Value{
+		"total_rss": m.Anon, "total_cache": m.File, "total_shmem": m.Shmem,
+		"total_mapped_file": m.MappedFile, "total_inactive_file": m.InactiveFile,
+		"total_active_file": m.ActiveFile, "total_pgmajfault": m.Pgmajfault,
+	} {
+		equal("memory.stat "+key, ours, ms.Stats[key])
+	}
+	between("memory.stat total_pgfault", before.Memory.Pgfault.V, ms.Stats["total_pgfault"], after.Memory.Pgfault.V)
+
+	equal("pids current", after.Pids.Current, oc.PidsStats.Current)
+	equal("pids limit", after.Pids.Limit, oc.PidsStats.Limit)
+
+	// Block I/O: the same devices and values.
+	type key struct {
+		maj, min uint64
+		op       string
+	}
+	theirs := map[key]uint64{}
+	for _, e := range oc.BlkioStats.IoServiceBytesRecursive {
+		theirs[key{e.Major, e.Minor, e.Op + " bytes"}] = e.Value
+	}
+	for _, e := range oc.BlkioStats.IoServicedRecursive {
+		theirs[key{e.Major, e.Minor, e.Op + " ops"}] = e.Value
+	}
+	if len(after.IO.Devices) == 0 {
+		t.Fatal("no block I/O devices")
+	}
+	for _, d := range after.IO.Devices {
+		for op, v := range map[string]uint64{
+			"Read bytes": d.ReadBytes, "Write bytes": d.WriteBytes, "Discard bytes": d.DiscardBytes,
+			"Read ops": d.ReadOps, "Write ops": d.WriteOps, "Discard ops": d.DiscardOps,
+		} {
+			if tv, ok := theirs[key{uint64(d.Major), uint64(d.Minor), op}]; !ok || tv != v {
+				t.Errorf("blkio %d:%d %s: ours %d, opencontainers %d (present %v)", d.Major, d.Minor, op, v, tv, ok)
+			}
+		}
+	}
+}
+
+// TestLiveRemovedMidScrape removes a group while a Group holds it open:
+// Stat fails with ErrNotExist, and Close gives back every descriptor.
+func TestLiveRemovedMidScrape(t *testing.T) {
+	ctx := context.Background()
+	g := cgtest.NewV1(t, v1Controllers...)
+	w := cgtest.Start(t, g, cgtest.Spec{})
+	fs := newFS(t)
+	grp, err := fs.Open(ctx, g.Path, cgroup.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 cpu + 3 cpuacct + 9 memory + 2 blkio + 2 pids files, and 3
+	// pressure files on a hybrid host.
+	if n := groupFDs(t, g.Path); n < 20 {
+		t.Fatalf("descriptors open on the group: %d, want >= 20", n)
+	}
+	var s cgroup.Stats
+	if err := grp.Stat(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	err = grp.Stat(ctx, &s)
+	if !errors.Is(err, cgroup.ErrNotExist) {
+		t.Fatalf("Stat after removal: %v, want ErrNotExist", err)
+	}
+	if err := grp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := groupFDs(t, g.Path); n != 0 {
+		t.Errorf("descriptors still open on the group after Close: %d", n)
+	}
+	if err := grp.Stat(ctx, &s); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Stat after Close: %v, want os.ErrClosed", err)
+	}
+	// Opening the removed group fails with ErrNotExist too.
+	if _, err := fs.Open(ctx, g.Path, cgroup.All); !errors.Is(err, cgroup.ErrNotExist) {
+		t.Errorf("Open of a removed group: %v, want ErrNotExist", err)
+	}
+	if _, err := fs.OpenPID(ctx, w.Pid, cgroup.All); !errors.Is(err, cgroup.ErrNotExist) {
+		t.Errorf("OpenPID of an exited process: %v, want ErrNotExist", err)
+	}
+}
+
+// groupFDs counts this process's descriptors open on files of the cgroup
+// at path, from the /proc/self/fd links (which keep the path, marked
+// "(deleted)", after the group is removed).
+func groupFDs(t *testing.T, path string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(l, path+"/") {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,58 @@
+package cgtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// directIO writes n bytes to a new file in dir with O_DIRECT, syncs, then
+// reads them back with O_DIRECT, so the bytes reach the block device and are
+// charged to the caller's blkio/io group.
+func directIO(dir string, n int) error {
+	const chunk = 1 << 20
+	buf, err := unix.Mmap(-1, 0, chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(buf)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	name := filepath.Join(dir, "cgtest-directio")
+	defer os.Remove(name)
+	fd, err := unix.Open(name, unix.O_CREAT|unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for off := 0; off < n; off += chunk {
+		if _, err := unix.Pwrite(fd, buf, int64(off)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Fsync(fd); err != nil {
+		return err
+	}
+	for off := 0; off < n; off += chunk {
+		if _, err := unix.Pread(fd, buf, int64(off)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DevOf returns "major:minor" of the block device holding path.
+func DevOf(t interface {
+	Helper()
+	Fatal(...any)
+}, path string) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+}
