@@ -48,8 +48,11 @@ func parseUsageAll(b []byte, c *CPUStats) error {
 }
 
 // parseUsagePerCPU parses v1 cpuacct.usage_percpu: ns per CPU on one line.
+// It sets PerCPU and Usage, their sum (the kernel's cpuacct.usage is the same
+// sum over the same per-CPU counters).
 func parseUsagePerCPU(b []byte, c *CPUStats) error {
 	c.PerCPU = c.PerCPU[:0]
+	var sum uint64
 	l, _ := parse.Line(b)
 	for {
 		var f []byte
@@ -61,8 +64,13 @@ func parseUsagePerCPU(b []byte, c *CPUStats) error {
 		if err != nil {
 			return errAt(1, err)
 		}
+		if sum+v < sum {
+			return errAt(1, parse.ErrRange)
+		}
+		sum += v
 		c.PerCPU = append(c.PerCPU, v)
 	}
 	c.PerCPUAvailable = true
+	c.Usage = known(sum)
 	return nil
 }

@@ -146,9 +146,9 @@ func TestFixtureV1Docker(t *testing.T) {
 	}
 	want := Stats{
 		CPU: CPUStats{
-			// cpuacct.usage; cpuacct.usage_all: cpu0 user 1183731978
-			// system 12000000, cpu1 user 135968964 system 7840411.
-			Usage:  known(1274932949),
+			// cpuacct.usage_percpu summed; cpuacct.usage_all: cpu0 user
+			// 1183731978 system 12000000, cpu1 user 135968964 system 7840411.
+			Usage:  known(1139127154 + 143807301),
 			User:   known(1183731978 + 135968964),
 			System: known(12000000 + 7840411),
 			PerCPU: []uint64{1139127154, 143807301}, PerCPUAvailable: true,
@@ -162,7 +162,7 @@ func TestFixtureV1Docker(t *testing.T) {
 			Anon:       known(118784), File: known(41951232), Shmem: known(0), MappedFile: known(0),
 			InactiveFile: known(41943040), ActiveFile: known(8192), Kernel: known(1499136),
 			SwapUsage: known(0), SwapLimit: known(268435456 - 134217728),
-			MemSwapUsage: known(43708416), MemSwapLimit: known(268435456),
+			MemSwapLimit: known(268435456),
 			Pgfault: known(1511), Pgmajfault: known(0), Peak: known(45113344), Failcnt: known(0),
 			Events: MemoryEvents{OOMKill: known(0), UnderOOM: known(0)},
 		},

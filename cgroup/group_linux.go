@@ -34,7 +34,6 @@ const (
 	kMemFailcnt
 	kMemStatV1
 	kMemStatV2
-	kMemSwUsage
 	kMemSwLimit
 	kKmemUsage
 	kOOMControl
@@ -144,8 +143,11 @@ func (o *opener) v1(p Paths, c Controllers) {
 			o.file(dir, "cpu.shares", kShares)
 		}
 		if dir := o.v1dir("cpuacct", p); dir >= 0 {
-			o.file(dir, "cpuacct.usage", kUsage)
-			o.file(dir, "cpuacct.usage_percpu", kUsagePerCPU)
+			// Usage is the sum of usage_percpu, as the kernel computes
+			// cpuacct.usage: one file fewer per Stat.
+			if !o.file(dir, "cpuacct.usage_percpu", kUsagePerCPU) {
+				o.file(dir, "cpuacct.usage", kUsage)
+			}
 			if !o.file(dir, "cpuacct.usage_all", kUsageAll) {
 				o.file(dir, "cpuacct.usage_user", kUsageUser)
 				o.file(dir, "cpuacct.usage_sys", kUsageSys)
@@ -159,7 +161,6 @@ func (o *opener) v1(p Paths, c Controllers) {
 			o.file(dir, "memory.max_usage_in_bytes", kMemPeak)
 			o.file(dir, "memory.failcnt", kMemFailcnt)
 			o.file(dir, "memory.stat", kMemStatV1)
-			o.file(dir, "memory.memsw.usage_in_bytes", kMemSwUsage)
 			o.file(dir, "memory.memsw.limit_in_bytes", kMemSwLimit)
 			o.file(dir, "memory.kmem.usage_in_bytes", kKmemUsage)
 			o.file(dir, "memory.oom_control", kOOMControl)
@@ -499,8 +500,6 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 		return parseMemoryStat(b, false, m)
 	case kMemStatV2:
 		return parseMemoryStat(b, true, m)
-	case kMemSwUsage:
-		return single(b, &m.MemSwapUsage)
 	case kMemSwLimit:
 		return limitFile(b, pageMax, &m.MemSwapLimit)
 	case kKmemUsage:

@@ -22,7 +22,9 @@ type Stats struct {
 // CPUStats holds the cpu and cpuacct controllers' figures.
 type CPUStats struct {
 	// Usage is the CPU time used by the group's tasks, in nanoseconds.
-	// v1: cpuacct.usage. v2: cpu.stat usage_usec × 1000.
+	// v1: the sum of cpuacct.usage_percpu, which is how the kernel computes
+	// cpuacct.usage (read where usage_percpu is absent). v2: cpu.stat
+	// usage_usec × 1000.
 	Usage Value
 	// User is the CPU time spent in user mode, in nanoseconds.
 	// v1: the "user" column of cpuacct.usage_all summed (cpuacct.usage_user
@@ -127,9 +129,6 @@ type MemoryStats struct {
 	// MemSwapLimit minus Limit when both are set, Unlimited when MemSwapLimit
 	// is, and Unavailable otherwise.
 	SwapLimit Value
-	// MemSwapUsage is memory plus swap used. v1: memory.memsw.usage_in_bytes
-	// (swap accounting only). v2: Unavailable.
-	MemSwapUsage Value
 	// MemSwapLimit is the memory+swap limit. v1:
 	// memory.memsw.limit_in_bytes. v2: Unavailable.
 	MemSwapLimit Value

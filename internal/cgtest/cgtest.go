@@ -72,9 +72,9 @@ func NeedRoot(t testing.TB) {
 	}
 }
 
-// NewV1 creates parent/g in each named v1 controller hierarchy, and in the
-// unified hierarchy too when the host has one (hybrid), so that PSI can be
-// read. It skips the test when not root or when a controller is not mounted
+// NewV1 creates parent/g in each named v1 controller hierarchy; the name ""
+// stands for the unified hierarchy of a hybrid host (where PSI is read), and
+// is skipped when the host has none. It skips the test when not root or when a controller is not mounted
 // as v1. The groups are removed at cleanup (after the test's own cleanups
 // stopped its processes).
 func NewV1(t testing.TB, controllers ...string) *Group {
@@ -90,14 +90,17 @@ func NewV1(t testing.TB, controllers ...string) *Group {
 	g := &Group{Path: "/" + parent + "/g", Dirs: make(map[string]string), t: t}
 	hier := map[string]string{}
 	for _, c := range controllers {
+		if c == "" {
+			if unified != "" {
+				hier[""] = unified
+			}
+			continue
+		}
 		p, ok := v1[c]
 		if !ok {
 			t.Skipf("cgroup v1 controller %q is not mounted here (this live test needs a v1 or hybrid host; v2 is covered by the fixture capture)", c)
 		}
 		hier[c] = p
-	}
-	if unified != "" {
-		hier[""] = unified
 	}
 	t.Cleanup(func() {
 		if err := g.Remove(); err != nil {

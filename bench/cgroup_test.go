@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	cgroup1 "github.com/containerd/cgroups/v3/cgroup1"
+	occgroups "github.com/opencontainers/cgroups"
+	ocfs "github.com/opencontainers/cgroups/fs"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/cgtest"
+)
+
+func TestMain(m *testing.M) {
+	cgtest.Main()
+	os.Exit(m.Run())
+}
+
+var controllers = []string{"memory", "cpu", "cpuacct", "blkio", "pids"}
+
+// BenchmarkGroupStat reads one real v1 group with a process in it, made by
+// the benchmark in memory, cpu, cpuacct, blkio and pids, with every
+// controller, through metricsd, opencontainers/cgroups (fs.Manager.GetStats)
+// and containerd/cgroups/v3 (cgroup1 Stat).
+//
+//	cd bench && go test -run '^$' -bench GroupStat -benchmem
+func BenchmarkGroupStat(b *testing.B) {
+	g := cgtest.NewV1(b, controllers...)
+	cgtest.Start(b, g, cgtest.Spec{MemBytes: 16 << 20})
+	ctx := context.Background()
+
+	b.Run("metricsd", func(b *testing.B) {
+		fs, err := cgroup.NewFS(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		grp, err := fs.Open(ctx, g.Path, cgroup.All)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer grp.Close()
+		var s cgroup.Stats
+		if err := grp.Stat(ctx, &s); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if err := grp.Stat(ctx, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("opencontainers", func(b *testing.B) {
+		paths := map[string]string{}
+		for _, c := range controllers {
+			paths[c] = g.Dirs[c]
+		}
+		mgr, err := ocfs.NewManager(&occgroups.Cgroup{Resources: &occgroups.Resources{}}, paths)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := mgr.GetStats(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("containerd", func(b *testing.B) {
+		cg, err := cgroup1.Load(cgroup1.StaticPath(g.Path))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := cg.Stat(cgroup1.IgnoreNotExist); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
