@@ -163,7 +163,7 @@ func TestFixtureV1Docker(t *testing.T) {
 			InactiveFile: known(41943040), ActiveFile: known(8192), Kernel: known(1499136),
 			SwapUsage: known(0), SwapLimit: known(268435456 - 134217728),
 			MemSwapLimit: known(268435456),
-			Pgfault: known(1511), Pgmajfault: known(0), Peak: known(45113344), Failcnt: known(0),
+			Pgfault:      known(1511), Pgmajfault: known(0), Peak: known(45113344), Failcnt: known(0),
 			Events: MemoryEvents{OOMKill: known(0), UnderOOM: known(0)},
 		},
 		IO:   IOStats{Available: true, Devices: s.IO.Devices},
