@@ -30,18 +30,21 @@ func parseUsageAll(b []byte, c *CPUStats) error {
 			return errAt(n, err)
 		}
 		uv, err := parse.Uint(u)
-		if err != nil {
-			return errAt(n, err)
+		if err == nil {
+			var sv uint64
+			if sv, err = parse.Uint(s); err == nil {
+				if user+uv < user || sys+sv < sys {
+					return errAt(n, parse.ErrRange)
+				}
+				user += uv
+				sys += sv
+				continue
+			}
 		}
-		sv, err := parse.Uint(s)
-		if err != nil {
-			return errAt(n, err)
+		if err == parse.ErrNegative { // a kernel bug: no trustworthy figure
+			return nil
 		}
-		if user+uv < user || sys+sv < sys {
-			return errAt(n, parse.ErrRange)
-		}
-		user += uv
-		sys += sv
+		return errAt(n, err)
 	}
 	c.User, c.System = known(user), known(sys)
 	return nil
@@ -61,6 +64,10 @@ func parseUsagePerCPU(b []byte, c *CPUStats) error {
 			break
 		}
 		v, err := parse.Uint(f)
+		if err == parse.ErrNegative { // a kernel bug: no trustworthy figure
+			c.PerCPU = c.PerCPU[:0]
+			return nil
+		}
 		if err != nil {
 			return errAt(1, err)
 		}

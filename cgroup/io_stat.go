@@ -10,15 +10,16 @@ import "github.com/metricsd/metricsd/internal/parse"
 // device with no values and no newline ("253:0 254:0 rbytes=...") is still
 // attributed correctly: a device token starts a new device, and a device
 // that got no values is left out (the kernel omits all-zero devices that
-// way). Unknown keys are ignored; a key=value before any device, or a token
-// that is neither, is a parse error.
+// way). A device token that is not "major:minor", such as "(unknown)", starts
+// a device whose values are skipped: they can not be attributed. Unknown keys
+// are ignored; a key=value before any device is a parse error.
 func parseIOStat(b []byte, devs *[]IODevice) error {
 	for n := 1; len(b) > 0; n++ {
 		var l []byte
 		l, b = parse.Line(b)
 		var cur *IODevice
 		var major, minor uint32
-		pending := false
+		pending, skip := false, false
 		for {
 			var tok []byte
 			tok, l = parse.Field(l)
@@ -28,14 +29,17 @@ func parseIOStat(b []byte, devs *[]IODevice) error {
 			key, val, isKV := parse.Cut(tok, '=')
 			if !isKV {
 				ma, mi, err := parse.Dev(tok)
-				if err != nil {
-					return errAt(n, err)
+				if err != nil && err != parse.ErrSyntax {
+					return errAt(n, err) // a device number out of range
 				}
-				major, minor, pending, cur = ma, mi, true, nil
+				major, minor, pending, skip, cur = ma, mi, true, err != nil, nil
 				continue
 			}
 			if !pending {
 				return errAt(n, parse.ErrSyntax)
+			}
+			if skip {
+				continue
 			}
 			var dst *uint64
 			if cur == nil {

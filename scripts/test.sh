@@ -66,6 +66,21 @@ else
 	grep -E '^(ok|FAIL|---|PASS|panic)|^\s+--- ' "$log" | grep -v -- '--- PASS' || true
 fi
 
+# Every fuzz target runs briefly on top of its seed corpus (the seeds run as
+# plain tests above already). FUZZTIME=30s for a longer local run.
+echo "== fuzz (${FUZZTIME:-2s} each)"
+for pkg in $(go list ./...); do
+	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+		if ! out=$(go test -run '^$' -fuzz "^$f\$" -fuzztime "${FUZZTIME:-2s}" "$pkg" 2>&1); then
+			echo "$out"
+			echo "test.sh: FAILED: fuzz $pkg $f"
+			status=1
+		else
+			echo "ok   fuzz $f ($pkg)"
+		fi
+	done
+done
+
 echo "== skipped tests and why"
 grep -A1 -E -- '--- SKIP' "$log" | grep -v '^--$' || echo "(none)"
 

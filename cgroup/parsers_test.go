@@ -1,0 +1,291 @@
+package cgroup
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+// wantLineErr checks that err is a parse error at line with the given cause.
+func wantLineErr(t *testing.T, err error, line int, cause error) {
+	t.Helper()
+	var le *lineError
+	if !errors.As(err, &le) || le.line != line || !errors.Is(err, cause) {
+		t.Errorf("error = %v, want line %d: %v", err, line, cause)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Run("truncated line", func(t *testing.T) {
+		var c CPUStats
+		err := parseCPUStat([]byte("nr_periods 36\nnr_throttled"), false, &c)
+		wantLineErr(t, err, 2, strconv.ErrSyntax)
+		var m MemoryStats
+		wantLineErr(t, parseMemoryStat([]byte("total_cache 1\ntotal_rss\n"), false, &m), 2, strconv.ErrSyntax)
+		var p PSI
+		wantLineErr(t, parsePSI([]byte("some avg10=0.00 avg60=0.00\n"), &p), 1, strconv.ErrSyntax)
+		var d []IODevice
+		wantLineErr(t, parseBlkio([]byte("8:0 Read\n"), true, &d), 1, strconv.ErrSyntax)
+		wantLineErr(t, parseIOStat([]byte("8:0 rbytes=\n"), &d), 1, strconv.ErrSyntax)
+		wantLineErr(t, parseCPUMax([]byte("max"), &c), 1, strconv.ErrSyntax)
+	})
+	t.Run("truncated line of an unknown key is ignored", func(t *testing.T) {
+		var m MemoryStats
+		if err := parseMemoryStat([]byte("future_key\ntotal_rss 5\n"), false, &m); err != nil || m.Anon != known(5) {
+			t.Errorf("got %v, anon %v", err, m.Anon)
+		}
+	})
+	t.Run("empty file", func(t *testing.T) {
+		var v Value
+		wantLineErr(t, single(nil, &v), 1, strconv.ErrSyntax)
+		wantLineErr(t, single([]byte("\n"), &v), 1, strconv.ErrSyntax)
+		var c CPUStats
+		if err := parseCPUStat(nil, true, &c); err != nil || c.Usage.Available() {
+			t.Errorf("empty cpu.stat: %v, usage %v: want no error, unavailable", err, c.Usage)
+		}
+		var p PSI
+		if err := parsePSI(nil, &p); err != nil || p.Some.Available {
+			t.Errorf("empty pressure file: %v %+v", err, p)
+		}
+		var d []IODevice
+		if err := parseIOStat(nil, &d); err != nil || len(d) != 0 {
+			t.Errorf("empty io.stat: %v %v", err, d)
+		}
+	})
+	t.Run("max", func(t *testing.T) {
+		var v Value
+		if err := limitFile([]byte("max\n"), pageRoundedMax(4096), &v); err != nil || v != unlimited {
+			t.Errorf("max: %v %v", v, err)
+		}
+		var c CPUStats
+		if err := parseCPUMax([]byte("max 100000\n"), &c); err != nil || c.QuotaUsec != unlimited || c.PeriodUsec != known(100000) {
+			t.Errorf("cpu.max: %v %+v", err, c)
+		}
+		if _, st := c.LimitCores(); st != Unlimited {
+			t.Errorf("LimitCores state %v, want unlimited", st)
+		}
+		if err := parseCFSQuota([]byte("-1\n"), &c); err != nil || c.QuotaUsec != unlimited {
+			t.Errorf("cfs_quota_us -1: %v %v", err, c.QuotaUsec)
+		}
+	})
+	t.Run("page-rounded 2^63 is unlimited", func(t *testing.T) {
+		for _, page := range []uint64{4096, 16384, 65536} {
+			max := pageRoundedMax(page)
+			var v Value
+			if err := limitFile([]byte(strconv.FormatUint(max, 10)), max, &v); err != nil || v != unlimited {
+				t.Errorf("page %d: %d gave %v %v", page, max, v, err)
+			}
+			if err := limitFile([]byte(strconv.FormatUint(max-page, 10)), max, &v); err != nil || v != known(max-page) {
+				t.Errorf("page %d: %d gave %v %v, want known", page, max-page, v, err)
+			}
+		}
+		if pageRoundedMax(4096) != 9223372036854771712 {
+			t.Errorf("pageRoundedMax(4096) = %d", pageRoundedMax(4096))
+		}
+	})
+	t.Run("(unknown) devices", func(t *testing.T) {
+		var d []IODevice
+		err := parseBlkio([]byte("(unknown) Read 5\n8:0 Read 10\n8:0 Write 7\n8:0 Total 17\nTotal 22\n"), true, &d)
+		if err != nil || !reflect.DeepEqual(d, []IODevice{{Major: 8, Minor: 0, ReadBytes: 10, WriteBytes: 7}}) {
+			t.Errorf("blkio: %v %+v", err, d)
+		}
+		d = nil
+		err = parseIOStat([]byte("(unknown) rbytes=5\n8:16 rbytes=1 wbytes=2\n"), &d)
+		if err != nil || !reflect.DeepEqual(d, []IODevice{{Major: 8, Minor: 16, ReadBytes: 1, WriteBytes: 2}}) {
+			t.Errorf("io.stat: %v %+v", err, d)
+		}
+	})
+	t.Run("several devices on one io.stat line", func(t *testing.T) {
+		var d []IODevice
+		err := parseIOStat([]byte("253:0 254:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 253:1 rbytes=9\n"), &d)
+		want := []IODevice{
+			{Major: 254, ReadBytes: 1, WriteBytes: 2, ReadOps: 3, WriteOps: 4, DiscardBytes: 5, DiscardOps: 6},
+			{Major: 253, Minor: 1, ReadBytes: 9},
+		}
+		if err != nil || !reflect.DeepEqual(d, want) {
+			t.Errorf("got %v %+v, want %+v", err, d, want)
+		}
+	})
+	t.Run("device IDs with no values", func(t *testing.T) {
+		var d []IODevice
+		err := parseIOStat([]byte("8:0\n8:16 rbytes=5\n8:32 \n"), &d)
+		if err != nil || !reflect.DeepEqual(d, []IODevice{{Major: 8, Minor: 16, ReadBytes: 5}}) {
+			t.Errorf("got %v %+v", err, d)
+		}
+	})
+	t.Run("negative values from kernel bugs", func(t *testing.T) {
+		m := MemoryStats{Usage: known(1000)}
+		if err := parseMemoryStat([]byte("total_inactive_file -4096\ntotal_rss 10\n"), false, &m); err != nil {
+			t.Fatal(err)
+		}
+		deriveMemory(&m, 1)
+		if m.InactiveFile.Available() || m.WorkingSet.Available() || m.Anon != known(10) {
+			t.Errorf("inactive %v working set %v anon %v: want unavailable, unavailable, 10", m.InactiveFile, m.WorkingSet, m.Anon)
+		}
+		var d []IODevice
+		if err := parseBlkio([]byte("8:0 Read -5\n8:0 Write 3\n"), true, &d); err != nil || d[0].ReadBytes != 0 || d[0].WriteBytes != 3 {
+			t.Errorf("blkio: %v %+v", err, d)
+		}
+		var c CPUStats
+		if err := parseUsagePerCPU([]byte("5 -1 7\n"), &c); err != nil || c.PerCPUAvailable || c.Usage.Available() || len(c.PerCPU) != 0 {
+			t.Errorf("usage_percpu with a negative CPU: %v %+v, want per-CPU and usage unavailable", err, c)
+		}
+		if err := parseUsageAll([]byte("cpu user system\n0 5 -7\n"), &c); err != nil || c.User.Available() || c.System.Available() {
+			t.Errorf("usage_all with a negative value: %v %+v, want user and system unavailable", err, c)
+		}
+	})
+	t.Run("unknown keys are ignored", func(t *testing.T) {
+		var c CPUStats
+		if err := parseCPUStat([]byte("usage_usec 5\nnew_key x y z\nnr_periods 2\n"), true, &c); err != nil || c.Usage != known(5000) || c.Periods != known(2) {
+			t.Errorf("%v %+v", err, c)
+		}
+		var p PSI
+		if err := parsePSI([]byte("some avg10=1.00 avg60=2.00 avg300=3.00 total=4 avg5=9.99\nnew x=1\n"), &p); err != nil || p.Some.Total != 4 || p.Some.Avg300 != 3 {
+			t.Errorf("%v %+v", err, p)
+		}
+		var d []IODevice
+		if err := parseIOStat([]byte("8:0 rbytes=1 cost.usage=77 newkey=x\n"), &d); err != nil || d[0].ReadBytes != 1 {
+			t.Errorf("%v %+v", err, d)
+		}
+	})
+	t.Run("a number too large for uint64", func(t *testing.T) {
+		var m MemoryStats
+		wantLineErr(t, parseMemoryStat([]byte("anon 1\nfile 18446744073709551616\n"), true, &m), 2, strconv.ErrRange)
+		var d []IODevice
+		wantLineErr(t, parseIOStat([]byte("8:0 rbytes=99999999999999999999\n"), &d), 1, strconv.ErrRange)
+		wantLineErr(t, parseIOStat([]byte("4294967296:0 rbytes=1\n"), &d), 1, strconv.ErrRange)
+		var c CPUStats
+		// usage_usec fits but its nanoseconds do not.
+		wantLineErr(t, parseCPUStat([]byte("usage_usec 18446744073709552\n"), true, &c), 1, strconv.ErrRange)
+		if err := parseCPUStat([]byte("usage_usec 18446744073709552\n"), false, &c); err != nil {
+			t.Errorf("v1 ignores usage_usec: %v", err)
+		}
+		var v Value
+		wantLineErr(t, single([]byte(strconv.FormatUint(math.MaxUint64, 10)+"0"), &v), 1, strconv.ErrRange)
+	})
+	t.Run("ParseError names file and line", func(t *testing.T) {
+		err := withFile("/sys/fs/cgroup/x/memory.stat", errAt(7, strconv.ErrSyntax))
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.File != "/sys/fs/cgroup/x/memory.stat" || pe.Line != 7 || !errors.Is(err, strconv.ErrSyntax) {
+			t.Errorf("%#v", err)
+		}
+		if got := err.Error(); got != "cgroup: parse /sys/fs/cgroup/x/memory.stat line 7: invalid syntax" {
+			t.Errorf("message %q", got)
+		}
+	})
+}
+
+// TestMissingFiles opens the v2 capture's root group, which has no
+// memory.current, memory.max or pids files: those fields are Unavailable and
+// the rest of Stat succeeds.
+func TestMissingFiles(t *testing.T) {
+	ctx := t.Context()
+	fs, err := NewFS(ctx, WithRoot(fixtureRoot(t, "cgroup2-kernel6.18", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Open(ctx, "/", All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var s Stats
+	if err := g.Stat(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]Value{
+		"memory usage": s.Memory.Usage, "memory limit": s.Memory.Limit, "working set": s.Memory.WorkingSet,
+		"peak": s.Memory.Peak, "pids": s.Pids.Current, "pids limit": s.Pids.Limit, "quota": s.CPU.QuotaUsec,
+		"weight": s.CPU.Weight, "oom_kill": s.Memory.Events.OOMKill,
+	} {
+		if v.Available() {
+			t.Errorf("%s = %v, want unavailable (no such file at the root)", name, v)
+		}
+	}
+	if !s.Memory.Anon.Available() || !s.CPU.Usage.Available() || !s.IO.Available {
+		t.Errorf("root memory.stat, cpu.stat and io.stat exist: anon %v usage %v io %v", s.Memory.Anon, s.CPU.Usage, s.IO.Available)
+	}
+	if _, err := fs.Open(ctx, "/no-such-group", All); !errors.Is(err, ErrNotExist) {
+		t.Errorf("Open of a missing group: %v, want ErrNotExist", err)
+	}
+	if _, err := fs.Open(ctx, "/fixture_load/../..", All); !errors.Is(err, ErrInvalidPath) {
+		t.Errorf("Open with ..: %v, want ErrInvalidPath", err)
+	}
+}
+
+func TestMountinfo(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "cgroup1-hybrid-kernel6.18-docker20.10", "proc", "mountinfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := parseMountinfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 10 {
+		t.Fatalf("%d cgroup mounts, want 10: %+v", len(ms), ms)
+	}
+	if m := ms[0]; m.point != "/sys/fs/cgroup/cpu" || m.root != "/" || m.v2 || !reflect.DeepEqual(m.controllers, []string{"cpu"}) {
+		t.Errorf("first mount %+v", m)
+	}
+	if m := ms[9]; m.point != "/sys/fs/cgroup/unified" || !m.v2 || len(m.controllers) != 0 {
+		t.Errorf("last mount %+v", m)
+	}
+	// Escaped paths, co-mounted controllers, a namespaced root.
+	ms, err = parseMountinfo([]byte(`30 25 0:26 /.. /sys/fs/cgroup/cpu\040acct rw,nosuid shared:9 - cgroup cgroup rw,cpu,cpuacct,release_agent=/x` + "\n"))
+	if err != nil || len(ms) != 1 || ms[0].point != "/sys/fs/cgroup/cpu acct" || ms[0].root != "/.." || !reflect.DeepEqual(ms[0].controllers, []string{"cpu", "cpuacct"}) {
+		t.Errorf("got %+v %v", ms, err)
+	}
+	if _, err := parseMountinfo([]byte("30 25 0:26 / - cgroup2 cgroup2 rw\n")); err == nil {
+		t.Error("a cgroup line with too few fields parsed")
+	}
+}
+
+func TestRelativeTo(t *testing.T) {
+	for _, tc := range []struct {
+		root, path, want string
+		err              error
+	}{
+		{"/", "/docker/abc", "docker/abc", nil},
+		{"/", "/", ".", nil},
+		{"/docker/abc", "/docker/abc/sub", "sub", nil}, // bind-mounted subtree
+		{"/docker/abc", "/docker/abc", ".", nil},
+		{"/docker/abc", "/docker/abd", "", ErrOutsideMount},
+		{"/docker", "/system.slice/x.scope", "", ErrOutsideMount},
+		// Reader in a cgroup namespace: the host's mount root and the
+		// target's path both climb out of it equally.
+		{"/..", "/../sibling/x", "sibling/x", nil},
+		{"/../..", "/../../kubepods/pod1/c", "kubepods/pod1/c", nil},
+		{"/", "/../other", "", ErrOutsideMount},
+		{"/..", "/inside", "", ErrOutsideMount},
+		{"/", "/a/../b", "", ErrInvalidPath},
+		{"/", "relative", "", ErrInvalidPath},
+		{"/", "/a\x00b", "", ErrInvalidPath},
+	} {
+		got, err := relativeTo(tc.root, tc.path)
+		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
+			t.Errorf("relativeTo(%q, %q) = %q, %v; want %q, %v", tc.root, tc.path, got, err, tc.want, tc.err)
+		}
+	}
+	if !errors.Is(ErrOutsideMount, ErrNotExist) {
+		t.Error("ErrOutsideMount does not match ErrNotExist")
+	}
+}
+
+func TestPartitions(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "cgroup2-kernel6.18", "proc", "partitions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parsePartitions(b)
+	if err != nil || !reflect.DeepEqual(m, map[devNum]string{{254, 0}: "vda", {254, 16}: "vdb"}) {
+		t.Errorf("%v %v", m, err)
+	}
+	if got := parseUeventDevname([]byte("MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n")); got != "vda" {
+		t.Errorf("uevent DEVNAME = %q", got)
+	}
+}
