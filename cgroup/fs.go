@@ -96,10 +96,19 @@ func WithRoot(root string) Option { return func(o *options) { o.root = root } }
 // WithLogger sets the logger for diagnostics; the default discards them.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// NewFS finds the cgroup mounts of the host from <root>/proc/1/mountinfo, or,
-// when that can not be read (no permission to read init's mount table),
-// from /proc/self/mountinfo, whose mount points are then taken as they are.
-// It returns ErrNoCgroupFS when neither lists a cgroup filesystem.
+// NewFS finds the cgroup mounts of the host and reports its Mode.
+//
+// With a host root other than "/" it reads <root>/proc/1/mountinfo (the
+// host init's mount table; its mount points are taken beneath the root),
+// falling back to /proc/self/mountinfo (mount points taken as they are) when
+// that can not be read. With the root "/" it reads /proc/self/mountinfo: the
+// paths the library opens are resolved in its own mount namespace, which is
+// what that file describes, even when it differs from init's (a private
+// mount namespace, or a cgroup namespace with its own cgroupfs mount).
+//
+// Where a hierarchy is mounted more than once, the mount showing most of it
+// (the shortest root) is used. NewFS returns ErrNoCgroupFS when no cgroup
+// filesystem is mounted.
 func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 	o := options{root: "/"}
 	for _, opt := range opts {
@@ -114,15 +123,18 @@ func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 	root := filepath.Clean(o.root)
 	f := &FS{root: root, log: o.log, v1: make(map[string]mount), pageMax: pageRoundedMax(uint64(os.Getpagesize()))}
 
-	src := filepath.Join(root, "proc/1/mountinfo")
+	src, prefix := filepath.Join(root, "proc/1/mountinfo"), root
+	if root == "/" {
+		src = "/proc/self/mountinfo"
+	}
 	b, err := os.ReadFile(src)
-	prefix := root
-	if err != nil {
+	if err != nil && src != "/proc/self/mountinfo" {
 		f.log.Debug("cgroup: falling back to /proc/self/mountinfo", "path", src, "err", err)
 		src, prefix = "/proc/self/mountinfo", "/"
-		if b, err = os.ReadFile(src); err != nil {
-			return nil, fmt.Errorf("cgroup: read mount table: %w", err)
-		}
+		b, err = os.ReadFile(src)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: read mount table: %w", err)
 	}
 	mounts, err := parseMountinfo(b)
 	if err != nil {

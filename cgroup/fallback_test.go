@@ -1,0 +1,78 @@
+package cgroup
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	occgroups "github.com/opencontainers/cgroups"
+
+	"github.com/metricsd/metricsd/internal/cgtest"
+)
+
+// TestOpenatFallback forces the path taken on kernels without openat2: the
+// group is opened with openat and checked to be on a cgroup filesystem, and
+// reads the same as through openat2; a directory on another filesystem is
+// refused.
+func TestOpenatFallback(t *testing.T) {
+	g := cgtest.NewV1(t, "memory", "pids")
+	ctx := context.Background()
+	fs, err := NewFS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.noOpenat2 = true
+	grp, err := fs.Open(ctx, g.Path, Memory|Pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grp.Close()
+	var s Stats
+	if err := grp.Stat(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Memory.Usage.Available() || s.Pids.Limit != unlimited {
+		t.Errorf("usage %v pids limit %v", s.Memory.Usage, s.Pids.Limit)
+	}
+	_, err = fs.openDir(t.TempDir(), ".")
+	if err == nil || !strings.Contains(err.Error(), "not on a cgroup filesystem") {
+		t.Errorf("openDir on a plain directory: %v, want a refusal", err)
+	}
+	fs.noOpenat2 = false
+	if _, err := fs.openDir(t.TempDir(), "."); err != nil {
+		t.Errorf("openat2 path: %v", err)
+	}
+}
+
+// TestPIDPathsMatchOpencontainers parses real /proc/<pid>/cgroup files and
+// compares with opencontainers/cgroups' ParseCgroupFile.
+func TestPIDPathsMatchOpencontainers(t *testing.T) {
+	g := cgtest.NewV1(t, "memory", "cpu", "cpuacct", "")
+	w := cgtest.Start(t, g, cgtest.Spec{})
+	ctx := context.Background()
+	fs, err := NewFS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{1, w.Pid} {
+		ours, err := fs.PIDPaths(ctx, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := occgroups.ParseCgroupFile("/proc/" + utoa(uint64(pid)) + "/cgroup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(map[string]string(ours), theirs) {
+			t.Errorf("pid %d: ours %v, opencontainers %v", pid, ours, theirs)
+		}
+		if pid == w.Pid && (ours["memory"] != g.Path || ours["cpu"] != g.Path) {
+			t.Errorf("workload paths %v, want %s", ours, g.Path)
+		}
+	}
+	if _, err := fs.PIDPaths(ctx, 1<<30); !errors.Is(err, ErrNotExist) {
+		t.Errorf("PIDPaths of no process: %v, want ErrNotExist", err)
+	}
+}
