@@ -1,0 +1,28 @@
+// Package metricsd collects container metrics from outside the containers:
+// cheaply, exactly, and in a form other programs can embed.
+//
+// It is a library first. Each layer is a package of its own that a program
+// can import alone:
+//
+//   - cgroup reads CPU, memory, block I/O, pids, hugetlb and pressure (PSI)
+//     figures from cgroup v1, v2 and hybrid hosts. A Group keeps its files
+//     open and re-reads them with pread into a Stats the caller owns: no
+//     allocation per read, and "unavailable" is never a silent zero.
+//   - netns reads per-container network statistics by entering the
+//     container's network namespace once, on a locked OS thread, and keeping
+//     the /proc/thread-self/net descriptors it opened there.
+//   - runtime discovers containers through Docker, containerd, or, with no
+//     daemon at all, the cgroup tree; sink writes samples to InfluxDB,
+//     Prometheus or stdout.
+//
+// Importing cgroup pulls in no Docker, gRPC or Prometheus code; the runtime
+// adapters and sinks each bring only their own client.
+//
+// The lineage is docker-metricsd (2014), which added cgroup and network
+// figures to Docker's API; the aim against today's peers (cAdvisor,
+// Telegraf's docker input, Netdata's cgroups plugin) is an order of magnitude
+// less CPU and memory per container, full cgroup v2 support, no global
+// flags, and bounded label sets.
+//
+// The example reads this process's own cgroup.
+package metricsd
