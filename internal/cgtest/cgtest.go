@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -260,7 +261,7 @@ func (w *Workload) Wait() error {
 
 var (
 	sink []byte
-	spun int
+	spun atomic.Int64
 )
 
 func runWorkload() int {
@@ -288,8 +289,8 @@ func runWorkload() int {
 		return 0
 	}
 	if os.Getenv("CGTEST_SPIN") == "true" {
-		for x := 0; ; x++ {
-			spun = x
+		for {
+			spun.Add(1)
 		}
 	}
 	select {}
