@@ -1,0 +1,116 @@
+// Package runtime is the container model and the discovery interface that
+// container runtimes implement: Docker (runtime/docker), containerd
+// (runtime/containerd) and, with no daemon at all, the cgroup tree
+// (runtime/cgroupfs). Each adapter is a package of its own that imports only
+// its own client library.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnavailable reports a runtime that can not be reached: no socket, a
+// daemon that does not answer within the call's timeout, or one whose API
+// version is not supported. Adapters wrap it, so errors.Is works.
+var ErrUnavailable = errors.New("container runtime unavailable")
+
+// State is a container's lifecycle state.
+type State string
+
+const (
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StatePaused  State = "paused"
+	StateStopped State = "stopped"
+	StateUnknown State = "unknown"
+)
+
+// Container is one container as a runtime reports it.
+type Container struct {
+	// ID is the runtime's identifier (64 hex digits for Docker; any valid
+	// name for containerd).
+	ID string
+	// Name is the human name: Docker's name without the leading "/", the
+	// Kubernetes container name, or the ID where there is none.
+	Name string
+	// Image is the image reference the container was created from.
+	Image string
+	// Labels are the container's labels, as the runtime gives them.
+	Labels map[string]string
+	// Runtime names the source: "docker", "containerd", "cgroupfs".
+	Runtime string
+	// Namespace is the containerd namespace ("moby" for Docker's, "k8s.io"
+	// for the CRI's); empty for other runtimes.
+	Namespace string
+	// Pod is set for containers a Kubernetes kubelet made (from the
+	// io.kubernetes.* labels).
+	Pod *Pod
+	// PID is the container's init process in the host's PID namespace; 0
+	// when it is not running.
+	PID int
+	// CgroupPath is the container's cgroup path as /proc/<PID>/cgroup gives
+	// it for the unified hierarchy, or for the memory controller on v1
+	// (what cgroup.FS.Open takes).
+	CgroupPath string
+	// NetNS locates the container's network namespace.
+	NetNS NetNS
+	// State is the container's lifecycle state.
+	State State
+	// Started is when the container's task last started; zero if unknown.
+	Started time.Time
+}
+
+// Pod identifies the Kubernetes pod a container belongs to.
+type Pod struct {
+	Name, Namespace, UID string
+	// Container is the container's name within the pod.
+	Container string
+	// Sandbox is true for the pod's sandbox ("pause") container, which
+	// owns the pod's network namespace and is not a workload.
+	Sandbox bool
+}
+
+// NetNS locates a network namespace: by the PID of a process in it, or by a
+// path (/run/netns/x, /run/docker/netns/<id>). Host is true when the
+// container shares the host's network namespace.
+type NetNS struct {
+	PID  int
+	Path string
+	Host bool
+}
+
+// EventType says what happened to a container.
+type EventType string
+
+const (
+	EventStarted EventType = "started"
+	EventStopped EventType = "stopped"
+	EventRemoved EventType = "removed"
+	EventOOM     EventType = "oom"
+)
+
+// Event is a change to one container. Container holds what is known at the
+// time: for a removal, at least ID and Runtime.
+type Event struct {
+	Type      EventType
+	Container Container
+	Time      time.Time
+}
+
+// Discoverer lists the running containers of one runtime and streams their
+// changes.
+type Discoverer interface {
+	// Name names the runtime: "docker", "containerd", "cgroupfs".
+	Name() string
+	// List returns the running containers. It fails with an error matching
+	// ErrUnavailable when the runtime can not be reached.
+	List(ctx context.Context) ([]Container, error)
+	// Watch streams events until ctx ends, then closes the channel. When
+	// the runtime goes away it reconnects with backoff and resynchronises
+	// by listing, so that no container is lost or reported twice.
+	Watch(ctx context.Context) (<-chan Event, error)
+	// Close releases the client.
+	Close() error
+}
