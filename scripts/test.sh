@@ -35,7 +35,21 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 log=$(mktemp -d)/test.log
-trap 'rm -rf "$(dirname "$log")"' EXIT
+cleanup() {
+	declare -F daemons_stop >/dev/null && daemons_stop
+	declare -F servers_stop >/dev/null && servers_stop
+	rm -rf "$(dirname "$log")"
+}
+trap cleanup EXIT
+
+# Real container runtimes (containerd, dockerd) and servers (InfluxDB,
+# Prometheus) for the runtime and sink tests: each script installs what is
+# missing, starts its daemons as children in a temp dir, exports where they
+# listen, and defines a stop function the EXIT trap calls (stopping by PID).
+for s in scripts/daemons.sh scripts/servers.sh; do
+	# shellcheck source=/dev/null
+	[ -f "$s" ] && source "$s"
+done
 
 status=0
 step() { echo "== $*"; "$@" || { echo "test.sh: FAILED: $*"; status=1; }; }
