@@ -141,3 +141,107 @@ func TestCgroupNamespaceChild(t *testing.T) {
 	r.MemUsage = s.Memory.Usage.V
 	r.PidsLimit = s.Pids.Limit.String()
 }
+
+// TestHugetlbV1 reads the v1 hugetlb files of a real group. This host does
+// not mount the hugetlb hierarchy, so the child (this test binary re-executed
+// by unshare(1) in a private mount namespace) mounts it, makes a group with a
+// 2 MB-page limit, reads it through the library, and removes the group.
+func TestHugetlbV1(t *testing.T) {
+	cgtest.NeedRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) from util-linux (scripts/test.sh installs it)")
+	}
+	if b, err := os.ReadFile("/proc/cgroups"); err != nil || !strings.Contains(string(b), "hugetlb") {
+		t.Skip("the kernel has no hugetlb controller")
+	}
+	if v1, _, _ := cgtest.Mounts(); v1["hugetlb"] != "" {
+		t.Skip("hugetlb is mounted on the host already; this test mounts its own")
+	}
+	out := filepath.Join(t.TempDir(), "result.json")
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", os.Args[0], "-test.run=^TestHugetlbV1Child$", "-test.v")
+	cmd.Env = append(os.Environ(), "HUGETLB_CHILD_OUT="+out, "HUGETLB_CHILD_MNT="+t.TempDir())
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, b)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("no result: %v\n%s", err, b)
+	}
+	var r struct {
+		Sizes []cgroup.HugetlbSize
+		Err   string
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Err != "" {
+		t.Fatalf("child: %s\n%s", r.Err, b)
+	}
+	var found bool
+	for _, s := range r.Sizes {
+		if s.PageSize == "2MB" {
+			found = true
+			if s.Limit != (cgroup.Value{V: 4 << 20, State: cgroup.Known}) || s.Usage != (cgroup.Value{State: cgroup.Known}) || s.Failcnt != (cgroup.Value{State: cgroup.Known}) {
+				t.Errorf("2MB: %+v, want usage 0, limit 4 MiB, failcnt 0", s)
+			}
+		} else if !s.Limit.IsUnlimited() {
+			t.Errorf("%s limit %v, want unlimited", s.PageSize, s.Limit)
+		}
+	}
+	if !found {
+		t.Errorf("no 2MB page size in %+v", r.Sizes)
+	}
+}
+
+// TestHugetlbV1Child is the child half of TestHugetlbV1.
+func TestHugetlbV1Child(t *testing.T) {
+	mnt := os.Getenv("HUGETLB_CHILD_MNT")
+	if mnt == "" {
+		t.Skip("runs only as the child of TestHugetlbV1")
+	}
+	var r struct {
+		Sizes []cgroup.HugetlbSize
+		Err   string
+	}
+	defer func() {
+		b, _ := json.Marshal(r)
+		os.WriteFile(os.Getenv("HUGETLB_CHILD_OUT"), b, 0o600)
+	}()
+	if err := unix.Mount("cgroup", mnt, "cgroup", 0, "hugetlb"); err != nil {
+		r.Err = "mount: " + err.Error()
+		return
+	}
+	dir := filepath.Join(mnt, "metricsd-test-hugetlb")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		r.Err = err.Error()
+		return
+	}
+	defer os.Remove(dir)
+	if err := os.WriteFile(filepath.Join(dir, "hugetlb.2MB.limit_in_bytes"), []byte("4194304"), 0); err != nil {
+		r.Err = err.Error()
+		return
+	}
+	ctx := context.Background()
+	fs, err := cgroup.NewFS(ctx)
+	if err != nil {
+		r.Err = err.Error()
+		return
+	}
+	g, err := fs.Open(ctx, "/metricsd-test-hugetlb", cgroup.Hugetlb)
+	if err != nil {
+		r.Err = err.Error()
+		return
+	}
+	defer g.Close()
+	var s cgroup.Stats
+	if err := g.Stat(ctx, &s); err != nil {
+		r.Err = err.Error()
+		return
+	}
+	if !s.Hugetlb.Available {
+		r.Err = "hugetlb unavailable"
+		return
+	}
+	r.Sizes = s.Hugetlb.Sizes
+}
