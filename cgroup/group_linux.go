@@ -129,7 +129,8 @@ type opener struct {
 	g       *Group
 	fs      *FS
 	dirs    []int
-	opened  int   // directories opened
+	names   map[int]string // directory paths by descriptor, for messages
+	opened  int            // directories opened
 	missing error // the last "does not exist" error
 	err     error // the first hard error
 }
@@ -280,6 +281,10 @@ func (o *opener) dir(m *mount, p Paths, key string) int {
 		return -1
 	}
 	o.dirs = append(o.dirs, fd)
+	if o.names == nil {
+		o.names = make(map[int]string)
+	}
+	o.names[fd] = full
 	o.opened++
 	return fd
 }
@@ -336,14 +341,9 @@ func (o *opener) fileIdx(dir int, name string, k kind, idx int) bool {
 	return true
 }
 
-// dirPath names a file for error messages, from the descriptor's
-// /proc/self/fd link (once, at open).
+// dirPath names a file for error messages.
 func (o *opener) dirPath(dir int, name string) string {
-	p, err := os.Readlink("/proc/self/fd/" + utoa(uint64(dir)))
-	if err != nil {
-		return name
-	}
-	return filepath.Join(p, name)
+	return filepath.Join(o.names[dir], name)
 }
 
 // hugeSizes lists the huge page sizes a group's directory has files for,
