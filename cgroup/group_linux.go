@@ -131,8 +131,8 @@ type opener struct {
 	dirs    []int
 	names   map[int]string // directory paths by descriptor, for messages
 	opened  int            // directories opened
-	missing error // the last "does not exist" error
-	err     error // the first hard error
+	missing error          // the last "does not exist" error
+	err     error          // the first hard error
 }
 
 func (o *opener) v1(p Paths, c Controllers) {
