@@ -289,3 +289,39 @@ func TestPartitions(t *testing.T) {
 		t.Errorf("uevent DEVNAME = %q", got)
 	}
 }
+
+// TestStatParseError corrupts one file in a copy of the v2 capture: Stat
+// fails with a *ParseError naming that file and line.
+func TestStatParseError(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	src := filepath.Join("testdata", "cgroup2-kernel6.18")
+	if err := os.CopyFS(root, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "proc/1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "proc/mountinfo"), filepath.Join(root, "proc/1/mountinfo")); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(root, "sys/fs/cgroup/fixture_load/memory.stat")
+	if err := os.WriteFile(bad, []byte("anon 1\nfile 12x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := NewFS(ctx, WithRoot(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Open(ctx, "/fixture_load", Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var s Stats
+	err = g.Stat(ctx, &s)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.File != bad || pe.Line != 2 || !errors.Is(err, strconv.ErrSyntax) {
+		t.Fatalf("Stat = %v, want a ParseError at %s line 2", err, bad)
+	}
+}
