@@ -1,0 +1,361 @@
+package netns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The files a Handle keeps open, by index.
+const (
+	fDev = iota
+	fSockstat
+	fSockstat6
+	fSNMP
+	fSNMP6
+	fNetstat
+	nFiles
+)
+
+var fileNames = [nFiles]string{fileDev, fileSockstat, fileSockstat6, fileSNMP, fileSNMP6, fileNetstat}
+
+var fileParts = [nFiles]Parts{PartDev, PartSockstat, PartSockstat, PartSNMP, PartSNMP6, PartNetstat}
+
+// Handle holds the descriptors of one network namespace, opened inside it by
+// a hop: its /proc/thread-self/net files and, for PartTCPStates, a
+// NETLINK_SOCK_DIAG socket. Stat re-reads them with pread at offset 0, with
+// no setns. The descriptors keep the namespace alive, so Close the Handle
+// as soon as its container is gone. A Handle is safe for concurrent use;
+// Stats are serialized.
+type Handle struct {
+	id   ID
+	home bool
+
+	mu     sync.Mutex
+	parts  Parts
+	fds    [nFiles]int
+	diag   int
+	closed bool
+	buf    []byte
+	nlbuf  []byte
+	req    [nlmsgHdrLen + 60]byte
+	seq    uint32
+	// ipv6 is whether the namespace has IPv6 (net/snmp6 exists), found at
+	// open time.
+	ipv6 bool
+	// perFamily is set once the kernel refused the single dump of both
+	// families (TCPDIAG_GETSOCK); Stat then dumps AF_INET and AF_INET6
+	// separately with SOCK_DIAG_BY_FAMILY.
+	perFamily bool
+
+	snmpCache, netstatCache pairCache
+}
+
+func newHandle(id ID, home bool) *Handle {
+	h := &Handle{id: id, home: home, diag: -1}
+	for i := range h.fds {
+		h.fds[i] = -1
+	}
+	return h
+}
+
+// ID is the namespace's identity.
+func (h *Handle) ID() ID { return h.id }
+
+// IsHome reports whether the namespace is the pool's home namespace (the
+// host's, for a program running in it): a container started with
+// --net=host.
+func (h *Handle) IsHome() bool { return h.home }
+
+// Parts is what the Handle reads: the parts asked for at Open that the
+// namespace has.
+func (h *Handle) Parts() Parts {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.parts
+}
+
+// open runs inside the target namespace, on the hop thread: it opens the
+// files and the netlink socket and nothing else.
+func (h *Handle) open(parts Parts) error {
+	for i, name := range fileNames {
+		if parts&fileParts[i] == 0 {
+			continue
+		}
+		fd, err := unix.Open("/proc/thread-self/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT && i != fDev && i != fSockstat {
+			continue // no IPv6, or a kernel without that file: unavailable
+		}
+		if err != nil {
+			return fmt.Errorf("open /proc/thread-self/%s: %w", name, err)
+		}
+		h.fds[i] = fd
+		h.parts |= fileParts[i]
+	}
+	if parts&PartTCPStates != 0 {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+		if err != nil {
+			return fmt.Errorf("sock_diag socket: %w", err)
+		}
+		h.diag = fd
+		if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return fmt.Errorf("sock_diag connect: %w", err)
+		}
+		// A kernel that never answers must not hang Stat forever.
+		tv := unix.NsecToTimeval(int64(5 * time.Second))
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fmt.Errorf("sock_diag timeout: %w", err)
+		}
+		h.ipv6 = unix.Access("/proc/thread-self/net/snmp6", unix.F_OK) == nil
+		h.parts |= PartTCPStates
+	}
+	return nil
+}
+
+// Stat reads the Handle's parts into s. It fills s.ID and sets s.Parts to
+// the parts read; every other part's fields are reset to unavailable. A part
+// that fails (a *ParseError, a read error) is left out of s.Parts and its
+// error is returned, joined with the others; the remaining parts are still
+// read. After Close it returns ErrHandleClosed.
+func (h *Handle) Stat(ctx context.Context, s *Stats) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrHandleClosed
+	}
+	s.ID, s.Parts = h.id, 0
+	var errs []error
+	fail := func(err error) { errs = append(errs, err) }
+
+	if b, err := h.read(fDev); err != nil {
+		s.Interfaces = s.Interfaces[:0]
+		fail(err)
+	} else if b != nil {
+		if err := parseDev(b, s); err != nil {
+			s.Interfaces = s.Interfaces[:0] // no half-read list
+			fail(err)
+		} else {
+			s.Parts |= PartDev
+		}
+	} else {
+		s.Interfaces = s.Interfaces[:0]
+	}
+
+	s.Sockets = Sockets{}
+	if b, err := h.read(fSockstat); err != nil {
+		fail(err)
+	} else if b != nil {
+		err := parseSockstat(fileSockstat, b, &s.Sockets)
+		if err == nil {
+			if b, err = h.read(fSockstat6); err == nil && b != nil {
+				err = parseSockstat(fileSockstat6, b, &s.Sockets)
+			}
+		}
+		if err != nil {
+			s.Sockets = Sockets{}
+			fail(err)
+		} else {
+			s.Parts |= PartSockstat
+		}
+	}
+
+	h.readInto(fSNMP, PartSNMP, s, func(b []byte, s *Stats) error { return parseSNMP(b, s, &h.snmpCache) }, &errs)
+	h.readInto(fSNMP6, PartSNMP6, s, parseSNMP6, &errs)
+	h.readInto(fNetstat, PartNetstat, s, func(b []byte, s *Stats) error { return parseNetstat(b, s, &h.netstatCache) }, &errs)
+	if s.Parts&PartSNMP == 0 {
+		s.IP, s.ICMP, s.TCP, s.UDP = IP{}, ICMP{}, TCP{}, UDP{}
+	}
+	if s.Parts&PartSNMP6 == 0 {
+		s.IP6, s.ICMP6, s.UDP6 = IP6{}, ICMP6{}, UDP{}
+	}
+	if s.Parts&PartNetstat == 0 {
+		s.TCPExt, s.IPExt = TCPExt{}, IPExt{}
+	}
+
+	s.TCPStates = TCPStates{}
+	if h.diag >= 0 {
+		if err := h.tcpStates(&s.TCPStates); err != nil {
+			s.TCPStates = TCPStates{}
+			fail(err)
+		} else {
+			s.Parts |= PartTCPStates
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Handle) readInto(i int, part Parts, s *Stats, parse func([]byte, *Stats) error, errs *[]error) {
+	b, err := h.read(i)
+	if err == nil && b != nil {
+		err = parse(b, s)
+		if err == nil {
+			s.Parts |= part
+		}
+	}
+	if err != nil {
+		*errs = append(*errs, err)
+	}
+}
+
+// read returns the whole content of file i, or nil when it is not open.
+// seq_file hands out at most about a page per read for net/dev, so it reads
+// until pread returns 0; the buffer grows (and stays grown) when full.
+func (h *Handle) read(i int) ([]byte, error) {
+	fd := h.fds[i]
+	if fd < 0 {
+		return nil, nil
+	}
+	if h.buf == nil {
+		h.buf = make([]byte, 8<<10)
+	}
+	n := 0
+	for {
+		if n == len(h.buf) {
+			nb := make([]byte, 2*len(h.buf))
+			copy(nb, h.buf)
+			h.buf = nb
+		}
+		m, err := unix.Pread(fd, h.buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("netns: read %s: %w", fileNames[i], err)
+		}
+		if m == 0 {
+			return h.buf[:n], nil
+		}
+		n += m
+	}
+}
+
+// tcpStates counts the namespace's TCP sockets by state. It asks for both
+// families in one dump with the old TCPDIAG_GETSOCK request, which the
+// kernel serves with one walk of the TCP hash tables: the walk, not the
+// sockets, is most of the cost in a namespace with few sockets, because the
+// tables are shared by every namespace (262144 buckets on the test VM). If
+// the kernel refuses that request it falls back to one SOCK_DIAG_BY_FAMILY
+// dump per family.
+func (h *Handle) tcpStates(st *TCPStates) error {
+	if h.nlbuf == nil {
+		// The kernel builds each dump datagram in at most 32 KiB less skb
+		// overhead (netlink_recvmsg caps max_recvmsg_len), so this never
+		// truncates one; countDiag would report it if it did.
+		h.nlbuf = make([]byte, 32<<10)
+	}
+	st.V6Known = h.ipv6
+	if !h.perFamily {
+		err := h.dump(tcpdiagGetSock, 0, st)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINVAL && err != unix.ENOENT && err != unix.EOPNOTSUPP {
+			return fmt.Errorf("netns: sock_diag dump: %w", err)
+		}
+		h.perFamily = true
+		*st = TCPStates{V6Known: h.ipv6}
+	}
+	if err := h.dump(sockDiagType, unix.AF_INET, st); err != nil {
+		return fmt.Errorf("netns: sock_diag dump AF_INET: %w", err)
+	}
+	if h.ipv6 {
+		if err := h.dump(sockDiagType, unix.AF_INET6, st); err != nil {
+			return fmt.Errorf("netns: sock_diag dump AF_INET6: %w", err)
+		}
+	}
+	return nil
+}
+
+// dump sends one dump request and counts the replies. typ is
+// tcpdiagGetSock (struct inet_diag_req, both families) or sockDiagType
+// (struct inet_diag_req_v2 for family).
+func (h *Handle) dump(typ uint16, family uint8, st *TCPStates) error {
+	h.seq++
+	ne := binary.NativeEndian
+	r := h.req[:]
+	clear(r)
+	ne.PutUint16(r[4:], typ)
+	ne.PutUint16(r[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint32(r[8:], h.seq)
+	if typ == tcpdiagGetSock {
+		// struct inet_diag_req: family, src_len, dst_len, ext, sockid (48
+		// bytes), states, dbs. The kernel ignores family for a dump.
+		r[16] = unix.AF_INET
+		ne.PutUint32(r[16+4+48:], 0xffffffff) // every state
+	} else {
+		// struct inet_diag_req_v2: family, protocol, ext, pad, states, sockid.
+		r = r[:nlmsgHdrLen+56]
+		r[16], r[17] = family, unix.IPPROTO_TCP
+		ne.PutUint32(r[20:], 0xffffffff)
+	}
+	ne.PutUint32(r[0:], uint32(len(r)))
+	for {
+		_, err := unix.Write(h.diag, r)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
+	}
+	for {
+		n, err := unix.Read(h.diag, h.nlbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errDiagTruncated
+		}
+		done, err := countDiag(h.nlbuf[:n], h.seq, st)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// Close releases the descriptors, letting the namespace go if nothing else
+// holds it. It is safe to call more than once.
+func (h *Handle) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	var errs []error
+	for i, fd := range h.fds {
+		if fd >= 0 {
+			if err := unix.Close(fd); err != nil {
+				errs = append(errs, err)
+			}
+			h.fds[i] = -1
+		}
+	}
+	if h.diag >= 0 {
+		if err := unix.Close(h.diag); err != nil {
+			errs = append(errs, err)
+		}
+		h.diag = -1
+	}
+	h.buf, h.nlbuf = nil, nil
+	h.snmpCache, h.netstatCache = pairCache{}, pairCache{}
+	return errors.Join(errs...)
+}

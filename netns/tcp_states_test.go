@@ -1,0 +1,80 @@
+package netns
+
+import (
+	"encoding/binary"
+	"errors"
+	"syscall"
+	"testing"
+)
+
+// diagMsg builds one netlink message of type typ carrying an inet_diag_msg
+// head (family, state) or, for NLMSG_ERROR, an errno. Synthetic: the real
+// dumps are tested against ss in TestTCPStatesMatchSS; this covers the
+// framing cases a kernel does not produce on demand.
+func diagMsg(typ uint16, seq uint32, payload []byte) []byte {
+	l := nlmsgHdrLen + len(payload)
+	b := make([]byte, (l+3)&^3)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], uint32(l))
+	ne.PutUint16(b[4:], typ)
+	ne.PutUint32(b[8:], seq)
+	copy(b[nlmsgHdrLen:], payload)
+	return b
+}
+
+func sock(family, state byte) []byte {
+	p := make([]byte, 72)
+	p[0], p[1] = family, state
+	return p
+}
+
+func TestCountDiag(t *testing.T) {
+	var in []byte
+	in = append(in, diagMsg(tcpdiagGetSock, 7, sock(afInet, byte(TCPListen)))...)
+	in = append(in, diagMsg(tcpdiagGetSock, 7, sock(afInet6, byte(TCPEstablished)))...)
+	in = append(in, diagMsg(tcpdiagGetSock, 6, sock(afInet, byte(TCPEstablished)))...) // stale
+	in = append(in, diagMsg(sockDiagType, 7, sock(afInet, byte(TCPTimeWait)))...)
+	in = append(in, diagMsg(tcpdiagGetSock, 7, sock(1, byte(TCPListen)))...) // not inet: skipped
+	var st TCPStates
+	done, err := countDiag(in, 7, &st)
+	if err != nil || done {
+		t.Fatalf("done %v err %v", done, err)
+	}
+	if st.V4[TCPListen] != 1 || st.V4[TCPTimeWait] != 1 || st.V4[TCPEstablished] != 0 || st.V6[TCPEstablished] != 1 || st.V4.Total()+st.V6.Total() != 3 {
+		t.Fatalf("v4 %v v6 %v", st.V4, st.V6)
+	}
+	if done, err := countDiag(diagMsg(nlmsgDone, 7, make([]byte, 4)), 7, &st); !done || err != nil {
+		t.Fatalf("DONE: %v %v", done, err)
+	}
+	e := make([]byte, 4)
+	binary.NativeEndian.PutUint32(e, uint32(0xffffffff-uint32(syscall.EINVAL)+1)) // -EINVAL
+	if done, err := countDiag(diagMsg(nlmsgError, 7, e), 7, &st); !done || !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("ERROR: %v %v", done, err)
+	}
+	if _, err := countDiag(diagMsg(sockDiagType, 7, sock(afInet, 1))[:20], 7, &st); err != errDiagTruncated {
+		t.Fatalf("truncated: %v", err)
+	}
+	if TCPTimeWait.String() != "TIME_WAIT" || TCPState(99).String() != "TCPState(99)" {
+		t.Fatal("TCPState.String")
+	}
+}
+
+func FuzzCountDiag(f *testing.F) {
+	f.Add(diagMsg(tcpdiagGetSock, 1, sock(afInet, 1)), uint32(1))
+	f.Add(append(diagMsg(sockDiagType, 1, sock(afInet6, 10)), diagMsg(nlmsgDone, 1, make([]byte, 4))...), uint32(1))
+	f.Add(diagMsg(nlmsgError, 1, []byte{0xea, 0xff, 0xff, 0xff}), uint32(1))
+	f.Add([]byte{}, uint32(0))
+	f.Fuzz(func(t *testing.T, b []byte, seq uint32) {
+		var st TCPStates
+		done, err := countDiag(b, seq, &st)
+		if err != nil && err != errDiagTruncated {
+			var errno syscall.Errno
+			if !errors.As(err, &errno) || !done {
+				t.Fatalf("unexpected error %v (done %v)", err, done)
+			}
+		}
+		if n := st.V4.Total() + st.V6.Total(); n > uint64(len(b)/nlmsgHdrLen) {
+			t.Fatalf("%d sockets counted from %d bytes", n, len(b))
+		}
+	})
+}
