@@ -192,9 +192,12 @@ func (o *opener) v1(p Paths, c Controllers) {
 			}
 		}
 	}
-	if c&Pressure != 0 && o.fs.unified != nil {
+	if u := p[""]; c&Pressure != 0 && o.fs.unified != nil && (u == p["memory"] || u == p["cpu"]) {
 		// Hybrid: the unified hierarchy has no controllers but keeps the
 		// per-group pressure files, when the runtime made the group there.
+		// Only the same group counts: a task left at the unified root
+		// (the runtime made no group there) would report the whole
+		// system's pressure as its own.
 		saved := o.missing
 		if dir := o.dir(o.fs.unified, p, ""); dir >= 0 {
 			o.psi(dir)

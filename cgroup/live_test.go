@@ -341,3 +341,31 @@ func groupFDs(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestLiveNoSystemPSI: on a hybrid host a task whose unified-hierarchy
+// group is the root (the runtime made no group there) must not report the
+// whole system's pressure as its own.
+func TestLiveNoSystemPSI(t *testing.T) {
+	g := cgtest.NewV1(t, "memory", "cpu") // no unified group
+	w := cgtest.Start(t, g, cgtest.Spec{})
+	ctx := context.Background()
+	fs := newFS(t)
+	if fs.Mode() != cgroup.Hybrid {
+		t.Skip("needs a hybrid host")
+	}
+	grp, err := fs.OpenPID(ctx, w.Pid, cgroup.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grp.Close()
+	var s cgroup.Stats
+	if err := grp.Stat(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Pressure.CPU.Some.Available || s.Pressure.Memory.Some.Available {
+		t.Errorf("pressure available for a group that exists only in v1: %+v", s.Pressure)
+	}
+	if !s.Memory.Usage.Available() {
+		t.Error("memory usage unavailable")
+	}
+}

@@ -230,9 +230,10 @@ type HugetlbSize struct {
 	Failcnt Value
 }
 
-// PressureStats holds pressure stall information (PSI), a cgroup v2 feature. On a
-// hybrid host it is read from the group's directory in the unified hierarchy
-// when that directory exists; on pure v1 it is unavailable.
+// PressureStats holds pressure stall information (PSI), a cgroup v2 feature.
+// On a hybrid host it is read from the group's directory in the unified
+// hierarchy when the group has the same path there as in the v1 memory or
+// cpu hierarchy (as Docker and runc make it); on pure v1 it is unavailable.
 type PressureStats struct {
 	CPU    PSI // cpu.pressure
 	Memory PSI // memory.pressure
