@@ -182,3 +182,24 @@ func TestFixtureV1Docker(t *testing.T) {
 		t.Errorf("LimitCores = %v %v, want 0.3 known", c, st)
 	}
 }
+
+// TestStatAllocs: a Stat into a reused Stats allocates nothing.
+func TestStatAllocs(t *testing.T) {
+	ctx := context.Background()
+	fs, err := NewFS(ctx, WithRoot(fixtureRoot(t, "cgroup2-kernel6.18", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Open(ctx, "/fixture_load", All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var s Stats
+	if err := g.Stat(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { g.Stat(ctx, &s) }); n != 0 {
+		t.Errorf("Stat allocates %v times per call", n)
+	}
+}

@@ -78,6 +78,9 @@ type FS struct {
 
 	devMu sync.Mutex
 	devs  map[devNum]string
+
+	// bufs lends read buffers (*[]byte) to Group.Stat.
+	bufs sync.Pool
 }
 
 type options struct {
@@ -122,6 +125,7 @@ func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 	}
 	root := filepath.Clean(o.root)
 	f := &FS{root: root, log: o.log, v1: make(map[string]mount), pageMax: pageRoundedMax(uint64(os.Getpagesize()))}
+	f.bufs.New = func() any { b := make([]byte, 4096); return &b }
 
 	src, prefix := filepath.Join(root, "proc/1/mountinfo"), root
 	if root == "/" {

@@ -54,11 +54,14 @@ const (
 	kPSIIO
 )
 
+// file is one kept descriptor. It is kept small: a Collector holds
+// thousands (18 per v1 group).
 type file struct {
-	fd   int
+	fd   int32
 	kind kind
-	idx  int // hugetlb page size index
-	path string
+	dir  uint8  // index in Group.dirs
+	idx  uint16 // hugetlb page size index
+	name string // the file's name (a constant, or built once for hugetlb)
 }
 
 type devName struct {
@@ -76,7 +79,7 @@ type Group struct {
 
 	mu        sync.Mutex
 	files     []file
-	buf       []byte
+	dirs      []dirName // the group's directories, for error messages
 	hugeSizes []string
 	devNames  []devName
 	closed    bool
@@ -97,7 +100,7 @@ func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := &Group{fs: f, version: 1, buf: make([]byte, 4096)}
+	g := &Group{fs: f, version: 1}
 	o := opener{g: g, fs: f}
 	if f.mode == Unified {
 		g.version = 2
@@ -114,6 +117,7 @@ func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, err
 		g.closeFiles()
 		return nil, o.err
 	}
+	g.files = append([]file(nil), g.files...) // exact size: many Groups live at once
 	if o.opened == 0 {
 		g.closeFiles()
 		if o.missing != nil {
@@ -129,10 +133,10 @@ type opener struct {
 	g       *Group
 	fs      *FS
 	dirs    []int
-	names   map[int]string // directory paths by descriptor, for messages
-	opened  int            // directories opened
-	missing error          // the last "does not exist" error
-	err     error          // the first hard error
+	dirIdx  map[int]uint8 // index in Group.dirs by descriptor
+	opened  int           // directories opened
+	missing error         // the last "does not exist" error
+	err     error         // the first hard error
 }
 
 func (o *opener) v1(p Paths, c Controllers) {
@@ -273,9 +277,9 @@ func (o *opener) dir(m *mount, p Paths, key string) int {
 		}
 		return -1
 	}
-	full := filepath.Join(m.point, rel)
 	fd, err := o.fs.openDir(m.point, rel)
 	if err != nil {
+		full := filepath.Join(m.point, rel)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
 			o.missing = &os.PathError{Op: "open", Path: full, Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
 		} else {
@@ -284,10 +288,14 @@ func (o *opener) dir(m *mount, p Paths, key string) int {
 		return -1
 	}
 	o.dirs = append(o.dirs, fd)
-	if o.names == nil {
-		o.names = make(map[int]string)
+	if o.dirIdx == nil {
+		o.dirIdx = make(map[int]uint8)
 	}
-	o.names[fd] = full
+	o.dirIdx[fd] = uint8(len(o.g.dirs))
+	if n := len(o.g.dirs); n > 0 && o.g.dirs[n-1].rel == rel {
+		rel = o.g.dirs[n-1].rel // one copy of the path for every hierarchy
+	}
+	o.g.dirs = append(o.g.dirs, dirName{point: m.point, rel: rel})
 	o.opened++
 	return fd
 }
@@ -336,17 +344,13 @@ func (o *opener) fileIdx(dir int, name string, k kind, idx int) bool {
 	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		if err != unix.ENOENT {
-			o.err = &os.PathError{Op: "open", Path: o.dirPath(dir, name), Err: err}
+			d := o.g.dirs[o.dirIdx[dir]]
+			o.err = &os.PathError{Op: "open", Path: filepath.Join(d.point, d.rel, name), Err: err}
 		}
 		return false
 	}
-	o.g.files = append(o.g.files, file{fd: fd, kind: k, idx: idx, path: o.dirPath(dir, name)})
+	o.g.files = append(o.g.files, file{fd: int32(fd), kind: k, dir: o.dirIdx[dir], idx: uint16(idx), name: name})
 	return true
-}
-
-// dirPath names a file for error messages.
-func (o *opener) dirPath(dir int, name string) string {
-	return filepath.Join(o.names[dir], name)
 }
 
 // hugeSizes lists the huge page sizes a group's directory has files for,
@@ -392,7 +396,7 @@ func (g *Group) Close() error {
 func (g *Group) closeFiles() error {
 	var first error
 	for _, f := range g.files {
-		if err := unix.Close(f.fd); err != nil && first == nil {
+		if err := unix.Close(int(f.fd)); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -428,38 +432,52 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		}
 		s.Hugetlb.Sizes = s.Hugetlb.Sizes[:len(g.hugeSizes)]
 	}
+	// The read buffer is the FS's, lent for this Stat: a Collector with
+	// thousands of Groups keeps as many buffers as it reads at once.
+	buf := g.fs.bufs.Get().(*[]byte)
+	defer g.fs.bufs.Put(buf)
 	for i := range g.files {
 		f := &g.files[i]
-		b, err := g.read(f)
+		b, err := read(f, buf)
 		if err != nil {
 			if err == unix.EOPNOTSUPP { // e.g. PSI disabled for this group
 				continue
 			}
 			if err == unix.ENODEV || err == unix.ENOENT {
-				return &os.PathError{Op: "read", Path: f.path, Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
+				return &os.PathError{Op: "read", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
 			}
-			return &os.PathError{Op: "read", Path: f.path, Err: err}
+			return &os.PathError{Op: "read", Path: g.path(f), Err: err}
 		}
 		if err := g.parse(f, b, s); err != nil {
-			return withFile(f.path, err)
+			return withFile(g.path(f), err)
 		}
 	}
 	g.derive(s)
 	return nil
 }
 
-// read preads a file whole into the group's buffer, growing it when a file
-// fills it (rare, and once per size).
-func (g *Group) read(f *file) ([]byte, error) {
+// dirName is a group's directory: a mount point (the FS's string) and the
+// group's path beneath it.
+type dirName struct{ point, rel string }
+
+// path names a file for errors.
+func (g *Group) path(f *file) string {
+	d := g.dirs[f.dir]
+	return filepath.Join(d.point, d.rel, f.name)
+}
+
+// read preads a file whole into *buf, growing it when a file fills it
+// (rare, and once per size: the grown buffer goes back to the pool).
+func read(f *file, buf *[]byte) ([]byte, error) {
 	for {
-		n, err := unix.Pread(f.fd, g.buf, 0)
+		n, err := unix.Pread(int(f.fd), *buf, 0)
 		if err != nil {
 			return nil, err
 		}
-		if n < len(g.buf) {
-			return g.buf[:n], nil
+		if n < len(*buf) {
+			return (*buf)[:n], nil
 		}
-		g.buf = make([]byte, 2*len(g.buf))
+		*buf = make([]byte, 2*len(*buf))
 	}
 }
 

@@ -41,6 +41,7 @@ type Handle struct {
 	fds    [nFiles]int
 	diag   int
 	closed bool
+	bufs   *sync.Pool // the Pool's read buffers, lent for one Stat; nil: own buffer
 	buf    []byte
 	nlbuf  []byte
 	req    [nlmsgHdrLen + 60]byte
@@ -56,8 +57,8 @@ type Handle struct {
 	snmpCache, netstatCache pairCache
 }
 
-func newHandle(id ID, home bool) *Handle {
-	h := &Handle{id: id, home: home, diag: -1}
+func newHandle(id ID, home bool, bufs *sync.Pool) *Handle {
+	h := &Handle{id: id, home: home, diag: -1, bufs: bufs}
 	for i := range h.fds {
 		h.fds[i] = -1
 	}
@@ -130,6 +131,14 @@ func (h *Handle) Stat(ctx context.Context, s *Stats) error {
 	defer h.mu.Unlock()
 	if h.closed {
 		return ErrHandleClosed
+	}
+	if h.bufs != nil {
+		// Borrow the read buffer for this Stat: a collector with many
+		// namespaces keeps as many buffers as it reads at once, not one
+		// per Handle.
+		bp := h.bufs.Get().(*[]byte)
+		h.buf = *bp
+		defer func() { *bp, h.buf = h.buf, nil; h.bufs.Put(bp) }()
 	}
 	s.ID, s.Parts = h.id, 0
 	var errs []error

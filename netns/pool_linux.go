@@ -22,6 +22,7 @@ type Pool struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	alive     atomic.Int32
+	bufs      sync.Pool // *[]byte read buffers lent to Handle.Stat
 }
 
 const (
@@ -54,6 +55,7 @@ func NewPool(opts ...Option) (*Pool, error) {
 		return nil, fmt.Errorf("netns: home namespace: %w", err)
 	}
 	p := &Pool{cfg: cfg, home: home, jobs: make(chan *job), quit: make(chan struct{})}
+	p.bufs.New = func() any { b := make([]byte, 8<<10); return &b }
 	ready := make(chan error, cfg.size)
 	for range cfg.size {
 		p.wg.Add(1)
@@ -278,7 +280,7 @@ func (p *Pool) hop(t Target, parts Parts, homeFD int, home ID) (h *Handle, err e
 	if err != nil {
 		return nil, err, true
 	}
-	h = newHandle(id, id == home)
+	h = newHandle(id, id == home, &p.bufs)
 	if id == home { // already there: no setns
 		if err := h.open(parts); err != nil {
 			h.Close()
