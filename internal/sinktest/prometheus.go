@@ -1,0 +1,121 @@
+package sinktest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Prometheus is a Prometheus server on 127.0.0.1 scraping one target, its
+// TSDB in a directory of its own.
+type Prometheus struct {
+	// URL is the HTTP API's base, "http://127.0.0.1:PORT".
+	URL  string
+	proc proc
+}
+
+// StartPrometheus starts bin (prometheus) scraping target ("127.0.0.1:PORT",
+// path /metrics) every interval, job "metricsd", and waits (at most 60 s)
+// until /-/ready answers.
+func StartPrometheus(bin, dir, target string, interval time.Duration) (*Prometheus, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`global:
+  scrape_interval: %s
+  scrape_timeout: %s
+scrape_configs:
+  - job_name: metricsd
+    static_configs:
+      - targets: [%q]
+`, interval, interval, target)
+	confPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	p := &Prometheus{
+		URL: fmt.Sprintf("http://127.0.0.1:%d", port),
+		proc: proc{name: "prometheus", log: filepath.Join(dir, "prometheus.log"), args: []string{bin,
+			"--config.file=" + confPath,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
+			"--log.level=warn",
+		}},
+	}
+	if err := p.proc.start(); err != nil {
+		return nil, err
+	}
+	if err := p.proc.waitHTTP(p.URL+"/-/ready", http.StatusOK, 60*time.Second); err != nil {
+		p.proc.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Stop stops prometheus by its PID and waits for it to exit.
+func (p *Prometheus) Stop() { p.proc.stop() }
+
+// Log returns the end of prometheus's log.
+func (p *Prometheus) Log() string { return p.proc.logTail() }
+
+// Sample is one element of an instant vector.
+type Sample struct {
+	Metric map[string]string
+	Value  float64
+}
+
+// Query runs an instant PromQL query through /api/v1/query and returns the
+// vector.
+func (p *Prometheus) Query(ctx context.Context, q string) ([]Sample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query?"+url.Values{"query": {q}}.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("query %q: %d %s", q, resp.StatusCode, body)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %q: %s", q, r.Error)
+	}
+	if r.Data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %q: result type %s", q, r.Data.ResultType)
+	}
+	out := make([]Sample, 0, len(r.Data.Result))
+	for _, x := range r.Data.Result {
+		s, _ := x.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %q: value %v", q, x.Value[1])
+		}
+		out = append(out, Sample{Metric: x.Metric, Value: v})
+	}
+	return out, nil
+}

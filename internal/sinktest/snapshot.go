@@ -1,0 +1,118 @@
+// Package sinktest is test support for the sinks: snapshots with every
+// statistic filled in, and the real servers the sink tests write to
+// (InfluxDB 1.x's influxd, Prometheus), started as child processes on
+// 127.0.0.1 with their data in a directory the test owns, and stopped by
+// PID.
+//
+// The servers' binaries come from the environment, which scripts/servers.sh
+// sets: METRICSD_TEST_INFLUXD, METRICSD_TEST_PROMETHEUS and
+// METRICSD_TEST_PROMTOOL. A test whose binary is not set (or not
+// executable) skips with that reason.
+package sinktest
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
+	"github.com/metricsd/metricsd/sink"
+)
+
+// K is a Known cgroup value.
+func K(v uint64) cgroup.Value { return cgroup.Value{V: v, State: cgroup.Known} }
+
+// N is a Known netns value.
+func N(v uint64) netns.Value { return netns.Value{V: v, Known: true} }
+
+// Unlimited is an Unlimited cgroup value.
+var Unlimited = cgroup.Value{State: cgroup.Unlimited}
+
+// Container returns a container named name-<i> with a 64-hex-digit ID, an
+// image and two labels (team, env).
+func Container(name string, i int) runtime.Container {
+	return runtime.Container{
+		ID:         fmt.Sprintf("%064x", i+1),
+		Name:       fmt.Sprintf("%s-%d", name, i),
+		Image:      "registry.example/app:1.2",
+		Labels:     map[string]string{"com.example.team": "core", "env": "prod", "noise": fmt.Sprint(i)},
+		Runtime:    "docker",
+		PID:        1000 + i,
+		CgroupPath: fmt.Sprintf("/docker/%064x", i+1),
+		State:      runtime.StateRunning,
+	}
+}
+
+// FullStats fills every cgroup statistic with values derived from seed, as
+// cgroup v2 reports them except that the v1-only fields are filled too.
+func FullStats(seed uint64) cgroup.Stats {
+	b := seed * 1000
+	return cgroup.Stats{
+		CPU: cgroup.CPUStats{
+			Usage: K(b + 3_000_000_000), User: K(b + 2_000_000_000), System: K(b + 1_000_000_000),
+			PerCPU: []uint64{b + 1_500_000_000, 1_500_000_000}, PerCPUAvailable: true,
+			Periods: K(b + 100), ThrottledPeriods: K(7), ThrottledTime: K(70_000_000),
+			Bursts: K(1), BurstTime: K(2000),
+			QuotaUsec: K(50_000), PeriodUsec: K(100_000), Shares: K(1024), Weight: K(100),
+		},
+		Memory: cgroup.MemoryStats{
+			Usage: K(b + 200<<20), Limit: K(512 << 20), WorkingSet: K(b + 150<<20),
+			Anon: K(b + 100<<20), File: K(100 << 20), Shmem: K(1 << 20), MappedFile: K(2 << 20),
+			InactiveFile: K(50 << 20), ActiveFile: K(50 << 20), Kernel: K(3 << 20),
+			SwapUsage: K(0), SwapLimit: Unlimited, MemSwapLimit: Unlimited,
+			Pgfault: K(b + 5000), Pgmajfault: K(12), Peak: K(300 << 20), Failcnt: K(3),
+			Events: cgroup.MemoryEvents{Low: K(0), High: K(1), Max: K(2), OOM: K(1), OOMKill: K(1), UnderOOM: K(0)},
+		},
+		IO: cgroup.IOStats{Available: true, Devices: []cgroup.IODevice{
+			{Major: 254, Minor: 0, Name: "vda", ReadBytes: b + 4096, WriteBytes: b + 8192, ReadOps: 10, WriteOps: 20},
+			{Major: 7, Minor: 3, ReadBytes: 512, ReadOps: 1},
+		}},
+		Pids:    cgroup.PidsStats{Current: K(seed%50 + 5), Limit: K(1000)},
+		Hugetlb: cgroup.HugetlbStats{Available: true, Sizes: []cgroup.HugetlbSize{{PageSize: "2MB", Usage: K(0), Limit: Unlimited, Failcnt: K(0)}}},
+		Pressure: cgroup.PressureStats{
+			CPU:    cgroup.PSI{Some: cgroup.PSILine{Available: true, Avg10: 1.5, Avg60: 0.75, Avg300: 0.25, Total: b + 123456}, Full: cgroup.PSILine{Available: true, Avg10: 0.5, Total: 1000}},
+			Memory: cgroup.PSI{Some: cgroup.PSILine{Available: true, Total: 42}, Full: cgroup.PSILine{Available: true, Total: 21}},
+			IO:     cgroup.PSI{Some: cgroup.PSILine{Available: true, Avg10: 0.1, Total: 77}, Full: cgroup.PSILine{Available: true, Total: 66}},
+		},
+	}
+}
+
+// FullNet fills every netns statistic: ifaces interfaces (lo, eth0, eth1,
+// ...) and the snmp, sockstat and TCP state parts.
+func FullNet(seed uint64, ifaces int) *netns.Stats {
+	n := &netns.Stats{Parts: netns.TierAll}
+	for i := 0; i < ifaces; i++ {
+		name := "lo"
+		if i > 0 {
+			name = fmt.Sprintf("eth%d", i-1)
+		}
+		x := seed*1000 + uint64(i)*100
+		n.Interfaces = append(n.Interfaces, netns.Interface{
+			Name: name, RxBytes: x + 1_000_000, RxPackets: x + 1000, RxErrors: 1, RxDropped: 2, RxMulticast: 3,
+			TxBytes: x + 2_000_000, TxPackets: x + 2000, TxErrors: 4, TxDropped: 5,
+		})
+	}
+	n.Sockets = netns.Sockets{Used: N(200), TCPInUse: N(10), TCPOrphan: N(0), TCPTimeWait: N(3), TCPAlloc: N(12), TCPMem: N(4), UDPInUse: N(2), UDPMem: N(1), RawInUse: N(0), FragInUse: N(0), FragMemory: N(0), TCP6InUse: N(5), UDP6InUse: N(1)}
+	n.IP = netns.IP{InReceives: N(seed + 5000), InDelivers: N(seed + 4990), OutRequests: N(4000), InDiscards: N(0), OutDiscards: N(0), InHdrErrors: N(0), InAddrErrors: N(0), OutNoRoutes: N(0), ForwDatagrams: N(0)}
+	n.ICMP = netns.ICMP{InMsgs: N(3), OutMsgs: N(3), InErrors: N(0), OutErrors: N(0)}
+	n.TCP = netns.TCP{ActiveOpens: N(seed + 40), PassiveOpens: N(30), AttemptFails: N(1), EstabResets: N(2), CurrEstab: N(10), InSegs: N(9000), OutSegs: N(8000), RetransSegs: N(11), InErrs: N(0), OutRsts: N(4), InCsumErrors: N(0)}
+	n.TCPExt = netns.TCPExt{ListenOverflows: N(0), ListenDrops: N(0), TCPTimeouts: N(1), TCPSynRetrans: N(1), TCPLostRetransmit: N(0), TCPFastRetrans: N(2), TCPAbortOnData: N(0), TCPAbortOnClose: N(0), TCPAbortOnMemory: N(0), TCPAbortOnTimeout: N(0), TCPBacklogDrop: N(0), SyncookiesSent: N(0)}
+	n.UDP = netns.UDP{InDatagrams: N(100), NoPorts: N(1), InErrors: N(0), OutDatagrams: N(99), RcvbufErrors: N(0), SndbufErrors: N(0), InCsumErrors: N(0), MemErrors: N(0)}
+	n.TCPStates.V4[netns.TCPEstablished] = 7
+	n.TCPStates.V4[netns.TCPListen] = 2
+	n.TCPStates.V6[netns.TCPEstablished] = 3
+	n.TCPStates.V6[netns.TCPTimeWait] = 3
+	n.TCPStates.V6Known = true
+	return n
+}
+
+// FullSnapshot is a snapshot of n containers ("c-0", "c-1", ...) with full
+// cgroup stats and ifaces network interfaces each, at time t.
+func FullSnapshot(n, ifaces int, t time.Time) *sink.Snapshot {
+	s := &sink.Snapshot{Time: t, Containers: make([]sink.Sample, n)}
+	for i := range s.Containers {
+		s.Containers[i] = sink.Sample{Container: Container("c", i), Cgroup: FullStats(uint64(i)), Net: FullNet(uint64(i), ifaces)}
+	}
+	return s
+}

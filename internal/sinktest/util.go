@@ -1,0 +1,24 @@
+package sinktest
+
+import (
+	"bytes"
+	"io"
+	"time"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// Poll calls f every 20 ms until it returns true or timeout passes, and
+// reports whether it did.
+func Poll(timeout time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if f() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,113 @@
+package points_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/metricsd/metricsd/internal/sinktest"
+	"github.com/metricsd/metricsd/sink"
+	"github.com/metricsd/metricsd/sink/points"
+)
+
+var t0 = time.Date(2026, 11, 28, 7, 0, 0, 0, time.UTC)
+
+// keys records every measurement and field key.
+type keys struct {
+	names map[string]bool
+	cur   string
+}
+
+func (k *keys) Container([]sink.Tag)        {}
+func (k *keys) Begin(m string, _ sink.Tag)  { k.cur = m; k.names[m] = true }
+func (k *keys) Int(key string, _ int64)     { k.names[k.cur+"."+key] = true }
+func (k *keys) Float(key string, v float64) { k.names[k.cur+"."+key] = true }
+func (k *keys) End(time.Time)               {}
+
+// TestSchemaNamesNeedNoEscaping: the encoders copy measurement names and
+// field keys as they are, which is right only if they are [a-z0-9_]: no
+// line protocol or JSON escaping needed.
+func TestSchemaNamesNeedNoEscaping(t *testing.T) {
+	k := &keys{names: map[string]bool{}}
+	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(sinktest.FullSnapshot(2, 3, t0), k)
+	ok := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	n := 0
+	for name := range k.names {
+		for _, part := range strings.Split(name, ".") {
+			if !ok.MatchString(part) {
+				t.Errorf("%q needs escaping", part)
+			}
+		}
+		n++
+	}
+	if n < 140 {
+		t.Errorf("only %d names: the full snapshot should give every measurement and field", n)
+	}
+}
+
+// TestEncoderSkipsBadPoints: a tag value line protocol can not carry (a
+// newline) leaves out the points that need it (every point of a container
+// for a container tag, one point for an interface name) and the rest is
+// encoded, decodable line by line.
+func TestEncoderSkipsBadPoints(t *testing.T) {
+	snap := sinktest.FullSnapshot(3, 2, t0)
+	snap.Containers[0].Container.Image = "bad\nimage"
+	snap.Containers[1].Net.Interfaces[1].Name = "eth\x000"
+	enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Second)
+	good := sinktest.FullSnapshot(1, 2, t0)
+	_, perContainer, _, err := enc.Append(nil, nil, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ends, skipped, err := enc.Append([]byte("keep\n"), []int{5}, snap)
+	if err == nil || !strings.Contains(err.Error(), "invalid tag value") {
+		t.Fatalf("err = %v", err)
+	}
+	if skipped != len(perContainer)+1 {
+		t.Errorf("skipped %d, want %d (container 0's points and one interface)", skipped, len(perContainer)+1)
+	}
+	if want := 1 + 2*len(perContainer) - 1; len(ends) != want {
+		t.Fatalf("%d lines, want %d", len(ends), want)
+	}
+	if !strings.HasPrefix(string(b), "keep\n") {
+		t.Fatal("Append did not append")
+	}
+	dec := lineprotocol.NewDecoderWithBytes(b[5:])
+	n := 0
+	for dec.Next() {
+		if _, err := dec.Measurement(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			k, v, err := dec.NextTag()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == nil {
+				break
+			}
+			if string(k) == "name" && string(v) == "c-0" {
+				t.Error("a point of container 0 was written")
+			}
+		}
+		for {
+			k, _, err := dec.NextField()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == nil {
+				break
+			}
+		}
+		if ts, err := dec.Time(lineprotocol.Second, time.Time{}); err != nil || !ts.Equal(t0) {
+			t.Fatalf("time %v %v", ts, err)
+		}
+		n++
+	}
+	if n != len(ends)-1 {
+		t.Errorf("decoded %d lines, want %d", n, len(ends)-1)
+	}
+}

@@ -1,0 +1,396 @@
+package prometheus
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/sink"
+)
+
+// metrics holds the Descs; the names and help follow cAdvisor.
+type metrics struct {
+	all []*prometheus.Desc
+
+	cpuUsage, cpuUser, cpuSystem                      *prometheus.Desc
+	cfsPeriods, cfsThrottledPeriods, cfsThrottledSecs *prometheus.Desc
+	specCPUQuota, specCPUPeriod, specCPUShares        *prometheus.Desc
+
+	memUsage, memWorkingSet, memRSS, memCache, memMappedFile *prometheus.Desc
+	memSwap, memMaxUsage, memKernel, memFailures             *prometheus.Desc
+	specMemLimit, specMemSwapLimit, oomEvents                *prometheus.Desc
+
+	threads, threadsMax, lastSeen, startTime *prometheus.Desc
+
+	fsReadsBytes, fsWritesBytes, fsReads, fsWrites *prometheus.Desc
+
+	hugetlbUsage *prometheus.Desc
+
+	psiWaiting, psiStalled [3]*prometheus.Desc
+
+	netRxBytes, netRxPackets, netRxDropped, netRxErrors *prometheus.Desc
+	netTxBytes, netTxPackets, netTxDropped, netTxErrors *prometheus.Desc
+	tcpConns, tcp6Conns                                 *prometheus.Desc
+}
+
+func newMetrics(labels []string) *metrics {
+	m := &metrics{}
+	d := func(name, help string, extra ...string) *prometheus.Desc {
+		ls := append(append([]string(nil), labels...), extra...)
+		desc := prometheus.NewDesc(name, help, ls, nil)
+		m.all = append(m.all, desc)
+		return desc
+	}
+	m.cpuUsage = d("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.")
+	m.cpuUser = d("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.")
+	m.cpuSystem = d("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.")
+	m.cfsPeriods = d("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.")
+	m.cfsThrottledPeriods = d("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.")
+	m.cfsThrottledSecs = d("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.")
+	m.specCPUQuota = d("container_spec_cpu_quota", "CPU quota of the container, in microseconds per period.")
+	m.specCPUPeriod = d("container_spec_cpu_period", "CPU period of the container, in microseconds.")
+	m.specCPUShares = d("container_spec_cpu_shares", "CPU share of the container.")
+
+	m.memUsage = d("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed.")
+	m.memWorkingSet = d("container_memory_working_set_bytes", "Current working set in bytes.")
+	m.memRSS = d("container_memory_rss", "Size of RSS in bytes.")
+	m.memCache = d("container_memory_cache", "Number of bytes of page cache memory.")
+	m.memMappedFile = d("container_memory_mapped_file", "Size of memory mapped files in bytes.")
+	m.memSwap = d("container_memory_swap", "Container swap usage in bytes.")
+	m.memMaxUsage = d("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes.")
+	m.memKernel = d("container_memory_kernel_usage", "Size of kernel memory allocated in bytes.")
+	m.memFailures = d("container_memory_failures_total", "Cumulative count of memory allocation failures.", "failure_type", "scope")
+	m.specMemLimit = d("container_spec_memory_limit_bytes", "Memory limit for the container, 0 when unlimited.")
+	m.specMemSwapLimit = d("container_spec_memory_swap_limit_bytes", "Memory swap limit for the container, 0 when unlimited.")
+	m.oomEvents = d("container_oom_events_total", "Count of out of memory events observed for the container.")
+
+	m.threads = d("container_threads", "Number of threads running inside the container.")
+	m.threadsMax = d("container_threads_max", "Maximum number of threads allowed inside the container, 0 when unlimited.")
+	m.lastSeen = d("container_last_seen", "Last time a container was seen by the exporter.")
+	m.startTime = d("container_start_time_seconds", "Start time of the container since unix epoch in seconds.")
+
+	m.fsReadsBytes = d("container_fs_reads_bytes_total", "Cumulative count of bytes read.", "device")
+	m.fsWritesBytes = d("container_fs_writes_bytes_total", "Cumulative count of bytes written.", "device")
+	m.fsReads = d("container_fs_reads_total", "Cumulative count of reads completed.", "device")
+	m.fsWrites = d("container_fs_writes_total", "Cumulative count of writes completed.", "device")
+
+	m.hugetlbUsage = d("container_hugetlb_usage_bytes", "Current hugepage usage in bytes.", "pagesize")
+
+	for i, r := range psiResources {
+		m.psiWaiting[i] = d("container_pressure_"+r+"_waiting_seconds_total", "Total time duration tasks in the container have waited due to "+r+" congestion.")
+		m.psiStalled[i] = d("container_pressure_"+r+"_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to "+r+" congestion.")
+	}
+
+	m.netRxBytes = d("container_network_receive_bytes_total", "Cumulative count of bytes received.", "interface")
+	m.netRxPackets = d("container_network_receive_packets_total", "Cumulative count of packets received.", "interface")
+	m.netRxDropped = d("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving.", "interface")
+	m.netRxErrors = d("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving.", "interface")
+	m.netTxBytes = d("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted.", "interface")
+	m.netTxPackets = d("container_network_transmit_packets_total", "Cumulative count of packets transmitted.", "interface")
+	m.netTxDropped = d("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", "interface")
+	m.netTxErrors = d("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting.", "interface")
+	// cAdvisor calls these container_network_tcp_usage_total and
+	// container_network_tcp6_usage_total, gauges with a _total suffix that
+	// promtool check metrics rejects; metricsd names them as gauges.
+	m.tcpConns = d("container_network_tcp_connections", "TCP (IPv4) sockets of the container by state.", "tcp_state")
+	m.tcp6Conns = d("container_network_tcp6_connections", "TCP (IPv6) sockets of the container by state.", "tcp_state")
+	return m
+}
+
+var psiResources = [3]string{"cpu", "memory", "io"}
+
+// cAdvisor's tcp_state values, by kernel state.
+var tcpStates = [...]string{
+	netns.TCPEstablished: "established",
+	netns.TCPSynSent:     "synsent",
+	netns.TCPSynRecv:     "synrecv",
+	netns.TCPFinWait1:    "finwait1",
+	netns.TCPFinWait2:    "finwait2",
+	netns.TCPTimeWait:    "timewait",
+	netns.TCPClose:       "close",
+	netns.TCPCloseWait:   "closewait",
+	netns.TCPLastAck:     "lastack",
+	netns.TCPListen:      "listen",
+	netns.TCPClosing:     "closing",
+}
+
+// Label names of the series' own labels, addressable for dto.LabelPair.
+var (
+	lnDevice      = "device"
+	lnInterface   = "interface"
+	lnPagesize    = "pagesize"
+	lnFailureType = "failure_type"
+	lnScope       = "scope"
+	lnTCPState    = "tcp_state"
+
+	lvPgfault    = "pgfault"
+	lvPgmajfault = "pgmajfault"
+	lvHierarchy  = "hierarchy"
+)
+
+// metric is a prometheus.Metric made for one scrape: what
+// prometheus.MustNewConstMetric makes, without its per-label allocations.
+// Its label pairs are shared by the container's series (the registry treats
+// dto.Metric.Label as immutable), and it holds its dto.Counter or
+// dto.Gauge itself, so a series costs no allocation of its own.
+type metric struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	val    float64
+	gauge  bool
+	c      dto.Counter
+	g      dto.Gauge
+}
+
+func (m *metric) Desc() *prometheus.Desc { return m.desc }
+
+func (m *metric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	if m.gauge {
+		m.g.Value = &m.val
+		out.Gauge = &m.g
+	} else {
+		m.c.Value = &m.val
+		out.Counter = &m.c
+	}
+	return nil
+}
+
+// emitter sends one container's metrics.
+type emitter struct {
+	ch   chan<- prometheus.Metric
+	m    *metrics
+	keep func(string) bool
+	// keys are the container label names, sorted.
+	keys []string
+	// base is the container's label pairs, sorted by name, fresh for each
+	// container and scrape (a scrape's output may outlive the snapshot).
+	base []*dto.LabelPair
+	slab []metric
+}
+
+// start prepares the label pairs of a container with label values vals
+// (fresh storage, in keys order) and room for n series.
+func (e *emitter) start(vals []string, n int) {
+	pairs := make([]dto.LabelPair, len(vals))
+	e.base = make([]*dto.LabelPair, len(vals))
+	for i := range vals {
+		pairs[i].Name, pairs[i].Value = &e.keys[i], &vals[i]
+		e.base[i] = &pairs[i]
+	}
+	e.slab = make([]metric, 0, n)
+}
+
+// with returns the container's label pairs plus name=value, sorted.
+func (e *emitter) with(name, value *string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, 0, len(e.base)+1)
+	extra := &dto.LabelPair{Name: name, Value: value}
+	done := false
+	for _, p := range e.base {
+		if !done && *name < *p.Name {
+			out = append(out, extra)
+			done = true
+		}
+		out = append(out, p)
+	}
+	if !done {
+		out = append(out, extra)
+	}
+	return out
+}
+
+// with2 is with for two labels, n1 < n2 (failure_type, scope).
+func (e *emitter) with2(n1, v1, n2, v2 *string) []*dto.LabelPair {
+	l := e.with(n1, v1)
+	saved := e.base
+	e.base = l
+	l = e.with(n2, v2)
+	e.base = saved
+	return l
+}
+
+func (e *emitter) emit(d *prometheus.Desc, t prometheus.ValueType, v float64) {
+	e.emitL(d, t, v, e.base)
+}
+
+func (e *emitter) emitL(d *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
+	if len(e.slab) == cap(e.slab) {
+		e.slab = make([]metric, 0, 16) // never reallocate: sent metrics point into it
+	}
+	e.slab = e.slab[:len(e.slab)+1]
+	m := &e.slab[len(e.slab)-1]
+	m.desc, m.labels, m.val, m.gauge = d, labels, v, t == prometheus.GaugeValue
+	e.ch <- m
+}
+
+// counter and gauge emit a cgroup value when Known.
+// The value is divided by div (division, not multiplication by 1e-9,
+// gives the closest float: 7.5, not 7.500000000000001).
+func (e *emitter) counter(d *prometheus.Desc, v cgroup.Value, div float64) {
+	if v.State == cgroup.Known {
+		e.emit(d, prometheus.CounterValue, float64(v.V)/div)
+	}
+}
+
+func (e *emitter) gauge(d *prometheus.Desc, v cgroup.Value) {
+	if v.State == cgroup.Known {
+		e.emit(d, prometheus.GaugeValue, float64(v.V))
+	}
+}
+
+// limit emits a limit: its value when Known, 0 when Unlimited.
+func (e *emitter) limit(d *prometheus.Desc, v cgroup.Value) {
+	if v.State != cgroup.Unavailable {
+		e.emit(d, prometheus.GaugeValue, float64(v.V))
+	}
+}
+
+// seriesBound is at least the number of series of sample s.
+func seriesBound(s *sink.Sample) int {
+	n := 40 + 4*len(s.Cgroup.IO.Devices) + len(s.Cgroup.Hugetlb.Sizes)
+	if s.Net != nil {
+		n += 8*len(s.Net.Interfaces) + 2*len(tcpStates)
+	}
+	return n
+}
+
+const (
+	nsPerSec = 1e9
+	usPerSec = 1e6
+)
+
+func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
+	m, st := e.m, &s.Cgroup
+	cpu := &st.CPU
+	e.counter(m.cpuUsage, cpu.Usage, nsPerSec)
+	e.counter(m.cpuUser, cpu.User, nsPerSec)
+	e.counter(m.cpuSystem, cpu.System, nsPerSec)
+	e.counter(m.cfsPeriods, cpu.Periods, 1)
+	e.counter(m.cfsThrottledPeriods, cpu.ThrottledPeriods, 1)
+	e.counter(m.cfsThrottledSecs, cpu.ThrottledTime, nsPerSec)
+	e.gauge(m.specCPUQuota, cpu.QuotaUsec) // left out when unlimited, as cAdvisor
+	e.gauge(m.specCPUPeriod, cpu.PeriodUsec)
+	switch {
+	case cpu.Shares.State == cgroup.Known:
+		e.gauge(m.specCPUShares, cpu.Shares)
+	case cpu.Weight.State == cgroup.Known && cpu.Weight.V >= 1:
+		// cgroup v2: cpu.weight converted back to shares, as cAdvisor and
+		// runc do (the inverse of runc's ConvertCPUSharesToCgroupV2Value).
+		e.emit(m.specCPUShares, prometheus.GaugeValue, float64(2+(cpu.Weight.V-1)*262142/9999))
+	}
+
+	mem := &st.Memory
+	e.gauge(m.memUsage, mem.Usage)
+	e.gauge(m.memWorkingSet, mem.WorkingSet)
+	e.gauge(m.memRSS, mem.Anon)
+	e.gauge(m.memCache, mem.File)
+	e.gauge(m.memMappedFile, mem.MappedFile)
+	e.gauge(m.memSwap, mem.SwapUsage)
+	e.gauge(m.memMaxUsage, mem.Peak)
+	e.gauge(m.memKernel, mem.Kernel)
+	if v, ok := mem.Pgfault.Get(); ok {
+		e.emitL(m.memFailures, prometheus.CounterValue, float64(v), e.with2(&lnFailureType, &lvPgfault, &lnScope, &lvHierarchy))
+	}
+	if v, ok := mem.Pgmajfault.Get(); ok {
+		e.emitL(m.memFailures, prometheus.CounterValue, float64(v), e.with2(&lnFailureType, &lvPgmajfault, &lnScope, &lvHierarchy))
+	}
+	e.limit(m.specMemLimit, mem.Limit)
+	if mem.MemSwapLimit.Available() {
+		e.limit(m.specMemSwapLimit, mem.MemSwapLimit) // v1: memory+swap, as cAdvisor
+	} else {
+		e.limit(m.specMemSwapLimit, mem.SwapLimit) // v2: memory.swap.max
+	}
+	e.counter(m.oomEvents, mem.Events.OOMKill, 1)
+
+	e.gauge(m.threads, st.Pids.Current)
+	e.limit(m.threadsMax, st.Pids.Limit)
+	e.emit(m.lastSeen, prometheus.GaugeValue, float64(snap.Time.UnixNano())/1e9)
+	if t := s.Container.Started; !t.IsZero() {
+		e.emit(m.startTime, prometheus.GaugeValue, float64(t.UnixNano())/1e9)
+	}
+
+	if st.IO.Available {
+		for i := range st.IO.Devices {
+			d := &st.IO.Devices[i]
+			dev := deviceLabel(d)
+			ls := e.with(&lnDevice, &dev)
+			e.emitL(m.fsReadsBytes, prometheus.CounterValue, float64(d.ReadBytes), ls)
+			e.emitL(m.fsWritesBytes, prometheus.CounterValue, float64(d.WriteBytes), ls)
+			e.emitL(m.fsReads, prometheus.CounterValue, float64(d.ReadOps), ls)
+			e.emitL(m.fsWrites, prometheus.CounterValue, float64(d.WriteOps), ls)
+		}
+	}
+	if st.Hugetlb.Available {
+		for i := range st.Hugetlb.Sizes {
+			h := &st.Hugetlb.Sizes[i]
+			if v, ok := h.Usage.Get(); ok {
+				size := h.PageSize // a copy: the snapshot may change after Collect
+				e.emitL(m.hugetlbUsage, prometheus.GaugeValue, float64(v), e.with(&lnPagesize, &size))
+			}
+		}
+	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		if p.Some.Available {
+			e.emit(m.psiWaiting[i], prometheus.CounterValue, float64(p.Some.Total)/usPerSec)
+		}
+		if p.Full.Available {
+			e.emit(m.psiStalled[i], prometheus.CounterValue, float64(p.Full.Total)/usPerSec)
+		}
+	}
+
+	n := s.Net
+	if n == nil {
+		return
+	}
+	if n.Parts.Has(netns.PartDev) {
+		for i := range n.Interfaces {
+			it := &n.Interfaces[i]
+			if e.keep != nil && !e.keep(it.Name) {
+				continue
+			}
+			c := prometheus.CounterValue
+			name := it.Name // a copy: the snapshot may change after Collect
+			ls := e.with(&lnInterface, &name)
+			e.emitL(m.netRxBytes, c, float64(it.RxBytes), ls)
+			e.emitL(m.netRxPackets, c, float64(it.RxPackets), ls)
+			e.emitL(m.netRxDropped, c, float64(it.RxDropped), ls)
+			e.emitL(m.netRxErrors, c, float64(it.RxErrors), ls)
+			e.emitL(m.netTxBytes, c, float64(it.TxBytes), ls)
+			e.emitL(m.netTxPackets, c, float64(it.TxPackets), ls)
+			e.emitL(m.netTxDropped, c, float64(it.TxDropped), ls)
+			e.emitL(m.netTxErrors, c, float64(it.TxErrors), ls)
+		}
+	}
+	if n.Parts.Has(netns.PartTCPStates) {
+		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
+			ls := e.with(&lnTCPState, &tcpStates[st])
+			e.emitL(m.tcpConns, prometheus.GaugeValue, float64(n.TCPStates.V4[st]), ls)
+			if n.TCPStates.V6Known {
+				e.emitL(m.tcp6Conns, prometheus.GaugeValue, float64(n.TCPStates.V6[st]), ls)
+			}
+		}
+	}
+}
+
+// deviceLabel is cAdvisor's device label: /dev/<name>, else major:minor.
+func deviceLabel(d *cgroup.IODevice) string {
+	if d.Name != "" {
+		return "/dev/" + d.Name
+	}
+	return itoa(d.Major) + ":" + itoa(d.Minor)
+}
+
+func itoa(u uint32) string {
+	var b [10]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,214 @@
+// Package prometheus is a sink that serves the latest snapshot to Prometheus:
+// a prometheus.Collector (github.com/prometheus/client_golang) that turns it
+// into const metrics (fixed values made at each scrape, as
+// prometheus.NewConstMetric makes them but sharing each container's label
+// pairs between its series) with cAdvisor's names and labels
+// (container_cpu_usage_seconds_total, container_memory_working_set_bytes,
+// container_network_receive_bytes_total, ... labelled id, name, image), so
+// that dashboards and alerts written for cAdvisor keep working, and an
+// http.Handler that serves it alone.
+//
+// The library registers nothing anywhere: the host program registers the
+// Collector in its own registry, or serves Handler. Every series, its type,
+// unit and source is listed in docs/METRICS.md.
+//
+// Only the latest snapshot is served: a container that is gone from it is
+// gone from the next scrape, and Prometheus marks its series stale. Metrics
+// carry no timestamp of their own (Prometheus uses the scrape's time), which
+// is what lets staleness work. Collect and Write are safe to call
+// concurrently, and scrapes may run concurrently with each other: a scrape
+// reads one whole snapshot, and a Write waits for the scrapes reading the
+// snapshot it replaces.
+//
+// Labels: the container labels are those the sink.Tags allow-list names
+// (default: id, name, image, runtime and, for pods, pod, namespace,
+// container). As in cAdvisor, id is the container's cgroup path
+// (/docker/<id>, /system.slice/docker-<id>.scope, ...) unless
+// WithCgroupID(false) makes it the runtime's ID. Metrics per device,
+// interface, ... add device, interface, ... labels as cAdvisor does. The
+// labels must tell containers apart: an allow-list without id (or name) can
+// give two containers the same series, which the registry refuses (Handler
+// then logs the error and serves the rest).
+//
+// Limits: a limit that is not set is written as 0, cAdvisor's convention,
+// for container_spec_memory_limit_bytes, container_spec_memory_swap_limit_bytes
+// and container_threads_max; container_spec_cpu_quota is left out when no
+// quota is set. Values the kernel did not provide are left out.
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/metricsd/metricsd/sink"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("prometheus: sink closed")
+
+type config struct {
+	tags      sink.Tags
+	cgroupID  bool
+	ifaceKeep func(string) bool
+	log       *slog.Logger
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithTags sets the label allow-list (default sink.DefaultTags()).
+func WithTags(t sink.Tags) Option { return func(c *config) { c.tags = t } }
+
+// WithCgroupID sets what the id label holds: the cgroup path, as cAdvisor
+// (default true), or the runtime's container ID.
+func WithCgroupID(on bool) Option { return func(c *config) { c.cgroupID = on } }
+
+// WithInterfaceFilter keeps only the interfaces for which keep returns true
+// in the container_network_* series. The default keeps every interface,
+// loopback included (traffic inside a container on lo is traffic too);
+// netns.DefaultInterfaceFilter drops lo, veth*, docker* and nerdctl* as
+// cAdvisor does.
+func WithInterfaceFilter(keep func(name string) bool) Option {
+	return func(c *config) { c.ifaceKeep = keep }
+}
+
+// WithLogger sets the logger (default: discard). Handler logs scrape errors
+// to it.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// Collector is a sink.Sink and a prometheus.Collector: Write keeps a copy of
+// the snapshot, Collect serves it.
+type Collector struct {
+	cfg    config
+	tagger *sink.Tagger
+	idIdx  int // index of the id label, -1 if not exported
+	nLabel int
+	m      *metrics
+
+	mu     sync.RWMutex // guards cur, closed
+	cur    *sink.Snapshot
+	closed bool
+
+	wmu   sync.Mutex // serialises Write; guards spare
+	spare *sink.Snapshot
+
+	regOnce sync.Once
+	reg     *prometheus.Registry
+}
+
+var (
+	_ sink.Sink            = (*Collector)(nil)
+	_ prometheus.Collector = (*Collector)(nil)
+)
+
+// New returns a Collector serving nothing until the first Write.
+func New(opts ...Option) (*Collector, error) {
+	c := config{tags: sink.DefaultTags(), cgroupID: true, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&c)
+	}
+	tg, err := sink.NewTagger(c.tags)
+	if err != nil {
+		return nil, err
+	}
+	col := &Collector{cfg: c, tagger: tg, idIdx: -1, nLabel: len(tg.Keys())}
+	for i, k := range tg.Keys() {
+		if k == "id" {
+			col.idIdx = i
+		}
+	}
+	col.m = newMetrics(tg.Keys())
+	return col, nil
+}
+
+// Write keeps a copy of snap for the following scrapes, replacing the
+// previous one. In steady state it allocates nothing.
+func (c *Collector) Write(ctx context.Context, snap *sink.Snapshot) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.spare == nil {
+		c.spare = new(sink.Snapshot)
+	}
+	snap.CopyTo(c.spare)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.cur, c.spare = c.spare, c.cur
+	c.mu.Unlock()
+	return nil
+}
+
+// Close drops the snapshot: later scrapes find no container series.
+func (c *Collector) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.cur = nil
+	c.mu.Unlock()
+	return nil
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.m.all {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: the const metrics of the latest
+// snapshot. What it sends does not change after it returns, whatever Write
+// does next.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.cur == nil {
+		return
+	}
+	e := emitter{ch: ch, m: c.m, keep: c.cfg.ifaceKeep, keys: c.tagger.Keys()}
+	for i := range c.cur.Containers {
+		s := &c.cur.Containers[i]
+		vals := c.tagger.Values(make([]string, 0, c.nLabel), &s.Container)
+		if c.idIdx >= 0 && c.cfg.cgroupID && s.Container.CgroupPath != "" {
+			vals[c.idIdx] = s.Container.CgroupPath
+		}
+		e.start(vals, seriesBound(s))
+		e.sample(s, c.cur)
+	}
+}
+
+// Handler returns an http.Handler that serves this Collector alone, from a
+// registry of its own, in the format the scraper negotiates. Errors (two
+// containers with the same label values, for instance) are logged and the
+// rest is served.
+func (c *Collector) Handler() http.Handler {
+	c.regOnce.Do(func() {
+		c.reg = prometheus.NewRegistry()
+		c.reg.MustRegister(c)
+	})
+	return promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{
+		ErrorLog:      slogAdapter{c.cfg.log},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Println(v ...any) {
+	var err error
+	for _, x := range v {
+		if e, ok := x.(error); ok {
+			err = e
+		}
+	}
+	a.l.Error("prometheus: scrape", "err", err, "msg", v)
+}

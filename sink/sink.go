@@ -1,0 +1,97 @@
+package sink
+
+import (
+	"context"
+	"time"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
+)
+
+// Snapshot is one reading of every container at one time.
+//
+// The collector owns a Snapshot and reuses it from one interval to the next
+// (its slices and the cgroup and netns Stats in it keep their capacity), so
+// a Sink must not keep a Snapshot, or anything it points to, after Write
+// returns: it encodes what it needs, or copies it with CopyTo.
+type Snapshot struct {
+	// Time is when the snapshot was taken.
+	Time time.Time
+	// Containers holds one Sample per container.
+	Containers []Sample
+}
+
+// Sample is one container's reading in a Snapshot.
+type Sample struct {
+	// Container is the container as its runtime reports it. Its Labels map
+	// is shared, not copied, by CopyTo: treat it as read-only.
+	Container runtime.Container
+	// Cgroup is the container's cgroup reading. Fields the kernel did not
+	// provide are Unavailable and sinks leave them out.
+	Cgroup cgroup.Stats
+	// Net is the reading of the container's own network namespace; nil
+	// when it has none of its own (it shares the host's, Container.NetNS.Host)
+	// or it was not read. Net.Parts says which parts were filled.
+	Net *netns.Stats
+}
+
+// Sink receives snapshots.
+//
+// Write and Close may do I/O and take a context. Write must not keep the
+// Snapshot after it returns (see Snapshot). Implementations document whether
+// they deliver synchronously (sink/stdout) or buffer and send in the
+// background (sink/influx), and are safe for use by several goroutines.
+type Sink interface {
+	// Write hands the sink one snapshot.
+	Write(ctx context.Context, s *Snapshot) error
+	// Close flushes what the sink has buffered, within ctx, and releases
+	// it. Write must not be called after Close.
+	Close(ctx context.Context) error
+}
+
+// CopyTo copies s into dst, deeply, reusing dst's slices and netns.Stats: a
+// Sink that must keep a snapshot past Write (sink/prometheus keeps the last
+// one for scrapes) keeps a dst of its own and copies into it, which in
+// steady state allocates nothing. Container label maps are shared.
+func (s *Snapshot) CopyTo(dst *Snapshot) {
+	dst.Time = s.Time
+	n := len(s.Containers)
+	if cap(dst.Containers) < n {
+		c := make([]Sample, n, n+n/4)
+		copy(c, dst.Containers[:cap(dst.Containers)])
+		dst.Containers = c
+	}
+	dst.Containers = dst.Containers[:n]
+	for i := range s.Containers {
+		src, d := &s.Containers[i], &dst.Containers[i]
+		pod := d.Container.Pod // owned by dst: reuse it
+		d.Container = src.Container
+		if src.Container.Pod != nil {
+			if pod == nil {
+				pod = new(runtime.Pod)
+			}
+			*pod = *src.Container.Pod
+			d.Container.Pod = pod
+		}
+		copyCgroup(&d.Cgroup, &src.Cgroup)
+		if src.Net == nil {
+			d.Net = nil
+			continue
+		}
+		if d.Net == nil {
+			d.Net = new(netns.Stats)
+		}
+		ifs := append(d.Net.Interfaces[:0], src.Net.Interfaces...)
+		*d.Net = *src.Net
+		d.Net.Interfaces = ifs
+	}
+}
+
+func copyCgroup(d, s *cgroup.Stats) {
+	perCPU := append(d.CPU.PerCPU[:0], s.CPU.PerCPU...)
+	devs := append(d.IO.Devices[:0], s.IO.Devices...)
+	huge := append(d.Hugetlb.Sizes[:0], s.Hugetlb.Sizes...)
+	*d = *s
+	d.CPU.PerCPU, d.IO.Devices, d.Hugetlb.Sizes = perCPU, devs, huge
+}

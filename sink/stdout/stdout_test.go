@@ -1,0 +1,232 @@
+package stdout_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/metricsd/metricsd/internal/sinktest"
+	"github.com/metricsd/metricsd/sink"
+	"github.com/metricsd/metricsd/sink/stdout"
+)
+
+var t0 = time.Date(2026, 11, 28, 7, 0, 0, 5, time.UTC)
+
+type jsonPoint struct {
+	Name   string                     `json:"name"`
+	Time   time.Time                  `json:"time"`
+	Tags   map[string]string          `json:"tags"`
+	Fields map[string]json.RawMessage `json:"fields"`
+}
+
+func write(t *testing.T, f stdout.Format, snap *sink.Snapshot) string {
+	t.Helper()
+	var b bytes.Buffer
+	s, err := stdout.New(&b, stdout.WithFormat(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestJSONMatchesLineProtocol writes a full snapshot both ways: every JSON
+// line is valid JSON with the documented keys, and carries exactly the
+// measurement, tags, fields and time of the line protocol line.
+func TestJSONMatchesLineProtocol(t *testing.T) {
+	snap := sinktest.FullSnapshot(3, 4, t0)
+	lp := strings.Split(strings.TrimSuffix(write(t, stdout.LineProtocol, snap), "\n"), "\n")
+	js := strings.Split(strings.TrimSuffix(write(t, stdout.JSONLines, snap), "\n"), "\n")
+	if len(lp) != len(js) || len(lp) < 3*15 {
+		t.Fatalf("%d line protocol lines, %d JSON lines", len(lp), len(js))
+	}
+	for i := range lp {
+		var jp jsonPoint
+		dec := json.NewDecoder(strings.NewReader(js[i]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&jp); err != nil {
+			t.Fatalf("line %d: %v: %s", i, err, js[i])
+		}
+		if !strings.HasPrefix(js[i], `{"name":`) {
+			t.Errorf("line %d: keys out of the documented order: %s", i, js[i])
+		}
+		d := lineprotocol.NewDecoderWithBytes([]byte(lp[i]))
+		d.Next()
+		m, _ := d.Measurement()
+		if string(m) != jp.Name {
+			t.Errorf("line %d: measurement %s vs %s", i, m, jp.Name)
+		}
+		tags := map[string]string{}
+		for {
+			k, v, err := d.NextTag()
+			if err != nil || k == nil {
+				break
+			}
+			tags[string(k)] = string(v)
+		}
+		if fmt.Sprint(tags) != fmt.Sprint(jp.Tags) {
+			t.Errorf("line %d: tags %v vs %v", i, tags, jp.Tags)
+		}
+		n := 0
+		for {
+			k, v, err := d.NextField()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == nil {
+				break
+			}
+			n++
+			want := v.String()
+			if v.Kind() == lineprotocol.Int {
+				want = fmt.Sprint(v.IntV())
+			}
+			if got := string(jp.Fields[string(k)]); got != want {
+				t.Errorf("line %d %s: field %s = %s in JSON, %s in line protocol", i, m, k, got, want)
+			}
+		}
+		if n != len(jp.Fields) {
+			t.Errorf("line %d: %d fields vs %d", i, n, len(jp.Fields))
+		}
+		ts, _ := d.Time(lineprotocol.Nanosecond, time.Time{})
+		if !ts.Equal(jp.Time) || !jp.Time.Equal(t0) {
+			t.Errorf("line %d: time %v vs %v", i, ts, jp.Time)
+		}
+	}
+}
+
+// TestAwkwardTagValues: quotes, backslashes, commas, spaces and invalid
+// UTF-8 come out as valid JSON; a newline in a tag value can not be written
+// as line protocol: that container's points are left out and named in the
+// error, and the other container's points are written.
+func TestAwkwardTagValues(t *testing.T) {
+	snap := sinktest.FullSnapshot(2, 1, t0)
+	snap.Containers[0].Container.Name = "we\"ird\\ na,me=\xff\x01"
+	var b bytes.Buffer
+	s, _ := stdout.New(&b, stdout.WithFormat(stdout.JSONLines))
+	if err := s.Write(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	first := strings.SplitN(b.String(), "\n", 2)[0]
+	var jp jsonPoint
+	if err := json.Unmarshal([]byte(first), &jp); err != nil {
+		t.Fatalf("%v: %s", err, first)
+	}
+	if want := "we\"ird\\ na,me=\ufffd\x01"; jp.Tags["name"] != want {
+		t.Errorf("name %q, want %q", jp.Tags["name"], want)
+	}
+
+	// Line protocol escapes what it can.
+	b.Reset()
+	snap.Containers[0].Container.Name = `a b,c=d"e`
+	s, _ = stdout.New(&b)
+	if err := s.Write(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `,name=a\ b\,c\=d"e,`) {
+		t.Errorf("escaping: %.300s", b.String())
+	}
+
+	b.Reset()
+	snap.Containers[0].Container.Name = "two\nlines"
+	all := len(strings.Split(write(t, stdout.LineProtocol, sinktest.FullSnapshot(1, 1, t0)), "\n")) - 1
+	err := s.Write(context.Background(), snap)
+	if err == nil || !strings.Contains(err.Error(), "invalid tag value") {
+		t.Fatalf("Write = %v, want an invalid tag value error", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != all {
+		t.Fatalf("%d lines written, want the %d of the other container", len(lines), all)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "name=c-1") {
+			t.Errorf("unexpected line %s", l)
+		}
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestWriterErrorAndClose(t *testing.T) {
+	s, _ := stdout.New(failWriter{})
+	ctx := context.Background()
+	if err := s.Write(ctx, sinktest.FullSnapshot(1, 1, t0)); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Write = %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, sinktest.FullSnapshot(1, 1, t0)); !errors.Is(err, stdout.ErrClosed) {
+		t.Fatalf("Write after Close = %v", err)
+	}
+	if _, err := stdout.New(failWriter{}, stdout.WithFormat(7)); err == nil {
+		t.Error("unknown format accepted")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	s, _ = stdout.New(failWriter{})
+	if err := s.Write(cctx, sinktest.FullSnapshot(1, 1, t0)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write with a cancelled context = %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes int
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	return s.b.Write(p)
+}
+
+// TestConcurrentWrites: snapshots written from several goroutines each go
+// out in one Write call, whole.
+func TestConcurrentWrites(t *testing.T) {
+	var out syncBuffer
+	s, _ := stdout.New(&out, stdout.WithFormat(stdout.JSONLines))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snap := sinktest.FullSnapshot(2, 2, t0.Add(time.Duration(g)*time.Second))
+			for range 10 {
+				if err := s.Write(context.Background(), snap); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	per := len(strings.Split(write(t, stdout.JSONLines, sinktest.FullSnapshot(2, 2, t0)), "\n")) - 1
+	lines := strings.Split(strings.TrimSuffix(out.b.String(), "\n"), "\n")
+	if out.writes != 40 || len(lines) != 40*per {
+		t.Fatalf("%d writes, %d lines; want 40 and %d", out.writes, len(lines), 40*per)
+	}
+	for i := 0; i < len(lines); i += per {
+		var first jsonPoint
+		json.Unmarshal([]byte(lines[i]), &first)
+		for _, l := range lines[i : i+per] {
+			var jp jsonPoint
+			if err := json.Unmarshal([]byte(l), &jp); err != nil || !jp.Time.Equal(first.Time) {
+				t.Fatalf("snapshots interleaved at line %d: %s", i, l)
+			}
+		}
+	}
+}

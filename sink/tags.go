@@ -1,0 +1,222 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/metricsd/metricsd/runtime"
+)
+
+// Tags is the allow-list of container attributes that become tags (InfluxDB,
+// stdout) or labels (Prometheus). Nothing else does: in particular a
+// container label becomes a tag only when it is listed in Labels, because
+// exporting every label (cAdvisor's default) multiplies series without
+// bound.
+//
+// The tag keys are fixed:
+//
+//	id         Container.ID (Prometheus: the cgroup path, as cAdvisor does; see sink/prometheus)
+//	name       Container.Name
+//	image      Container.Image
+//	runtime    Container.Runtime
+//	pod        Container.Pod.Name          } with Pod, for containers a
+//	namespace  Container.Pod.Namespace     } kubelet made; empty (InfluxDB:
+//	container  Container.Pod.Container     } omitted) for the others
+//
+// and, per entry of Labels, the tag it names.
+type Tags struct {
+	ID, Name, Image, Runtime, Pod bool
+	// Labels lists the container labels to export and the tag each becomes.
+	Labels []LabelTag
+}
+
+// LabelTag exports one container label as a tag.
+type LabelTag struct {
+	// Label is the container label's key, e.g. "com.example.team".
+	Label string
+	// Tag is the tag (or Prometheus label) name; empty means cAdvisor's
+	// name for it: "container_label_" + Label with every character outside
+	// [a-zA-Z0-9_] replaced by '_' ("container_label_com_example_team").
+	Tag string
+}
+
+// DefaultTags is id, name, image, runtime and the pod tags, and no container
+// label.
+func DefaultTags() Tags {
+	return Tags{ID: true, Name: true, Image: true, Runtime: true, Pod: true}
+}
+
+// Tag is one tag: a key and its value.
+type Tag struct{ Key, Value string }
+
+// The tag keys a sink's points add besides the container's (device,
+// interface, ...). A LabelTag may not use them.
+var reservedKeys = []string{"cpu", "device", "interface", "page_size", "resource", "state", "failure_type", "scope", "pagesize", "tcp_state", "udp_state", "le", "quantile", "job", "instance"}
+
+type source uint8
+
+const (
+	srcID source = iota
+	srcName
+	srcImage
+	srcRuntime
+	srcPod
+	srcNamespace
+	srcContainer
+	srcLabel
+)
+
+type tagSpec struct {
+	key   string
+	src   source
+	label string
+}
+
+// Tagger is a compiled Tags: the tag keys in lexical order and how to fill
+// them from a container. It is immutable and safe for concurrent use.
+type Tagger struct {
+	specs []tagSpec
+	keys  []string
+}
+
+// NewTagger checks t and compiles it. It fails on a tag name that is not
+// [a-zA-Z_][a-zA-Z0-9_]*, starts with "__", is used twice, or is one a sink
+// uses for its own purposes (device, interface, ...).
+func NewTagger(t Tags) (*Tagger, error) {
+	var specs []tagSpec
+	add := func(on bool, key string, src source) {
+		if on {
+			specs = append(specs, tagSpec{key: key, src: src})
+		}
+	}
+	add(t.ID, "id", srcID)
+	add(t.Name, "name", srcName)
+	add(t.Image, "image", srcImage)
+	add(t.Runtime, "runtime", srcRuntime)
+	add(t.Pod, "pod", srcPod)
+	add(t.Pod, "namespace", srcNamespace)
+	add(t.Pod, "container", srcContainer)
+	var errs []error
+	for _, l := range t.Labels {
+		if l.Label == "" {
+			errs = append(errs, errors.New("sink: a LabelTag with an empty Label"))
+			continue
+		}
+		key := l.Tag
+		if key == "" {
+			key = LabelTagName(l.Label)
+		}
+		if !validTagKey(key) {
+			errs = append(errs, fmt.Errorf("sink: tag name %q for label %q: want [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", key, l.Label))
+			continue
+		}
+		if slices.Contains(reservedKeys, key) {
+			errs = append(errs, fmt.Errorf("sink: tag name %q for label %q is reserved", key, l.Label))
+			continue
+		}
+		specs = append(specs, tagSpec{key: key, src: srcLabel, label: l.Label})
+	}
+	slices.SortStableFunc(specs, func(a, b tagSpec) int { return strings.Compare(a.key, b.key) })
+	for i := 1; i < len(specs); i++ {
+		if specs[i].key == specs[i-1].key {
+			errs = append(errs, fmt.Errorf("sink: tag name %q used twice", specs[i].key))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	tg := &Tagger{specs: specs, keys: make([]string, len(specs))}
+	for i, s := range specs {
+		tg.keys[i] = s.key
+	}
+	return tg, nil
+}
+
+// MustTagger is NewTagger that panics on error, for Tags known to be valid
+// such as DefaultTags().
+func MustTagger(t Tags) *Tagger {
+	tg, err := NewTagger(t)
+	if err != nil {
+		panic(err)
+	}
+	return tg
+}
+
+// Keys returns the tag keys in lexical order. The caller must not modify it.
+func (tg *Tagger) Keys() []string { return tg.keys }
+
+// Append appends c's tags to dst, one per key in Keys order (so sorted by
+// key); a tag whose attribute c does not have gets an empty Value.
+func (tg *Tagger) Append(dst []Tag, c *runtime.Container) []Tag {
+	for _, s := range tg.specs {
+		dst = append(dst, Tag{Key: s.key, Value: tg.value(&s, c)})
+	}
+	return dst
+}
+
+// Values appends c's tag values to dst in Keys order.
+func (tg *Tagger) Values(dst []string, c *runtime.Container) []string {
+	for _, s := range tg.specs {
+		dst = append(dst, tg.value(&s, c))
+	}
+	return dst
+}
+
+func (tg *Tagger) value(s *tagSpec, c *runtime.Container) string {
+	switch s.src {
+	case srcID:
+		return c.ID
+	case srcName:
+		return c.Name
+	case srcImage:
+		return c.Image
+	case srcRuntime:
+		return c.Runtime
+	case srcPod:
+		if c.Pod != nil {
+			return c.Pod.Name
+		}
+	case srcNamespace:
+		if c.Pod != nil {
+			return c.Pod.Namespace
+		}
+	case srcContainer:
+		if c.Pod != nil {
+			return c.Pod.Container
+		}
+	case srcLabel:
+		return c.Labels[s.label]
+	}
+	return ""
+}
+
+// LabelTagName is cAdvisor's name for a container label exported as a
+// Prometheus label: "container_label_" + label with every character outside
+// [a-zA-Z0-9_] replaced by '_'.
+func LabelTagName(label string) string {
+	b := []byte("container_label_")
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func validTagKey(k string) bool {
+	if k == "" || strings.HasPrefix(k, "__") {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
