@@ -20,6 +20,39 @@ type Snapshot struct {
 	Time time.Time
 	// Containers holds one Sample per container.
 	Containers []Sample
+	// Self is the collector's own figures for this snapshot; nil when the
+	// snapshot does not come from a metricsd.Collector.
+	Self *Self
+}
+
+// Self is what a collector reports of itself with every snapshot.
+type Self struct {
+	// ScrapeSeconds is how long taking this snapshot took.
+	ScrapeSeconds float64
+	// Containers is the number of containers tracked, Namespaces the
+	// number of network namespaces open (shared ones count once).
+	Containers, Namespaces int
+	// Errors counts errors since the collector started, by stage
+	// ("discover", "open", "cgroup", "net", "sink"), in that order.
+	Errors []StageErrors
+	// SinkDropped is the number of points the sinks dropped so far (their
+	// buffers full), summed over the sinks that count them (SinkDropper).
+	SinkDropped uint64
+	// SinkWriteSeconds is how long writing the previous snapshot to every
+	// sink took; 0 before the first write.
+	SinkWriteSeconds float64
+}
+
+// StageErrors is the error count of one collection stage.
+type StageErrors struct {
+	Stage string
+	Count uint64
+}
+
+// SinkDropper is implemented by sinks that may drop points (a full buffer):
+// Dropped returns how many so far. The collector reports the sum in Self.
+type SinkDropper interface {
+	Dropped() uint64
 }
 
 // Sample is one container's reading in a Snapshot.
@@ -56,6 +89,16 @@ type Sink interface {
 // steady state allocates nothing. Container label maps are shared.
 func (s *Snapshot) CopyTo(dst *Snapshot) {
 	dst.Time = s.Time
+	if s.Self == nil {
+		dst.Self = nil
+	} else {
+		if dst.Self == nil {
+			dst.Self = new(Self)
+		}
+		errs := append(dst.Self.Errors[:0], s.Self.Errors...)
+		*dst.Self = *s.Self
+		dst.Self.Errors = errs
+	}
 	n := len(s.Containers)
 	if cap(dst.Containers) < n {
 		c := make([]Sample, n, n+n/4)

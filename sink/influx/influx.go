@@ -325,6 +325,9 @@ func precisionV2(p lineprotocol.Precision) string {
 	return "ns"
 }
 
+// Dropped returns how many points were dropped (sink.SinkDropper).
+func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
+
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()

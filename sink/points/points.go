@@ -83,7 +83,34 @@ func (w *Walker) Walk(s *sink.Snapshot, v Visitor) {
 	for i := range s.Containers {
 		w.container(&s.Containers[i])
 	}
+	if s.Self != nil {
+		w.self(s.Self)
+	}
 	w.v = nil
+}
+
+// self writes the collector's own point, "metricsd", with no container tags.
+func (w *Walker) self(s *sink.Self) {
+	w.v.Container(nil)
+	w.begin("metricsd", noTag)
+	w.f("scrape_seconds", s.ScrapeSeconds)
+	w.i("containers", uint64(s.Containers))
+	w.i("namespaces", uint64(s.Namespaces))
+	for _, e := range s.Errors {
+		if name, ok := errorFields[e.Stage]; ok {
+			w.i(name, e.Count)
+		}
+	}
+	w.i("sink_dropped", s.SinkDropped)
+	w.f("sink_write_seconds", s.SinkWriteSeconds)
+	w.end()
+}
+
+// errorFields are the field names of the stages' error counts: constants,
+// so that nothing is built per snapshot.
+var errorFields = map[string]string{
+	"discover": "errors_discover", "open": "errors_open", "cgroup": "errors_cgroup",
+	"net": "errors_net", "sink": "errors_sink",
 }
 
 func clamp(v uint64) int64 {

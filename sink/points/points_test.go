@@ -111,3 +111,34 @@ func TestEncoderSkipsBadPoints(t *testing.T) {
 		t.Errorf("decoded %d lines, want %d", n, len(ends)-1)
 	}
 }
+
+// TestSelfPoint: a snapshot's Self becomes one "metricsd" point with no
+// container tags, decodable as line protocol.
+func TestSelfPoint(t *testing.T) {
+	snap := sinktest.FullSnapshot(1, 1, t0)
+	snap.Self = &sink.Self{ScrapeSeconds: 0.025, Containers: 1, Namespaces: 1, SinkDropped: 7, SinkWriteSeconds: 0.5,
+		Errors: []sink.StageErrors{{Stage: "discover"}, {Stage: "open", Count: 2}, {Stage: "cgroup"}, {Stage: "net"}, {Stage: "sink", Count: 3}}}
+	enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond)
+	var b []byte
+	var ends []int
+	b, _, _, err := enc.Append(b, ends, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var self string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "metricsd ") {
+			self = l
+		}
+	}
+	want := "metricsd scrape_seconds=0.025,containers=1i,namespaces=1i,errors_discover=0i,errors_open=2i,errors_cgroup=0i,errors_net=0i,errors_sink=3i,sink_dropped=7i,sink_write_seconds=0.5 "
+	if !strings.HasPrefix(self, want) {
+		t.Errorf("self point\n got %q\nwant %q...", self, want)
+	}
+	dec := lineprotocol.NewDecoderWithBytes([]byte(self + "\n"))
+	for dec.Next() {
+		if m, err := dec.Measurement(); err != nil || string(m) != "metricsd" {
+			t.Errorf("decoded %q, %v", m, err)
+		}
+	}
+}

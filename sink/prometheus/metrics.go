@@ -32,6 +32,10 @@ type metrics struct {
 	netRxBytes, netRxPackets, netRxDropped, netRxErrors *prometheus.Desc
 	netTxBytes, netTxPackets, netTxDropped, netTxErrors *prometheus.Desc
 	tcpConns, tcp6Conns                                 *prometheus.Desc
+
+	// The collector's own series, without container labels.
+	selfScrape, selfContainers, selfNamespaces, selfErrors *prometheus.Desc
+	selfSinkDropped, selfSinkWrite                         *prometheus.Desc
 }
 
 func newMetrics(labels []string) *metrics {
@@ -95,7 +99,31 @@ func newMetrics(labels []string) *metrics {
 	// promtool check metrics rejects; metricsd names them as gauges.
 	m.tcpConns = d("container_network_tcp_connections", "TCP (IPv4) sockets of the container by state.", "tcp_state")
 	m.tcp6Conns = d("container_network_tcp6_connections", "TCP (IPv6) sockets of the container by state.", "tcp_state")
+
+	self := func(name, help string, labels ...string) *prometheus.Desc {
+		desc := prometheus.NewDesc(name, help, labels, nil)
+		m.all = append(m.all, desc)
+		return desc
+	}
+	m.selfScrape = self("metricsd_scrape_duration_seconds", "How long taking the latest snapshot took.")
+	m.selfContainers = self("metricsd_containers", "Containers tracked.")
+	m.selfNamespaces = self("metricsd_network_namespaces", "Network namespaces open (shared ones once).")
+	m.selfErrors = self("metricsd_errors_total", "Collection errors by stage.", "stage")
+	m.selfSinkDropped = self("metricsd_sink_dropped_points_total", "Points the sinks dropped (buffers full).")
+	m.selfSinkWrite = self("metricsd_sink_write_duration_seconds", "How long writing the previous snapshot to every sink took.")
 	return m
+}
+
+// self sends the collector's own series.
+func (m *metrics) self(ch chan<- prometheus.Metric, s *sink.Self) {
+	ch <- prometheus.MustNewConstMetric(m.selfScrape, prometheus.GaugeValue, s.ScrapeSeconds)
+	ch <- prometheus.MustNewConstMetric(m.selfContainers, prometheus.GaugeValue, float64(s.Containers))
+	ch <- prometheus.MustNewConstMetric(m.selfNamespaces, prometheus.GaugeValue, float64(s.Namespaces))
+	for _, e := range s.Errors {
+		ch <- prometheus.MustNewConstMetric(m.selfErrors, prometheus.CounterValue, float64(e.Count), e.Stage)
+	}
+	ch <- prometheus.MustNewConstMetric(m.selfSinkDropped, prometheus.CounterValue, float64(s.SinkDropped))
+	ch <- prometheus.MustNewConstMetric(m.selfSinkWrite, prometheus.GaugeValue, s.SinkWriteSeconds)
 }
 
 var psiResources = [3]string{"cpu", "memory", "io"}

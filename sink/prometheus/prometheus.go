@@ -184,6 +184,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		e.start(vals, seriesBound(s))
 		e.sample(s, c.cur)
 	}
+	if c.cur.Self != nil {
+		c.m.self(ch, c.cur.Self)
+	}
 }
 
 // Handler returns an http.Handler that serves this Collector alone, from a

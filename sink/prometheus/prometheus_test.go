@@ -344,13 +344,15 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Skip("no promtool: " + why)
 	}
 	c := newCollector(t)
-	if err := c.Write(context.Background(), sinktest.FullSnapshot(3, 2, t0)); err != nil {
+	snap := sinktest.FullSnapshot(3, 2, t0)
+	snap.Self = &sink.Self{ScrapeSeconds: 0.01, Containers: 3, Errors: []sink.StageErrors{{Stage: "open", Count: 1}}}
+	if err := c.Write(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
 	c.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body := rec.Body.String()
-	if !strings.Contains(body, "# TYPE container_cpu_usage_seconds_total counter") {
+	if !strings.Contains(body, "# TYPE container_cpu_usage_seconds_total counter") || !strings.Contains(body, `metricsd_errors_total{stage="open"} 1`) {
 		t.Fatalf("exposition lacks container_cpu_usage_seconds_total:\n%.2000s", body)
 	}
 	cmd := exec.Command(bin, "check", "metrics")
@@ -454,3 +456,48 @@ func TestPrometheusScrape(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// TestSelfSeries: a snapshot's Self is served as metricsd_* series with no
+// container labels, through a pedantic registry.
+func TestSelfSeries(t *testing.T) {
+	c := newCollector(t)
+	snap := snapshot2(t0)
+	snap.Self = &sink.Self{ScrapeSeconds: 0.02, Containers: 2, Namespaces: 2, SinkDropped: 5, SinkWriteSeconds: 0.25,
+		Errors: []sink.StageErrors{{Stage: "discover", Count: 1}, {Stage: "open"}, {Stage: "cgroup"}, {Stage: "net"}, {Stage: "sink", Count: 4}}}
+	if err := c.Write(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				got[key] = g.GetValue()
+			} else if c := m.GetCounter(); c != nil {
+				got[key] = c.GetValue()
+			}
+		}
+	}
+	for key, want := range map[string]float64{
+		"metricsd_scrape_duration_seconds":     0.02,
+		"metricsd_containers":                  2,
+		"metricsd_network_namespaces":          2,
+		"metricsd_errors_total,stage=discover": 1,
+		"metricsd_errors_total,stage=sink":     4,
+		"metricsd_sink_dropped_points_total":   5,
+		"metricsd_sink_write_duration_seconds": 0.25,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+}
