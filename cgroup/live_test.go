@@ -244,7 +244,7 @@ func TestLiveAgainstOpencontainers(t *testing.T) {
 		"total_rss": {before.Memory.Anon, m.Anon}, "total_cache": {before.Memory.File, m.File},
 		"total_shmem": {before.Memory.Shmem, m.Shmem}, "total_mapped_file": {before.Memory.MappedFile, m.MappedFile},
 		"total_inactive_file": {before.Memory.InactiveFile, m.InactiveFile},
-		"total_active_file": {before.Memory.ActiveFile, m.ActiveFile},
+		"total_active_file":   {before.Memory.ActiveFile, m.ActiveFile},
 	} {
 		near("memory.stat "+key, v[0], ms.Stats[key], v[1])
 	}
