@@ -3,6 +3,23 @@
 // (runtime/containerd) and, with no daemon at all, the cgroup tree
 // (runtime/cgroupfs). Each adapter is a package of its own that imports only
 // its own client library.
+//
+// Detect picks what a host has (see its example): Docker and containerd
+// where their sockets answer, several at once as a Multi that reports a
+// container known to both once, and the cgroup tree when no daemon
+// answers. Adapters are handed to it as Openers, so this package imports
+// none of them:
+//
+//	d, err := runtime.Detect(ctx,
+//		runtime.WithDocker(docker.Opener()),
+//		runtime.WithContainerd(containerd.Opener()),
+//		runtime.WithCgroupFS(cgroupfs.Opener()))
+//	cs, err := d.List(ctx)     // the running containers
+//	ch, err := d.Watch(ctx)    // started / stopped / removed / oom
+//
+// Tracker is the bookkeeping every adapter's Watch shares: it merges the
+// runtime's events with the listings made after each (re)connection, so
+// that a container is reported started once, stopped once and removed once.
 package runtime
 
 import (

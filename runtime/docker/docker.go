@@ -1,0 +1,453 @@
+// Package docker discovers Docker's containers through the official client,
+// github.com/moby/moby/client. New pings the daemon with API version
+// negotiation, so a daemon older than API 1.40 fails clearly at start;
+// Docker 20.10 (API 1.41) and later work. It lists the running containers,
+// inspects each for its PID, cgroup and network namespace, and streams the
+// container events start, die, destroy (Podman: remove) and oom.
+//
+// Podman's Docker-compatible socket (podman system service) is a documented
+// use of the same adapter: point WithHost at it.
+//
+// Every call is bounded by the discoverer's timeout (WithTimeout, 10 s by
+// default); a daemon that is absent or does not answer gives an error
+// matching runtime.ErrUnavailable.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/runtime"
+)
+
+// Name is the runtime name this package reports.
+const Name = "docker"
+
+// Namespace is the containerd namespace Docker keeps its containers in; it
+// is set on every container this package reports.
+const Namespace = "moby"
+
+// DefaultHost is Docker's default socket.
+const DefaultHost = "unix:///var/run/docker.sock"
+
+// DefaultTimeout bounds every call.
+const DefaultTimeout = 10 * time.Second
+
+// DefaultResync is how often Watch re-lists to catch what events missed.
+const DefaultResync = time.Minute
+
+// actionRemove is what Podman's Docker-compatible API sends where Docker
+// sends "destroy".
+const actionRemove events.Action = "remove"
+
+// inspectWorkers bounds concurrent inspect calls in List.
+const inspectWorkers = 4
+
+type options struct {
+	host       string
+	timeout    time.Duration
+	resync     time.Duration
+	log        *slog.Logger
+	root       string
+	fs         *cgroup.FS
+	sandboxes  bool
+	minBackoff time.Duration
+	maxBackoff time.Duration
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithHost sets the daemon address: "unix:///path", "tcp://host:port".
+func WithHost(host string) Option { return func(o *options) { o.host = host } }
+
+// WithTimeout bounds each call (default 10 s).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithResync sets how often Watch re-lists while connected (default 1 min).
+func WithResync(d time.Duration) Option { return func(o *options) { o.resync = d } }
+
+// WithBackoff sets Watch's reconnection delays (default 100 ms doubling to 5 s).
+func WithBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRoot sets the host root prefix under which /proc is read.
+func WithRoot(root string) Option { return func(o *options) { o.root = root } }
+
+// WithFS uses an existing cgroup.FS for cgroup path resolution.
+func WithFS(f *cgroup.FS) Option { return func(o *options) { o.fs = f } }
+
+// WithSandboxes includes dockershim's pod sandbox containers (Pod.Sandbox
+// set), which are left out by default.
+func WithSandboxes(on bool) Option { return func(o *options) { o.sandboxes = on } }
+
+// Discoverer is a Docker client. It is safe for concurrent use.
+type Discoverer struct {
+	o   options
+	cli *client.Client
+	fs  *cgroup.FS
+	api string
+}
+
+var _ runtime.Discoverer = (*Discoverer)(nil)
+
+// New makes a client and pings the daemon with API version negotiation. A
+// daemon that does not answer, or whose API is older than the client
+// supports (1.40), gives an error matching runtime.ErrUnavailable.
+func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
+	o := options{host: DefaultHost, timeout: DefaultTimeout, resync: DefaultResync, root: "/",
+		minBackoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.timeout <= 0 {
+		o.timeout = DefaultTimeout
+	}
+	f := o.fs
+	if f == nil {
+		var err error
+		if f, err = cgroup.NewFS(ctx, cgroup.WithRoot(o.root), cgroup.WithLogger(o.log)); err != nil {
+			return nil, fmt.Errorf("docker: %w", err)
+		}
+	}
+	cli, err := client.New(client.WithHost(o.host))
+	if err != nil {
+		return nil, fmt.Errorf("docker: %s: %w: %w", o.host, runtime.ErrUnavailable, err)
+	}
+	d := &Discoverer{o: o, cli: cli, fs: f}
+	pctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	ping, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true})
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("docker: ping %s (client API %s to %s): %w: %w", o.host, client.MinAPIVersion, client.MaxAPIVersion, runtime.ErrUnavailable, err)
+	}
+	d.api = cli.ClientVersion()
+	o.log.Debug("docker: connected", "host", o.host, "daemon API", ping.APIVersion, "using API", d.api)
+	return d, nil
+}
+
+// Opener is a runtime.Opener for runtime.Detect.
+func Opener(opts ...Option) runtime.Opener {
+	return func(ctx context.Context, endpoint, root string, log *slog.Logger) (runtime.Discoverer, error) {
+		return New(ctx, append([]Option{WithHost(endpoint), WithRoot(root), WithLogger(log)}, opts...)...)
+	}
+}
+
+// Name returns "docker".
+func (d *Discoverer) Name() string { return Name }
+
+// APIVersion is the API version negotiated with the daemon.
+func (d *Discoverer) APIVersion() string { return d.api }
+
+// Close closes the client.
+func (d *Discoverer) Close() error { return d.cli.Close() }
+
+func (d *Discoverer) wrap(op string, err error) error {
+	if client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("docker: %s %s: %w: %w", op, d.o.host, runtime.ErrUnavailable, err)
+	}
+	return fmt.Errorf("docker: %s: %w", op, err)
+}
+
+// List returns the running (and paused) containers, each inspected for its
+// PID, cgroup path and network namespace. A container removed between the
+// listing and its inspection is left out; one whose process has exited is
+// reported with StateStopped.
+func (d *Discoverer) List(ctx context.Context) ([]runtime.Container, error) {
+	cs, _, err := d.list(ctx)
+	return cs, err
+}
+
+// list returns the running containers and the keys of all containers.
+func (d *Discoverer) list(ctx context.Context) ([]runtime.Container, map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+	defer cancel()
+	r, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return nil, nil, d.wrap("list", err)
+	}
+	all := make(map[string]bool, len(r.Items))
+	var ids []string
+	for _, s := range r.Items {
+		all[Namespace+"/"+s.ID] = true
+		if s.State == container.StateRunning || s.State == container.StatePaused {
+			ids = append(ids, s.ID)
+		}
+	}
+	out := make([]runtime.Container, len(ids))
+	ok := make([]bool, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < inspectWorkers && w < len(ids); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], ok[i], errs[i] = d.inspect(ctx, ids[i])
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	res := out[:0]
+	for i := range ids {
+		if errs[i] != nil {
+			return nil, nil, errs[i]
+		}
+		if ok[i] {
+			res = append(res, out[i])
+		}
+	}
+	return res, all, nil
+}
+
+// inspect fetches one container; ok is false when it is gone, invalid or
+// an excluded sandbox.
+func (d *Discoverer) inspect(ctx context.Context, id string) (runtime.Container, bool, error) {
+	if !runtime.ValidHexID(id) {
+		d.o.log.Warn("docker: skipping container with an invalid ID", "id", id)
+		return runtime.Container{}, false, nil
+	}
+	r, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		if strings.Contains(strings.ToLower(err.Error()), "no such container") || isNotFound(err) {
+			return runtime.Container{}, false, nil
+		}
+		return runtime.Container{}, false, d.wrap("inspect", err)
+	}
+	c, ok := d.convert(ctx, r.Container)
+	return c, ok, nil
+}
+
+func isNotFound(err error) bool {
+	var nf interface{ NotFound() }
+	return errors.As(err, &nf)
+}
+
+func (d *Discoverer) convert(ctx context.Context, in container.InspectResponse) (runtime.Container, bool) {
+	c := runtime.Container{
+		ID:        in.ID,
+		Name:      strings.TrimPrefix(in.Name, "/"),
+		Runtime:   Name,
+		Namespace: Namespace,
+		State:     runtime.StateUnknown,
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if in.Config != nil {
+		c.Image = in.Config.Image
+		c.Labels = in.Config.Labels
+	}
+	if c.Image == "" {
+		c.Image = in.Image
+	}
+	c.Pod = runtime.PodFromLabels(c.Labels)
+	if c.Pod != nil && c.Pod.Sandbox && !d.o.sandboxes {
+		return c, false
+	}
+	if c.Pod != nil && c.Pod.Container != "" {
+		c.Name = c.Pod.Container
+	}
+	if st := in.State; st != nil {
+		switch {
+		case st.Paused:
+			c.State = runtime.StatePaused
+		case st.Running:
+			c.State = runtime.StateRunning
+		case st.Status == container.StateCreated:
+			c.State = runtime.StateCreated
+		default:
+			c.State = runtime.StateStopped
+		}
+		if st.Running {
+			c.PID = st.Pid
+		}
+		if t, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil && t.Year() > 1 {
+			c.Started = t
+		}
+	}
+	c.NetNS = runtime.NetNS{PID: c.PID}
+	if in.HostConfig != nil && in.HostConfig.NetworkMode == "host" {
+		c.NetNS.Host = true
+	} else if in.NetworkSettings != nil && in.NetworkSettings.SandboxKey != "" {
+		// The sandbox's bind mount exists only when libnetwork made the
+		// namespace (not for --bridge=none's "default" or "none"
+		// networks, where runc made it): then the PID is the locator.
+		if _, err := os.Stat(filepath.Join(d.fs.Root(), in.NetworkSettings.SandboxKey)); err == nil {
+			c.NetNS.Path = in.NetworkSettings.SandboxKey
+		}
+	}
+	if c.PID > 0 {
+		path, err := runtime.ResolvePID(ctx, d.fs, c.PID)
+		if err != nil {
+			d.o.log.Debug("docker: container process gone", "id", c.ID, "pid", c.PID, "err", err)
+			c.State = runtime.StateStopped
+		} else {
+			c.CgroupPath = path
+		}
+	}
+	return c, true
+}
+
+// Watch lists the running containers, then streams container events
+// (start, die, destroy, oom). When the stream breaks (the daemon stopped or
+// restarted) it reconnects with backoff and re-lists, reporting only what
+// changed meanwhile (runtime.Tracker), so that no container is lost or
+// reported twice. It also re-lists once a second after each (re)connection
+// and every WithResync period. The channel closes when ctx ends. It fails
+// only when the first listing fails.
+func (d *Discoverer) Watch(ctx context.Context) (<-chan runtime.Event, error) {
+	cs, _, err := d.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan runtime.Event, 64)
+	go d.watch(ctx, runtime.NewTracker(cs), ch)
+	return ch, nil
+}
+
+func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event) {
+	defer close(ch)
+	bo := runtime.Backoff{Min: d.o.minBackoff, Max: d.o.maxBackoff}
+	for ctx.Err() == nil {
+		err := d.session(ctx, t, ch, &bo)
+		if ctx.Err() != nil {
+			return
+		}
+		delay := bo.Next()
+		d.o.log.Info("docker: event stream lost; reconnecting", "err", err, "in", delay)
+		if !runtime.Sleep(ctx, delay) {
+			return
+		}
+	}
+}
+
+func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event, bo *runtime.Backoff) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The stream itself is unbounded; connecting is bounded by the
+	// timeout (the client returns once the daemon sent its headers).
+	connected := make(chan struct{})
+	timer := time.AfterFunc(d.o.timeout, func() {
+		select {
+		case <-connected:
+		default:
+			cancel()
+		}
+	})
+	defer timer.Stop()
+	f := make(client.Filters).Add("type", string(events.ContainerEventType)).
+		Add("event", string(events.ActionStart), string(events.ActionDie), string(events.ActionDestroy), string(events.ActionOOM),
+			string(actionRemove))
+	res := d.cli.Events(sctx, client.EventsListOptions{Filters: f})
+	close(connected)
+	select {
+	case err := <-res.Err:
+		if err == nil {
+			err = io.EOF
+		}
+		return d.wrap("events", err)
+	default:
+	}
+	if err := d.resync(ctx, t, ch); err != nil {
+		return err
+	}
+	bo.Reset()
+	settle := time.NewTimer(time.Second)
+	defer settle.Stop()
+	period := d.o.resync
+	if period <= 0 {
+		period = DefaultResync
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-settle.C:
+			if err := d.resync(ctx, t, ch); err != nil {
+				return err
+			}
+		case <-tick.C:
+			if err := d.resync(ctx, t, ch); err != nil {
+				return err
+			}
+		case err := <-res.Err:
+			if err == nil {
+				err = io.EOF
+			}
+			return d.wrap("events", err)
+		case m := <-res.Messages:
+			if !runtime.Send(ctx, ch, d.handle(ctx, t, m)...) {
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+func (d *Discoverer) resync(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event) error {
+	cs, all, err := d.list(ctx)
+	if err != nil {
+		return err
+	}
+	runtime.Send(ctx, ch, t.Resync(cs, func(k string) bool { return all[k] }, time.Now())...)
+	return nil
+}
+
+func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, m events.Message) []runtime.Event {
+	if m.Type != events.ContainerEventType || !runtime.ValidHexID(m.Actor.ID) {
+		return nil
+	}
+	when := time.Now()
+	if m.TimeNano != 0 {
+		when = time.Unix(0, m.TimeNano)
+	} else if m.Time != 0 {
+		when = time.Unix(m.Time, 0)
+	}
+	ref := runtime.Container{ID: m.Actor.ID, Name: strings.TrimPrefix(m.Actor.Attributes["name"], "/"), Runtime: Name, Namespace: Namespace}
+	switch m.Action {
+	case events.ActionStart:
+		cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+		defer cancel()
+		c, ok, err := d.inspect(cctx, m.Actor.ID)
+		if err != nil || !ok || c.State != runtime.StateRunning {
+			// Gone already, or excluded; its die/destroy follow.
+			return nil
+		}
+		return t.Apply(runtime.Event{Type: runtime.EventStarted, Container: c, Time: when})
+	case events.ActionDie:
+		return t.Apply(runtime.Event{Type: runtime.EventStopped, Container: ref, Time: when})
+	case events.ActionDestroy, actionRemove:
+		return t.Apply(runtime.Event{Type: runtime.EventRemoved, Container: ref, Time: when})
+	case events.ActionOOM:
+		return t.Apply(runtime.Event{Type: runtime.EventOOM, Container: ref, Time: when})
+	}
+	return nil
+}
