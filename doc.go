@@ -18,6 +18,16 @@
 // Importing cgroup pulls in no Docker, gRPC or Prometheus code; the runtime
 // adapters and sinks each bring only their own client.
 //
+// This package joins the layers: a Collector (New) discovers the containers
+// (runtime.Detect by default), opens a cgroup Group and a network Handle for
+// each as it appears (one Handle per namespace, shared by the containers in
+// it), closes them as soon as it goes, reads them all at every interval
+// into a snapshot that is reused (no allocation per container), and writes
+// it to the sinks. Collect takes one snapshot; Run collects on aligned ticks
+// until its context ends, then flushes and closes the sinks. Every snapshot
+// carries the collector's own figures (sink.Self). examples/embed is the
+// shortest useful embedding; examples/metricsd is the daemon.
+//
 // The lineage is docker-metricsd (2014), which added cgroup and network
 // figures to Docker's API; the aim against today's peers (cAdvisor,
 // Telegraf's docker input, Netdata's cgroups plugin) is an order of magnitude

@@ -1,0 +1,219 @@
+package metricsd_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metricsd/metricsd"
+	"github.com/metricsd/metricsd/internal/cgtest"
+	"github.com/metricsd/metricsd/runtime"
+)
+
+func TestMain(m *testing.M) {
+	cgtest.Main()
+	os.Exit(m.Run())
+}
+
+// listed is a Discoverer over containers the test made itself (real cgroups,
+// real processes, a real network namespace): the input, not a stand-in for
+// the code under test.
+type listed struct {
+	mu sync.Mutex
+	cs []runtime.Container
+}
+
+func (l *listed) Name() string { return "test" }
+func (l *listed) List(ctx context.Context) ([]runtime.Container, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]runtime.Container(nil), l.cs...), nil
+}
+func (l *listed) Watch(ctx context.Context) (<-chan runtime.Event, error) {
+	ch := make(chan runtime.Event)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+func (l *listed) Close() error { return nil }
+func (l *listed) set(cs ...runtime.Container) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cs = cs
+}
+
+func randName(prefix string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// netnsAdd makes a network namespace and returns its name.
+func netnsAdd(t *testing.T) string {
+	t.Helper()
+	name := randName("mdtest-")
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Skipf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	exec.Command("ip", "-n", name, "link", "set", "lo", "up").Run()
+	return name
+}
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// peerExists reports whether link is still in namespace ns.
+func peerExists(ns, link string) bool {
+	return exec.Command("ip", "-n", ns, "link", "show", link).Run() == nil
+}
+
+// openFDs counts this process's descriptors whose link contains s.
+func openFDs(t *testing.T, s string) int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCollector tracks three containers made by the test: two share one
+// network namespace (one handle, read once), one is in the host's. It checks
+// the snapshot against what the test made, drops a container whose cgroup
+// vanished mid-scrape without failing the snapshot, and closes every handle
+// when containers go.
+func TestCollector(t *testing.T) {
+	cgtest.NeedRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+	ctx := context.Background()
+	// a and b live in namespace A. A veth pair joins A to B, so that B's
+	// end shows whether A still exists after "ip netns del A": a namespace
+	// lives while a descriptor pins it.
+	nsA, nsB := netnsAdd(t), netnsAdd(t)
+	vA, vB := randName("mdv"), randName("mdv")
+	ip(t, "-n", nsA, "link", "add", vA, "type", "veth", "peer", "name", vB, "netns", nsB)
+	var cs []runtime.Container
+	var groups []*cgtest.Group
+	var loads []*cgtest.Workload
+	for i, name := range []string{"a", "b", "c"} {
+		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+		w := cgtest.Start(t, g, cgtest.Spec{MemBytes: (i + 1) * 8 << 20})
+		c := runtime.Container{ID: "id-" + name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
+			State: runtime.StateRunning, Labels: map[string]string{"keep": "yes", "drop": "no"}}
+		if name == "c" {
+			c.NetNS.Host = true
+		} else {
+			c.NetNS.Path = "/run/netns/" + nsA
+		}
+		cs = append(cs, c)
+		groups = append(groups, g)
+		loads = append(loads, w)
+	}
+	d := &listed{}
+	d.set(cs...)
+	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(d), metricsd.WithLabels("keep"), metricsd.WithReconcileEvery(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+
+	snap, err := col.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Containers) != 3 {
+		t.Fatalf("%d containers in the snapshot, want 3", len(snap.Containers))
+	}
+	for i, s := range snap.Containers {
+		if s.Container.Name != cs[i].Name {
+			t.Fatalf("container %d is %q, want %q (sorted by name)", i, s.Container.Name, cs[i].Name)
+		}
+		if u, ok := s.Cgroup.CPU.Usage.Get(); !ok || u == 0 {
+			t.Errorf("%s: cpu usage %v", s.Container.Name, s.Cgroup.CPU.Usage)
+		}
+		if m, _ := s.Cgroup.Memory.Usage.Get(); m < uint64(i+1)*8<<20 {
+			t.Errorf("%s: memory usage %d, want >= %d", s.Container.Name, m, (i+1)*8<<20)
+		}
+		if len(s.Container.Labels) != 1 || s.Container.Labels["keep"] != "yes" {
+			t.Errorf("%s: labels %v, want only the allowed one", s.Container.Name, s.Container.Labels)
+		}
+	}
+	a, b, c := snap.Containers[0], snap.Containers[1], snap.Containers[2]
+	if a.Net == nil || a.Net != b.Net {
+		t.Errorf("a and b share a namespace: want one shared Stats, got %p and %p", a.Net, b.Net)
+	} else if lo := a.Net.Interface("lo"); lo == nil {
+		t.Errorf("no lo in the test namespace: %+v", a.Net.Interfaces)
+	}
+	if c.Net != nil {
+		t.Errorf("c is in the host's namespace: want no network stats, got %+v", c.Net)
+	}
+	if col.Tracked() != 3 {
+		t.Errorf("tracked %d", col.Tracked())
+	}
+	if s := snap.Self; s == nil || s.Containers != 3 || s.Namespaces != 1 || s.ScrapeSeconds <= 0 || len(s.Errors) != 5 {
+		t.Errorf("self-metrics %+v: want 3 containers, 1 namespace, a duration, 5 stages", s)
+	}
+
+	// The namespace is deleted by name; the Collector's handle keeps it.
+	ip(t, "netns", "del", nsA)
+	if !peerExists(nsB, vB) {
+		t.Fatal("namespace A vanished while the Collector had a handle open on it")
+	}
+
+	// b's cgroup vanishes between scrapes: the snapshot goes on without it.
+	loads[1].Stop()
+	if err := groups[1].Remove(); err != nil {
+		t.Fatal(err)
+	}
+	snap, err = col.Collect(ctx)
+	if err != nil {
+		t.Fatalf("a container gone mid-scrape failed the snapshot: %v", err)
+	}
+	if len(snap.Containers) != 2 || snap.Containers[0].Container.Name != "a" || snap.Containers[1].Container.Name != "c" {
+		t.Errorf("after b's cgroup went: %d containers", len(snap.Containers))
+	}
+
+	// a and b leave the listing: the namespace handle closes with the last
+	// of them, which lets the namespace go.
+	d.set(cs[2])
+	if _, err := col.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gone := false
+	for i := 0; i < 200 && !gone; i++ { // the kernel tears the namespace down asynchronously
+		if gone = !peerExists(nsB, vB); !gone {
+			waitTick()
+		}
+	}
+	if !gone {
+		t.Error("namespace A still pinned after its last container left")
+	}
+	if n := openFDs(t, groups[0].Path+"/"); n != 0 {
+		t.Errorf("%d descriptors still open on a's cgroup after it left", n)
+	}
+	if col.Tracked() != 1 {
+		t.Errorf("tracked %d after two left, want 1", col.Tracked())
+	}
+	if err := col.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := openFDs(t, groups[2].Path+"/"); n != 0 {
+		t.Errorf("%d descriptors still open on c's cgroup after Close", n)
+	}
+}
+
+func waitTick() { time.Sleep(10 * time.Millisecond) }

@@ -1,0 +1,312 @@
+// Command metricsd is the daemon: it discovers the host's containers,
+// reads their cgroup and network statistics at every interval and writes
+// them to one or more sinks.
+//
+//	metricsd [flags]
+//
+// With no flags it detects the runtime (Docker, containerd, else the cgroup
+// tree) and prints InfluxDB line protocol to standard output every 10 s.
+// SIGINT and SIGTERM flush the sinks and exit 0. A bad flag or a sink that
+// can not be reached at start is a one-line error and exit status 2.
+//
+// It reads every cgroup controller and the cheap network tier (net/dev and
+// sockstat) by default; -net adds snmp, snmp6, netstat and TCP states.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/metricsd/metricsd"
+	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
+	"github.com/metricsd/metricsd/runtime/cgroupfs"
+	"github.com/metricsd/metricsd/runtime/containerd"
+	"github.com/metricsd/metricsd/runtime/docker"
+	"github.com/metricsd/metricsd/sink"
+	"github.com/metricsd/metricsd/sink/influx"
+	"github.com/metricsd/metricsd/sink/prometheus"
+	"github.com/metricsd/metricsd/sink/stdout"
+)
+
+func main() {
+	ctx, stop := signalContext()
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+type config struct {
+	runtime, hostRoot, format, listen, logLevel string
+	interval                                    time.Duration
+	once                                        bool
+	sinks                                       multi
+	net                                         string
+	labels                                      string
+	influxURL, influxDB, influxRP, influxUser   string
+	influxPassword, influxOrg, influxBucket     string
+	influxToken                                 string
+}
+
+func run(ctx context.Context, args []string, out, errOut io.Writer) int {
+	var c config
+	fl := flag.NewFlagSet("metricsd", flag.ContinueOnError)
+	fl.StringVar(&c.runtime, "runtime", "auto", "where containers come from: auto|docker|containerd|cgroupfs")
+	fl.StringVar(&c.hostRoot, "host-root", "/", "the host's root, where its /proc, /sys and runtime sockets are (/host in a container)")
+	fl.DurationVar(&c.interval, "interval", 10*time.Second, "collection interval")
+	fl.BoolVar(&c.once, "once", false, "collect once, write, and exit")
+	fl.Var(&c.sinks, "sink", "where to write: stdout|influx|prometheus (repeatable; default stdout)")
+	fl.StringVar(&c.format, "format", "line", "stdout format: line (InfluxDB line protocol) or json (JSON lines)")
+	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "address of the prometheus sink's /metrics")
+	fl.StringVar(&c.net, "net", "dev,sockstat", "network statistics to read: any of dev,sockstat,snmp,snmp6,netstat,tcpstates, or none")
+	fl.StringVar(&c.labels, "labels", "", "comma-separated container labels to keep and export as tags")
+	fl.StringVar(&c.influxURL, "influx-url", "http://127.0.0.1:8086", "InfluxDB base URL")
+	fl.StringVar(&c.influxDB, "influx-db", "metricsd", "InfluxDB 1.x database")
+	fl.StringVar(&c.influxRP, "influx-rp", "", "InfluxDB 1.x retention policy")
+	fl.StringVar(&c.influxUser, "influx-user", "", "InfluxDB 1.x user")
+	fl.StringVar(&c.influxPassword, "influx-password", "", "InfluxDB 1.x password")
+	fl.StringVar(&c.influxOrg, "influx-org", "", "InfluxDB 2.x organisation (with -influx-bucket and -influx-token: use the 2.x API)")
+	fl.StringVar(&c.influxBucket, "influx-bucket", "", "InfluxDB 2.x bucket")
+	fl.StringVar(&c.influxToken, "influx-token", "", "InfluxDB 2.x token")
+	fl.StringVar(&c.logLevel, "log-level", "warn", "log level: debug|info|warn|error (to standard error)")
+	fl.SetOutput(io.Discard) // errors are reported on one line below
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fl.SetOutput(errOut)
+			fmt.Fprintln(errOut, "usage: metricsd [flags]")
+			fl.PrintDefaults()
+			return 0
+		}
+		fmt.Fprintf(errOut, "metricsd: %v (metricsd -h lists the flags)\n", err)
+		return 2
+	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(errOut, "metricsd: unexpected argument %q\n", fl.Arg(0))
+		return 2
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(errOut, "metricsd: "+format+"\n", a...)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fail("-log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
+	if c.interval <= 0 {
+		return fail("-interval must be positive, got %v", c.interval)
+	}
+	parts, err := netParts(c.net)
+	if err != nil {
+		return fail("-net: %v", err)
+	}
+	if len(c.sinks) == 0 {
+		c.sinks = multi{"stdout"}
+	}
+	tags := sink.DefaultTags()
+	var keep []string
+	for _, l := range strings.Split(c.labels, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			keep = append(keep, l)
+			tags.Labels = append(tags.Labels, sink.LabelTag{Label: l})
+		}
+	}
+	if _, err := sink.NewTagger(tags); err != nil {
+		return fail("-labels: %v", err)
+	}
+
+	var sinks []sink.Sink
+	var servers []*http.Server
+	closeAll := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+		for _, s := range sinks {
+			s.Close(context.Background())
+		}
+	}
+	for _, name := range c.sinks {
+		s, srv, err := openSink(ctx, name, &c, tags, out, log)
+		if err != nil {
+			closeAll()
+			return fail("-sink %s: %v", name, err)
+		}
+		sinks = append(sinks, s)
+		if srv != nil {
+			servers = append(servers, srv)
+		}
+	}
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+
+	disc, err := discoverer(ctx, c.runtime, c.hostRoot, log)
+	if err != nil {
+		closeAll()
+		return fail("-runtime %s: %v", c.runtime, err)
+	}
+	opts := []metricsd.Option{
+		metricsd.WithDiscoverer(disc), metricsd.WithHostRoot(c.hostRoot), metricsd.WithInterval(c.interval),
+		metricsd.WithSinks(sinks...), metricsd.WithNetParts(parts), metricsd.WithLabels(keep...), metricsd.WithLogger(log),
+	}
+	col, err := metricsd.New(ctx, opts...)
+	if err != nil {
+		disc.Close()
+		closeAll()
+		return fail("%v", err)
+	}
+	defer col.Close()
+
+	if c.once {
+		snap, err := col.Collect(ctx)
+		if err != nil {
+			closeAll()
+			return fail("collect: %v", err)
+		}
+		status := 0
+		for i, s := range sinks {
+			if err := s.Write(ctx, snap); err != nil {
+				fmt.Fprintf(errOut, "metricsd: -sink %s: %v\n", c.sinks[i], err)
+				status = 1
+			}
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i, s := range sinks {
+			if err := s.Close(cctx); err != nil {
+				fmt.Fprintf(errOut, "metricsd: -sink %s: %v\n", c.sinks[i], err)
+				status = 1
+			}
+		}
+		return status
+	}
+	if err := col.Run(ctx); err != nil { // Run flushes and closes the sinks
+		return fail("%v", err)
+	}
+	return 0
+}
+
+func netParts(s string) (netns.Parts, error) {
+	if s == "none" || s == "" {
+		return 0, nil
+	}
+	var p netns.Parts
+	for _, n := range strings.Split(s, ",") {
+		switch strings.TrimSpace(n) {
+		case "dev":
+			p |= netns.PartDev
+		case "sockstat":
+			p |= netns.PartSockstat
+		case "snmp":
+			p |= netns.PartSNMP
+		case "snmp6":
+			p |= netns.PartSNMP6
+		case "netstat":
+			p |= netns.PartNetstat
+		case "tcpstates":
+			p |= netns.PartTCPStates
+		case "all":
+			p |= netns.TierAll
+		default:
+			return 0, fmt.Errorf("unknown part %q", n)
+		}
+	}
+	return p, nil
+}
+
+func discoverer(ctx context.Context, name, root string, log *slog.Logger) (runtime.Discoverer, error) {
+	switch name {
+	case "auto":
+		return runtime.Detect(ctx, runtime.WithHostRoot(root), runtime.WithDetectLogger(log),
+			runtime.WithDocker(docker.Opener()), runtime.WithContainerd(containerd.Opener()), runtime.WithCgroupFS(cgroupfs.Opener()))
+	case "docker":
+		return docker.New(ctx, docker.WithRoot(root), docker.WithLogger(log))
+	case "containerd":
+		return containerd.New(ctx, containerd.WithRoot(root), containerd.WithLogger(log))
+	case "cgroupfs":
+		return cgroupfs.New(ctx, cgroupfs.WithRoot(root), cgroupfs.WithLogger(log))
+	}
+	return nil, errors.New("want auto, docker, containerd or cgroupfs")
+}
+
+func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out io.Writer, log *slog.Logger) (sink.Sink, *http.Server, error) {
+	switch name {
+	case "stdout":
+		f := stdout.LineProtocol
+		switch c.format {
+		case "line":
+		case "json":
+			f = stdout.JSONLines
+		default:
+			return nil, nil, fmt.Errorf("-format: want line or json, got %q", c.format)
+		}
+		s, err := stdout.New(out, stdout.WithFormat(f), stdout.WithTags(tags), stdout.WithLogger(log))
+		return s, nil, err
+	case "influx":
+		if err := ping(ctx, c.influxURL); err != nil {
+			return nil, nil, fmt.Errorf("InfluxDB at %s unreachable: %v", c.influxURL, err)
+		}
+		opts := []influx.Option{influx.WithTags(tags), influx.WithLogger(log)}
+		if c.influxOrg != "" || c.influxBucket != "" || c.influxToken != "" {
+			opts = append(opts, influx.WithV2(c.influxOrg, c.influxBucket, c.influxToken))
+		} else {
+			opts = append(opts, influx.WithV1(c.influxDB, c.influxRP))
+			if c.influxUser != "" {
+				opts = append(opts, influx.WithCredentials(c.influxUser, c.influxPassword))
+			}
+		}
+		s, err := influx.New(c.influxURL, opts...)
+		return s, nil, err
+	case "prometheus":
+		p, err := prometheus.New(prometheus.WithTags(tags), prometheus.WithLogger(log))
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", c.listen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-listen: %v", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", p.Handler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		log.Info("metricsd: serving /metrics", "addr", ln.Addr().String())
+		return p, srv, nil
+	}
+	return nil, nil, errors.New("want stdout, influx or prometheus")
+}
+
+// ping checks that an InfluxDB answers (1.x and 2.x both serve /ping).
+func ping(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/ping", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("/ping answered %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("METRICSD_TEST_DAEMON") != "" { // play the daemon
+		ctx, stop := signalContext()
+		defer stop()
+		os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func runArgs(t *testing.T, args ...string) (code int, out, errOut string) {
+	t.Helper()
+	var o, e strings.Builder
+	code = run(context.Background(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestBadFlagsOneLine(t *testing.T) {
+	for _, args := range [][]string{
+		{"-bogus"},
+		{"-interval", "0"},
+		{"-runtime", "podman"},
+		{"-sink", "graphite"},
+		{"-format", "xml"},
+		{"-net", "dev,quic"},
+		{"-sink", "influx", "-influx-url", "http://127.0.0.1:1"},
+		{"stray"},
+	} {
+		code, _, errOut := runArgs(t, args...)
+		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "metricsd: ") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
+		}
+	}
+	if code, _, errOut := runArgs(t, "-sink", "influx", "-influx-url", "http://127.0.0.1:1"); !strings.Contains(errOut, "unreachable") {
+		t.Errorf("unreachable InfluxDB: exit %d %q", code, errOut)
+	}
+}
+
+// TestOnceJSON runs the daemon once with no container daemon (the cgroup
+// tree is the runtime): it exits 0 and every line is a JSON point.
+func TestOnceJSON(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to read every cgroup and enter namespaces")
+	}
+	code, out, errOut := runArgs(t, "-once", "-runtime", "cgroupfs", "-format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	lines := 0
+	for sc.Scan() {
+		var p struct {
+			Name   string
+			Tags   map[string]string
+			Fields map[string]any
+		}
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil || p.Name == "" || len(p.Fields) == 0 {
+			t.Fatalf("line %d not a JSON point: %v %q", lines+1, err, sc.Text())
+		}
+		lines++
+	}
+	t.Logf("%d points", lines)
+}
+
+// TestSIGTERM starts the daemon, lets it write, and stops it with SIGTERM
+// (then SIGINT): it flushes and exits 0 each time.
+func TestSIGTERM(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to read every cgroup")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(os.Args[0], "-runtime", "cgroupfs", "-interval", "200ms", "-net", "none")
+		cmd.Env = append(os.Environ(), "METRICSD_TEST_DAEMON=1")
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%v: %v\n%s", sig, err, errOut.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%v: did not exit", sig)
+		}
+		if !strings.Contains(out.String(), "container_cpu") {
+			t.Errorf("%v: no snapshot written before the signal: %q", sig, out.String())
+		}
+	}
+}

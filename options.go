@@ -1,0 +1,124 @@
+package metricsd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	goruntime "runtime"
+	"time"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
+	"github.com/metricsd/metricsd/runtime/cgroupfs"
+	"github.com/metricsd/metricsd/runtime/containerd"
+	"github.com/metricsd/metricsd/runtime/docker"
+	"github.com/metricsd/metricsd/sink"
+)
+
+type options struct {
+	discoverer     runtime.Discoverer
+	root           string
+	interval       time.Duration
+	timeout        time.Duration
+	sinks          []sink.Sink
+	controllers    cgroup.Controllers
+	netParts       netns.Parts
+	labels         []string
+	allLabels      bool
+	concurrency    int
+	reconcileEvery int
+	log            *slog.Logger
+}
+
+func defaults() options {
+	return options{
+		root:           "/",
+		interval:       10 * time.Second,
+		timeout:        5 * time.Second,
+		controllers:    cgroup.All,
+		netParts:       netns.TierCheap,
+		concurrency:    max(1, min(goruntime.NumCPU(), 8)),
+		reconcileEvery: 6,
+		log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithDiscoverer sets where containers come from; the default detects the
+// host's runtimes (Docker, containerd, else the cgroup tree). The Collector
+// closes it on Close.
+func WithDiscoverer(d runtime.Discoverer) Option { return func(o *options) { o.discoverer = d } }
+
+// WithHostRoot sets the host root prefix ("/host" for an agent in a
+// container with the host's /, /proc and /sys mounted there).
+func WithHostRoot(root string) Option { return func(o *options) { o.root = root } }
+
+// WithInterval sets how often Run collects (default 10 s).
+func WithInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
+
+// WithTimeout bounds each runtime listing, sink write and the final flush
+// (default 5 s).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithSinks adds sinks that Run writes every snapshot to.
+func WithSinks(s ...sink.Sink) Option { return func(o *options) { o.sinks = append(o.sinks, s...) } }
+
+// WithControllers chooses the cgroup controllers to read (default all).
+func WithControllers(c cgroup.Controllers) Option { return func(o *options) { o.controllers = c } }
+
+// WithNetParts chooses the network statistics to read (default the cheap
+// tier: net/dev and sockstat); 0 reads none and starts no namespace threads.
+func WithNetParts(p netns.Parts) Option { return func(o *options) { o.netParts = p } }
+
+// WithLabels is the allow-list of container labels kept in snapshots; all
+// others are dropped before any sink sees them (default: none). Which of the
+// kept ones become tags is each sink's choice (sink.Tags).
+func WithLabels(keys ...string) Option {
+	return func(o *options) { o.labels = append(o.labels, keys...); o.allLabels = false }
+}
+
+// WithAllLabels keeps every container label in snapshots. Sinks still
+// export only those their sink.Tags list.
+func WithAllLabels() Option { return func(o *options) { o.allLabels = true } }
+
+// WithConcurrency sets how many goroutines read cgroups and namespaces in
+// one Collect (default the number of CPUs, at most 8).
+func WithConcurrency(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.concurrency = n
+		}
+	}
+}
+
+// WithReconcileEvery sets how many snapshots pass between two full listings
+// of the runtime, which catch events that were missed (default 6).
+func WithReconcileEvery(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.reconcileEvery = n
+		}
+	}
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+func detect(ctx context.Context, root string, log *slog.Logger) (runtime.Discoverer, error) {
+	return runtime.Detect(ctx,
+		runtime.WithHostRoot(root),
+		runtime.WithDetectLogger(log),
+		runtime.WithDocker(docker.Opener()),
+		runtime.WithContainerd(containerd.Opener()),
+		runtime.WithCgroupFS(cgroupfs.Opener()),
+	)
+}
