@@ -36,6 +36,22 @@ func TestTaggerOrderAndValues(t *testing.T) {
 	}
 }
 
+// TestRuntimeNamespaceTag: a plain containerd container (ID not a 64-digit
+// hash) is identified by its name and containerd namespace.
+func TestRuntimeNamespaceTag(t *testing.T) {
+	tg, err := sink.NewTagger(sink.Tags{Name: true, RuntimeNamespace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := runtime.Container{ID: "build-42", Name: "build-42", Runtime: "containerd", Namespace: "ci"}
+	if got := fmt.Sprint(tg.Append(nil, &c)); got != "[{name build-42} {runtime_namespace ci}]" {
+		t.Errorf("tags %s", got)
+	}
+	if fmt.Sprint(sink.MustTagger(sink.DefaultTags()).Keys()) != "[container id image name namespace pod runtime]" {
+		t.Errorf("default keys changed: %v", sink.MustTagger(sink.DefaultTags()).Keys())
+	}
+}
+
 func TestTaggerRejects(t *testing.T) {
 	for name, tags := range map[string]sink.Tags{
 		"bad char":       {Labels: []sink.LabelTag{{Label: "x", Tag: "a.b"}}},

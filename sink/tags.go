@@ -28,6 +28,11 @@ import (
 // and, per entry of Labels, the tag it names.
 type Tags struct {
 	ID, Name, Image, Runtime, Pod bool
+	// RuntimeNamespace adds the tag runtime_namespace: Container.Namespace,
+	// the containerd namespace ("moby", "k8s.io", or a plain containerd
+	// user's own), which with the name identifies a containerd container
+	// whose ID is not a 64-digit hash. Not in DefaultTags.
+	RuntimeNamespace bool
 	// Labels lists the container labels to export and the tag each becomes.
 	Labels []LabelTag
 }
@@ -65,6 +70,7 @@ const (
 	srcPod
 	srcNamespace
 	srcContainer
+	srcRuntimeNamespace
 	srcLabel
 )
 
@@ -98,6 +104,7 @@ func NewTagger(t Tags) (*Tagger, error) {
 	add(t.Pod, "pod", srcPod)
 	add(t.Pod, "namespace", srcNamespace)
 	add(t.Pod, "container", srcContainer)
+	add(t.RuntimeNamespace, "runtime_namespace", srcRuntimeNamespace)
 	var errs []error
 	for _, l := range t.Labels {
 		if l.Label == "" {
@@ -186,6 +193,8 @@ func (tg *Tagger) value(s *tagSpec, c *runtime.Container) string {
 		if c.Pod != nil {
 			return c.Pod.Container
 		}
+	case srcRuntimeNamespace:
+		return c.Namespace
 	case srcLabel:
 		return c.Labels[s.label]
 	}

@@ -118,6 +118,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		c.sinks = multi{"stdout"}
 	}
 	tags := sink.DefaultTags()
+	tags.RuntimeNamespace = true // a plain containerd container is named by name + namespace
 	var keep []string
 	for _, l := range strings.Split(c.labels, ",") {
 		if l = strings.TrimSpace(l); l != "" {
