@@ -157,9 +157,15 @@ func (p *Pool) OpenAll(ctx context.Context, targets []Target, parts Parts) ([]*H
 	return j.handles, errors.Join(errs...)
 }
 
-// worker is one hop thread. It locks its goroutine to the thread and never
-// unlocks: when it returns, Go terminates the thread, which is how a thread
-// that may be left in a foreign namespace is disposed of.
+// worker is one hop thread. It locks its goroutine to the thread for its
+// whole life. A thread that may be left in a foreign namespace (a failed
+// restore, or one that started outside the pool's home) is disposed of by
+// returning still locked, so that Go terminates it. A thread verified home
+// is unlocked before the worker returns (Close, a start-up error) and goes
+// back to Go's pool: terminating it would also fire the parent-death signal
+// of any child process another goroutine once started from that thread
+// (SysProcAttr.Pdeathsig), killing children that have nothing to do with
+// the pool.
 //
 // It never hops on the process's main thread: Go does not terminate that
 // thread when a locked goroutine exits on it (it parks it for good), so a
@@ -192,6 +198,7 @@ func (p *Pool) worker(ready chan<- error, locked chan<- struct{}) {
 	homeFD, err := unix.Open(threadNetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		report(fmt.Errorf("netns: open %s: %w", threadNetNS, err))
+		runtime.UnlockOSThread() // it never left: keep the thread
 		return
 	}
 	defer unix.Close(homeFD)
@@ -209,6 +216,7 @@ func (p *Pool) worker(ready chan<- error, locked chan<- struct{}) {
 	for {
 		select {
 		case <-p.quit:
+			runtime.UnlockOSThread() // verified home after every job: keep the thread
 			return
 		case j := <-p.jobs:
 			if !j.state.CompareAndSwap(jobPending, jobRunning) {
