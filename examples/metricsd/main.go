@@ -52,6 +52,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 type config struct {
 	runtime, hostRoot, format, listen, logLevel string
+	dockerHost, containerdAddress               string
 	interval                                    time.Duration
 	once                                        bool
 	sinks                                       multi
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	var c config
 	fl := flag.NewFlagSet("metricsd", flag.ContinueOnError)
 	fl.StringVar(&c.runtime, "runtime", "auto", "where containers come from: auto|docker|containerd|cgroupfs")
+	fl.StringVar(&c.dockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "Docker endpoint (unix:///path or tcp://host:port); default $DOCKER_HOST, else /var/run/docker.sock beneath -host-root")
+	fl.StringVar(&c.containerdAddress, "containerd-address", os.Getenv("CONTAINERD_ADDRESS"), "containerd socket; default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock beneath -host-root")
 	fl.StringVar(&c.hostRoot, "host-root", "/", "the host's root, where its /proc, /sys and runtime sockets are (/host in a container)")
 	fl.DurationVar(&c.interval, "interval", 10*time.Second, "collection interval")
 	fl.BoolVar(&c.once, "once", false, "collect once, write, and exit")
@@ -157,7 +160,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 	}()
 
-	disc, err := discoverer(ctx, c.runtime, c.hostRoot, log)
+	disc, err := discoverer(ctx, &c, log)
 	if err != nil {
 		closeAll()
 		return fail("-runtime %s: %v", c.runtime, err)
@@ -231,15 +234,35 @@ func netParts(s string) (netns.Parts, error) {
 	return p, nil
 }
 
-func discoverer(ctx context.Context, name, root string, log *slog.Logger) (runtime.Discoverer, error) {
-	switch name {
+func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Discoverer, error) {
+	root := c.hostRoot
+	// The endpoints of -docker-host and -containerd-address (which default
+	// to $DOCKER_HOST and $CONTAINERD_ADDRESS) are what Detect looks at.
+	getenv := func(k string) string {
+		switch k {
+		case "DOCKER_HOST":
+			return c.dockerHost
+		case "CONTAINERD_ADDRESS":
+			return c.containerdAddress
+		}
+		return os.Getenv(k)
+	}
+	switch c.runtime {
 	case "auto":
-		return runtime.Detect(ctx, runtime.WithHostRoot(root), runtime.WithDetectLogger(log),
+		return runtime.Detect(ctx, runtime.WithHostRoot(root), runtime.WithDetectLogger(log), runtime.WithGetenv(getenv),
 			runtime.WithDocker(docker.Opener()), runtime.WithContainerd(containerd.Opener()), runtime.WithCgroupFS(cgroupfs.Opener()))
 	case "docker":
-		return docker.New(ctx, docker.WithRoot(root), docker.WithLogger(log))
+		opts := []docker.Option{docker.WithRoot(root), docker.WithLogger(log)}
+		if c.dockerHost != "" {
+			opts = append(opts, docker.WithHost(c.dockerHost))
+		}
+		return docker.New(ctx, opts...)
 	case "containerd":
-		return containerd.New(ctx, containerd.WithRoot(root), containerd.WithLogger(log))
+		opts := []containerd.Option{containerd.WithRoot(root), containerd.WithLogger(log)}
+		if c.containerdAddress != "" {
+			opts = append(opts, containerd.WithAddress(c.containerdAddress))
+		}
+		return containerd.New(ctx, opts...)
 	case "cgroupfs":
 		return cgroupfs.New(ctx, cgroupfs.WithRoot(root), cgroupfs.WithLogger(log))
 	}

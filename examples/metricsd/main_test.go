@@ -108,3 +108,31 @@ func TestSIGTERM(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeEndpoints: -runtime docker and containerd use -docker-host and
+// -containerd-address (default $DOCKER_HOST, $CONTAINERD_ADDRESS); a wrong
+// endpoint is a one-line error and exit 2.
+func TestRuntimeEndpoints(t *testing.T) {
+	dockerHost, ctrd := os.Getenv("METRICSD_TEST_DOCKER_HOST"), os.Getenv("METRICSD_TEST_CONTAINERD")
+	if dockerHost == "" || ctrd == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and the test daemons of scripts/daemons.sh (METRICSD_TEST_DOCKER_HOST, METRICSD_TEST_CONTAINERD)")
+	}
+	for _, args := range [][]string{
+		{"-runtime", "docker", "-docker-host", dockerHost},
+		{"-runtime", "containerd", "-containerd-address", ctrd},
+	} {
+		code, out, errOut := runArgs(t, append(args, "-once", "-format", "json", "-net", "none")...)
+		if code != 0 || !strings.Contains(out, `"name":"metricsd"`) {
+			t.Errorf("%v: exit %d, stderr %q, output %.300q", args, code, errOut, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"-runtime", "docker", "-docker-host", "unix:///nonexistent/docker.sock"},
+		{"-runtime", "containerd", "-containerd-address", "/nonexistent/containerd.sock"},
+	} {
+		code, _, errOut := runArgs(t, append(args, "-once")...)
+		if code != 2 || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
+		}
+	}
+}
