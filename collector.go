@@ -34,11 +34,13 @@ type Collector struct {
 	entries   []*entry    // reused by Collect
 	netList   []*netEntry // reused by Collect
 
-	mu      sync.Mutex // guards what follows
-	tracked map[string]*entry
-	nets    map[netns.ID]*netEntry
-	scrapes int
-	closed  bool
+	mu            sync.Mutex // guards what follows
+	tracked       map[string]*entry
+	nets          map[netns.ID]*netEntry
+	scrapes       int
+	lastReconcile time.Time
+	watching      atomic.Bool // Run is applying the runtime's events
+	closed        bool
 
 	// Self-metrics, atomically updated.
 	errs       [numStages]atomic.Uint64
@@ -144,9 +146,10 @@ func (c *Collector) countErr(s Stage, err error, msg string, args ...any) {
 
 // Reconcile lists the running containers and brings the tracked set in line
 // with them: handles for new containers are opened, those of containers that
-// are gone are closed. Collect calls it at the first snapshot and every
-// WithReconcileEvery intervals; Run also applies the runtime's events as
-// they come.
+// are gone are closed. Collect calls it before every snapshot when nothing
+// applies the runtime's events (Collect used alone); under Run, which applies
+// them as they come, at the first snapshot and then at most once a minute
+// (WithReconcileInterval, WithReconcileEvery), to catch missed events.
 func (c *Collector) Reconcile(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
@@ -342,7 +345,18 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 		c.mu.Unlock()
 		return nil, errors.New("metricsd: collector closed")
 	}
-	due := c.scrapes%c.o.reconcileEvery == 0
+	due := c.scrapes == 0
+	switch {
+	case c.o.reconcileEvery > 0:
+		due = due || c.scrapes%c.o.reconcileEvery == 0
+	case !c.watching.Load():
+		due = true // no events come in: only a listing sees new containers
+	default:
+		due = due || start.Sub(c.lastReconcile) >= c.o.reconcileAfter
+	}
+	if due {
+		c.lastReconcile = start
+	}
 	c.scrapes++
 	c.mu.Unlock()
 	if due {
@@ -498,6 +512,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	if events != nil {
+		c.watching.Store(true)
+		defer c.watching.Store(false)
 		wg.Go(func() {
 			for ev := range events {
 				switch ev.Type {

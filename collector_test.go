@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/metricsd/metricsd"
 	"github.com/metricsd/metricsd/internal/cgtest"
 	"github.com/metricsd/metricsd/runtime"
+	"github.com/metricsd/metricsd/sink"
 )
 
 func TestMain(m *testing.M) {
@@ -217,3 +220,110 @@ func TestCollector(t *testing.T) {
 }
 
 func waitTick() { time.Sleep(10 * time.Millisecond) }
+
+// recorder is a sink that keeps the container names of every snapshot.
+type recorder struct {
+	mu     sync.Mutex
+	snaps  [][]string
+	closed bool
+}
+
+func (r *recorder) Write(ctx context.Context, s *sink.Snapshot) error {
+	var names []string
+	for _, c := range s.Containers {
+		names = append(names, c.Container.Name)
+	}
+	r.mu.Lock()
+	r.snaps = append(r.snaps, names)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	return nil
+}
+
+// countingList counts List calls.
+type countingList struct {
+	listed
+	lists atomic.Int64
+}
+
+func (l *countingList) List(ctx context.Context) ([]runtime.Container, error) {
+	l.lists.Add(1)
+	return l.listed.List(ctx)
+}
+
+// TestRunReconcilesByTime: under Run a full listing comes at the first
+// snapshot and then once per reconcile interval, not at every scrape (a
+// listing costs Docker an inspect per container); a container that only a
+// listing can reveal appears within that interval; Run writes every
+// snapshot and closes the sinks when it ends.
+func TestRunReconcilesByTime(t *testing.T) {
+	cgtest.NeedRoot(t)
+	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	w := cgtest.Start(t, g, cgtest.Spec{})
+	a := runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
+	b := a
+	b.ID, b.Name = "b", "b"
+	d := &countingList{}
+	d.set(a)
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(d), metricsd.WithInterval(50*time.Millisecond),
+		metricsd.WithReconcileInterval(400*time.Millisecond), metricsd.WithSinks(rec), metricsd.WithNetParts(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	done := make(chan error, 1)
+	go func() { done <- col.Run(ctx) }()
+	seen := func(name string) bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, s := range rec.snaps {
+			if slices.Contains(s, name) {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !seen("a") && time.Now().Before(deadline) {
+		waitTick()
+	}
+	d.set(a, b) // no event: only a listing reveals b
+	for !seen("b") && time.Now().Before(deadline) {
+		waitTick()
+	}
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if !seen2(rec.snaps, "b") {
+		t.Fatalf("b never appeared in %d snapshots", len(rec.snaps))
+	}
+	if !rec.closed {
+		t.Error("Run did not close the sink")
+	}
+	lists, scrapes := d.lists.Load(), int64(len(rec.snaps))
+	if scrapes < 10 || lists > scrapes/3 {
+		t.Errorf("%d listings for %d scrapes: want one per 400 ms, not one per scrape", lists, scrapes)
+	}
+	t.Logf("%d scrapes, %d listings", scrapes, lists)
+}
+
+func seen2(snaps [][]string, name string) bool {
+	for _, s := range snaps {
+		if slices.Contains(s, name) {
+			return true
+		}
+	}
+	return false
+}

@@ -27,7 +27,8 @@ type options struct {
 	labels         []string
 	allLabels      bool
 	concurrency    int
-	reconcileEvery int
+	reconcileEvery int           // > 0: every n snapshots
+	reconcileAfter time.Duration // else: when this much time has passed
 	log            *slog.Logger
 }
 
@@ -39,7 +40,7 @@ func defaults() options {
 		controllers:    cgroup.All,
 		netParts:       netns.TierCheap,
 		concurrency:    max(1, min(goruntime.NumCPU(), 8)),
-		reconcileEvery: 6,
+		reconcileAfter: time.Minute,
 		log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -94,12 +95,27 @@ func WithConcurrency(n int) Option {
 	}
 }
 
-// WithReconcileEvery sets how many snapshots pass between two full listings
-// of the runtime, which catch events that were missed (default 6).
+// WithReconcileEvery makes every n-th snapshot start with a full listing of
+// the runtime, which catches events that were missed. By default, Collect
+// used alone lists before every snapshot (nothing else would see new
+// containers), and under Run, whose events keep the set current, a listing
+// comes at the first snapshot and then at most once a minute
+// (WithReconcileInterval): a listing costs the runtime and the collector far
+// more than a scrape (Docker: one inspect per container).
 func WithReconcileEvery(n int) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.reconcileEvery = n
+		}
+	}
+}
+
+// WithReconcileInterval sets how much time passes at least between two full
+// listings under Run (default one minute); it replaces WithReconcileEvery.
+func WithReconcileInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.reconcileAfter, o.reconcileEvery = d, 0
 		}
 	}
 }
