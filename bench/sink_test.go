@@ -29,22 +29,26 @@ const (
 
 var benchT = time.Date(2026, 11, 28, 7, 0, 0, 0, time.UTC)
 
-// benchSnapshots are the two snapshots each sink benchmark encodes: every
-// netns part (TierAll: net/dev, sockstat, snmp, netstat, TCP states), and
-// only what netns.TierCheap reads every interval (net/dev and sockstat).
+// benchSnapshots are the snapshots each sink benchmark encodes, all with
+// full cgroup stats and 4 interfaces per container: every netns part
+// (TierAll: net/dev, sockstat, snmp, netstat, TCP states), what
+// netns.TierCheap reads every interval (net/dev and sockstat), and net/dev
+// alone (Dev: the "full stats, 4 interfaces each").
 func benchSnapshots() []struct {
 	name string
 	snap *sink.Snapshot
 } {
 	all := sinktest.FullSnapshot(benchContainers, benchIfaces, benchT)
 	cheap := sinktest.FullSnapshot(benchContainers, benchIfaces, benchT)
+	dev := sinktest.FullSnapshot(benchContainers, benchIfaces, benchT)
 	for i := range cheap.Containers {
 		cheap.Containers[i].Net.Parts = netns.TierCheap
+		dev.Containers[i].Net.Parts = netns.PartDev
 	}
 	return []struct {
 		name string
 		snap *sink.Snapshot
-	}{{"TierAll", all}, {"TierCheap", cheap}}
+	}{{"TierAll", all}, {"TierCheap", cheap}, {"Dev", dev}}
 }
 
 // BenchmarkSinkInfluxEncode is sink/influx's encoding (sink/points.Encoder,
