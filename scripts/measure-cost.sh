@@ -18,8 +18,8 @@
 #
 # It removes its containers, stops its daemons and deletes its files at exit.
 #
-# The daemon finds the test dockerd through DOCKER_HOST with -runtime auto:
-# -runtime docker dials /var/run/docker.sock whatever DOCKER_HOST says.
+# The daemon finds the test dockerd through DOCKER_HOST with -runtime auto
+# (-runtime docker -docker-host would do the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
