@@ -226,7 +226,7 @@ func (e *Encoder) Int(key string, v int64) {
 		b := append(e.buf, ',')
 		b = append(b, key...)
 		b = append(b, '=')
-		b = strconv.AppendInt(b, v, 10)
+		b = appendInt(b, v)
 		e.buf = append(b, 'i')
 		e.nfields++
 		return
@@ -234,7 +234,7 @@ func (e *Encoder) Int(key string, v int64) {
 	if e.field(key) {
 		// What lineprotocol.IntValue(v).AppendBytes does, without its kind
 		// checks: this is the hot loop.
-		e.buf = strconv.AppendInt(e.buf, v, 10)
+		e.buf = appendInt(e.buf, v)
 		e.buf = append(e.buf, 'i')
 	}
 }
