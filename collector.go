@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,10 +50,17 @@ type Collector struct {
 
 // entry is one tracked container.
 type entry struct {
+	id    string // the container's ID, fixed at add (e.c may be updated)
 	c     runtime.Container
 	group *cgroup.Group // nil when its cgroup could not be opened
 	net   *netEntry     // nil: host namespace, or none could be opened
-	gone  bool          // its group or process disappeared: drop at reconcile
+	// gone: its group disappeared (or was closed) during a scrape; it is
+	// left out of snapshots and dropped at the next reconcile.
+	gone atomic.Bool
+	// released: its handles were closed (guarded by Collector.mu). group
+	// and net are never reset, so that a Collect running meanwhile (Run
+	// applies events concurrently) reads a closed handle, not a nil one.
+	released bool
 }
 
 // netEntry is a network namespace shared by the containers in it.
@@ -167,7 +175,7 @@ func (c *Collector) Reconcile(ctx context.Context) error {
 	c.mu.Lock()
 	var gone []*entry
 	for k, e := range c.tracked {
-		if _, ok := running[k]; !ok || e.gone {
+		if _, ok := running[k]; !ok || e.gone.Load() {
 			gone = append(gone, e)
 			delete(c.tracked, k)
 		}
@@ -216,7 +224,7 @@ func (c *Collector) trim(ct runtime.Container) runtime.Container {
 // tracked, so the next reconciling listing tries again. A container that
 // names neither a PID nor a cgroup is tracked without cgroup figures.
 func (c *Collector) add(ctx context.Context, ct runtime.Container) {
-	e := &entry{c: c.trim(ct)}
+	e := &entry{id: ct.ID, c: c.trim(ct)}
 	var err error
 	switch {
 	case ct.PID > 0:
@@ -306,12 +314,14 @@ func (c *Collector) release(e *entry) {
 // releaseLocked closes a container's handles; its namespace handle is
 // closed when its last container goes, since it keeps the namespace alive.
 func (c *Collector) releaseLocked(e *entry) {
+	if e.released {
+		return
+	}
+	e.released = true
 	if e.group != nil {
-		e.group.Close()
-		e.group = nil
+		e.group.Close() // a Stat running meanwhile returns os.ErrClosed
 	}
 	if n := e.net; n != nil {
-		e.net = nil
 		n.refs--
 		if n.refs == 0 {
 			n.h.Close()
@@ -365,6 +375,14 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 		}
 	}
 
+	// The snapshot has a slot per entry, read into in place: a slot's
+	// Stats keep their slices' capacity from one Collect to the next,
+	// whichever container lands there, so nothing is allocated per
+	// container and no Stats is kept twice. The entries and their
+	// container descriptions are taken under the lock: Run's events and
+	// Reconcile change them concurrently.
+	snap := &c.snap
+	snap.Time = start
 	c.mu.Lock()
 	entries := c.entries[:0]
 	for _, e := range c.tracked {
@@ -374,16 +392,7 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 	for _, n := range c.nets {
 		nets = append(nets, n)
 	}
-	c.mu.Unlock()
-	c.entries, c.netList = entries, nets
 	slices.SortFunc(entries, func(a, b *entry) int { return compareContainers(&a.c, &b.c) })
-
-	// The snapshot has a slot per entry, read into in place: a slot's
-	// Stats keep their slices' capacity from one Collect to the next,
-	// whichever container lands there, so nothing is allocated per
-	// container and no Stats is kept twice.
-	snap := &c.snap
-	snap.Time = start
 	if cap(snap.Containers) < len(entries) {
 		snap.Containers = slices.Grow(snap.Containers[:cap(snap.Containers)], len(entries)-cap(snap.Containers))
 	}
@@ -392,6 +401,8 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 		snap.Containers[i].Container = e.c
 		snap.Containers[i].Net = nil
 	}
+	c.mu.Unlock()
+	c.entries, c.netList = entries, nets
 
 	// Read every cgroup and every namespace once, concurrently: each
 	// worker takes the next index; no allocation per container.
@@ -420,7 +431,7 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 	// every slot keeps slices of its own.
 	n := 0
 	for i, e := range entries {
-		if e.gone {
+		if e.gone.Load() {
 			continue
 		}
 		if e.net != nil && e.net.ok {
@@ -461,17 +472,20 @@ func (c *Collector) statGroup(ctx context.Context, e *entry, s *cgroup.Stats) {
 		return
 	}
 	if err := e.group.Stat(ctx, s); err != nil {
-		if !errors.Is(err, cgroup.ErrNotExist) { // removed mid-scrape is no error
-			c.countErr(StageCgroup, err, "stat cgroup", "container", e.c.ID)
+		// Removed mid-scrape, or released by an event meanwhile: no error.
+		if !errors.Is(err, cgroup.ErrNotExist) && !errors.Is(err, os.ErrClosed) {
+			c.countErr(StageCgroup, err, "stat cgroup", "container", e.id)
 		}
-		e.gone = true // left out of the snapshot, dropped at the next reconcile
+		e.gone.Store(true) // left out of the snapshot, dropped at the next reconcile
 	}
 }
 
 func (c *Collector) statNet(ctx context.Context, n *netEntry) {
 	n.ok = false
 	if err := n.h.Stat(ctx, &n.stats); err != nil {
-		c.countErr(StageNet, err, "stat netns", "netns", n.id.String())
+		if !errors.Is(err, netns.ErrHandleClosed) { // released by an event meanwhile
+			c.countErr(StageNet, err, "stat netns", "netns", n.id.String())
+		}
 		return
 	}
 	n.ok = true

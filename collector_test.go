@@ -327,3 +327,90 @@ func seen2(snaps [][]string, name string) bool {
 	}
 	return false
 }
+
+// eventing is a Discoverer whose Watch sends the events the test pushes.
+type eventing struct {
+	listed
+	ch chan runtime.Event
+}
+
+func (e *eventing) Watch(ctx context.Context) (<-chan runtime.Event, error) {
+	out := make(chan runtime.Event)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-e.ch:
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// TestRunEventsDuringScrapes: Run applies events while snapshots are being
+// taken. Containers removed and started again by events between and during
+// scrapes (closing their cgroup and namespace handles under a running
+// Collect) must neither race (run with -race) nor count as errors, and
+// every handle is released at the end.
+func TestRunEventsDuringScrapes(t *testing.T) {
+	cgtest.NeedRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+	ns := netnsAdd(t)
+	var cs []runtime.Container
+	var paths []string
+	for _, name := range []string{"a", "b", "c"} {
+		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+		w := cgtest.Start(t, g, cgtest.Spec{})
+		cs = append(cs, runtime.Container{ID: name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
+			State: runtime.StateRunning, NetNS: runtime.NetNS{Path: "/run/netns/" + ns}})
+		paths = append(paths, g.Path)
+	}
+	d := &eventing{ch: make(chan runtime.Event)}
+	d.set(cs...)
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(d), metricsd.WithInterval(5*time.Millisecond), metricsd.WithSinks(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- col.Run(ctx) }()
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		c := cs[i%len(cs)]
+		d.ch <- runtime.Event{Type: runtime.EventRemoved, Container: c}
+		d.ch <- runtime.Event{Type: runtime.EventStarted, Container: c}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []metricsd.Stage{metricsd.StageOpen, metricsd.StageCgroup, metricsd.StageNet} {
+		if n := col.Errors(s); n != 0 {
+			t.Errorf("%d %v errors while events released handles under running scrapes", n, s)
+		}
+	}
+	rec.mu.Lock()
+	n := len(rec.snaps)
+	rec.mu.Unlock()
+	if n < 10 {
+		t.Errorf("only %d snapshots written", n)
+	}
+	if err := col.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if k := openFDs(t, p+"/"); k != 0 {
+			t.Errorf("%d descriptors left on %s after Close", k, p)
+		}
+	}
+}
