@@ -148,6 +148,9 @@ func (c *Collector) Tracked() int {
 func (c *Collector) Errors(s Stage) uint64 { return c.errs[s].Load() }
 
 func (c *Collector) countErr(s Stage, err error, msg string, args ...any) {
+	if errors.Is(err, context.Canceled) {
+		return // the caller is shutting down, nothing failed
+	}
 	c.errs[s].Add(1)
 	c.o.log.Debug("metricsd: "+msg, append(args, "stage", s.String(), "err", err)...)
 }
