@@ -284,12 +284,7 @@ func TestRunReconcilesByTime(t *testing.T) {
 	seen := func(name string) bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		for _, s := range rec.snaps {
-			if slices.Contains(s, name) {
-				return true
-			}
-		}
-		return false
+		return anySnapshotHas(rec.snaps, name)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for !seen("a") && time.Now().Before(deadline) {
@@ -306,7 +301,7 @@ func TestRunReconcilesByTime(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if !seen2(rec.snaps, "b") {
+	if !anySnapshotHas(rec.snaps, "b") {
 		t.Fatalf("b never appeared in %d snapshots", len(rec.snaps))
 	}
 	if !rec.closed {
@@ -319,7 +314,8 @@ func TestRunReconcilesByTime(t *testing.T) {
 	t.Logf("%d scrapes, %d listings", scrapes, lists)
 }
 
-func seen2(snaps [][]string, name string) bool {
+// anySnapshotHas reports whether a recorded snapshot names the container.
+func anySnapshotHas(snaps [][]string, name string) bool {
 	for _, s := range snaps {
 		if slices.Contains(s, name) {
 			return true

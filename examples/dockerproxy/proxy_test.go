@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -533,7 +532,7 @@ func TestRun(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr rttest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"-listen", addr, "-docker-host", host}, io.Discard, &stderr) }()
 	rttest.Eventually(t, 10*time.Second, func() error {
@@ -656,7 +655,7 @@ func TestRunUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "proxy.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr rttest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", "unix://" + sock, "-docker-host", host}, io.Discard, &stderr)
@@ -683,25 +682,6 @@ func TestRunUnixSocket(t *testing.T) {
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind: %v", err)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for the writer goroutine and the
-// test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestBadFlags(t *testing.T) {

@@ -251,7 +251,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		dctx, stop := context.WithCancel(ctx)
 		defer stop()
-		var errOut syncWriter
+		var errOut rttest.Buffer
 		done := make(chan int, 1)
 		listen := fmt.Sprintf("127.0.0.1:%d", promPort)
 		go func() {
@@ -416,22 +416,4 @@ func num(t *testing.T, v any) float64 {
 		t.Fatalf("not a number: %v", v)
 	}
 	return f
-}
-
-// syncWriter collects a goroutine's writes for the test to read.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
