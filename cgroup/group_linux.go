@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/metricsd/metricsd/internal/pread"
 )
 
 // kind says how to parse a kept file.
@@ -470,7 +472,7 @@ func (g *Group) path(f *file) string {
 // (rare, and once per size: the grown buffer goes back to the pool).
 func read(f *file, buf *[]byte) ([]byte, error) {
 	for {
-		n, err := unix.Pread(int(f.fd), *buf, 0)
+		n, err := pread.Pseudo(int(f.fd), *buf, 0)
 		if err != nil {
 			return nil, err
 		}

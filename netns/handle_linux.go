@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/metricsd/metricsd/internal/pread"
 )
 
 // The files a Handle keeps open, by index.
@@ -235,10 +237,7 @@ func (h *Handle) read(i int) ([]byte, error) {
 			copy(nb, h.buf)
 			h.buf = nb
 		}
-		m, err := unix.Pread(fd, h.buf[n:], int64(n))
-		if err == unix.EINTR {
-			continue
-		}
+		m, err := pread.Pseudo(fd, h.buf[n:], int64(n))
 		if err != nil {
 			return nil, fmt.Errorf("netns: read %s: %w", fileNames[i], err)
 		}
