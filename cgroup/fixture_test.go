@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // fixtureRoot lays out a host root over a capture in testdata (an exact copy
@@ -183,23 +184,33 @@ func TestFixtureV1Docker(t *testing.T) {
 	}
 }
 
-// TestStatAllocs: a Stat into a reused Stats allocates nothing.
+// TestStatAllocs: a Stat into a reused Stats allocates nothing, whether it
+// reads the limit files or copies the kept ones (WithLimitMaxAge), and the
+// kept limits equal the ones read.
 func TestStatAllocs(t *testing.T) {
 	ctx := context.Background()
-	fs, err := NewFS(ctx, WithRoot(fixtureRoot(t, "cgroup2-kernel6.18", nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := fs.Open(ctx, "/fixture_load", All)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	var s Stats
-	if err := g.Stat(ctx, &s); err != nil {
-		t.Fatal(err)
-	}
-	if n := testing.AllocsPerRun(100, func() { g.Stat(ctx, &s) }); n != 0 {
-		t.Errorf("Stat allocates %v times per call", n)
+	for _, age := range []time.Duration{0, time.Hour} {
+		fs, err := NewFS(ctx, WithRoot(fixtureRoot(t, "cgroup2-kernel6.18", nil)), WithLimitMaxAge(age))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := fs.Open(ctx, "/fixture_load", All)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		var s, first Stats
+		if err := g.Stat(ctx, &first); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Stat(ctx, &s); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(s, first) {
+			t.Errorf("max age %v: a second Stat differs from the first:\n%+v\n%+v", age, s, first)
+		}
+		if n := testing.AllocsPerRun(100, func() { g.Stat(ctx, &s) }); n != 0 {
+			t.Errorf("max age %v: Stat allocates %v times per call", age, n)
+		}
 	}
 }

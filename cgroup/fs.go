@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Mode is how a host mounts its cgroup hierarchies.
@@ -79,13 +80,17 @@ type FS struct {
 	devMu sync.Mutex
 	devs  map[devNum]string
 
+	// limitMaxAge is WithLimitMaxAge's: how old Group's kept limits may be.
+	limitMaxAge time.Duration
+
 	// bufs lends read buffers (*[]byte) to Group.Stat.
 	bufs sync.Pool
 }
 
 type options struct {
-	root string
-	log  *slog.Logger
+	root        string
+	log         *slog.Logger
+	limitMaxAge time.Duration
 }
 
 // Option configures NewFS.
@@ -98,6 +103,26 @@ func WithRoot(root string) Option { return func(o *options) { o.root = root } }
 
 // WithLogger sets the logger for diagnostics; the default discards them.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithLimitMaxAge lets the Groups opened from this FS skip re-reading their
+// limit files while the values they last read are younger than d. The
+// limit files are the CPU quota and period (v1 cpu.cfs_quota_us and
+// cpu.cfs_period_us, v2 cpu.max), the CPU weight (cpu.shares, cpu.weight),
+// the memory and swap limits (memory.limit_in_bytes,
+// memory.memsw.limit_in_bytes, memory.max, memory.swap.max), pids.max and
+// the hugetlb limits: the fields QuotaUsec, PeriodUsec, Shares, Weight,
+// Memory.Limit, Memory.MemSwapLimit, Memory.SwapLimit, Pids.Limit and
+// Hugetlb.Sizes[].Limit. They change only when something writes them (docker
+// update, a pod resize), yet they are 8 of the 27 files a v1 group reads: a
+// scraper of many groups at a short interval saves that share of its reads
+// and reports a changed limit at most d late. Stat copies the kept values
+// into the Stats otherwise, so they are never left Unavailable.
+// Group.RefreshLimits makes the next Stat read them whatever their age.
+//
+// The default, 0, reads every file at every Stat.
+func WithLimitMaxAge(d time.Duration) Option {
+	return func(o *options) { o.limitMaxAge = max(d, 0) }
+}
 
 // NewFS finds the cgroup mounts of the host and reports its Mode.
 //
@@ -124,7 +149,7 @@ func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 		return nil, err
 	}
 	root := filepath.Clean(o.root)
-	f := &FS{root: root, log: o.log, v1: make(map[string]mount), pageMax: pageRoundedMax(uint64(os.Getpagesize()))}
+	f := &FS{root: root, log: o.log, limitMaxAge: o.limitMaxAge, v1: make(map[string]mount), pageMax: pageRoundedMax(uint64(os.Getpagesize()))}
 	f.bufs.New = func() any { b := make([]byte, 4096); return &b }
 
 	src, prefix := filepath.Join(root, "proc/1/mountinfo"), root

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -85,6 +86,57 @@ type Group struct {
 	hugeSizes []string
 	devNames  []devName
 	closed    bool
+
+	// The limits last read, for FS.limitMaxAge (see WithLimitMaxAge).
+	limitMaxAge time.Duration
+	limits      limitValues
+	limitsAt    time.Time
+	limitsKept  bool
+}
+
+// limitValues are the fields read from limit files.
+type limitValues struct {
+	quota, period, shares, weight Value
+	mem, memSw, swap, pids        Value
+	huge                          []Value // per hugeSizes
+}
+
+// isLimit says whether a file kind holds a limit (see WithLimitMaxAge).
+func (k kind) isLimit() bool {
+	switch k {
+	case kCPUMax, kCFSQuota, kCFSPeriod, kShares, kWeight, kMemLimit, kMemSwLimit, kSwapMax, kPidsMax, kHugeLimit:
+		return true
+	}
+	return false
+}
+
+// keep copies s's limits into l.
+func (l *limitValues) keep(s *Stats) {
+	c, m := &s.CPU, &s.Memory
+	l.quota, l.period, l.shares, l.weight = c.QuotaUsec, c.PeriodUsec, c.Shares, c.Weight
+	l.mem, l.memSw, l.swap, l.pids = m.Limit, m.MemSwapLimit, m.SwapLimit, s.Pids.Limit
+	l.huge = l.huge[:0]
+	for _, h := range s.Hugetlb.Sizes {
+		l.huge = append(l.huge, h.Limit)
+	}
+}
+
+// put copies l into s's limits.
+func (l *limitValues) put(s *Stats) {
+	c, m := &s.CPU, &s.Memory
+	c.QuotaUsec, c.PeriodUsec, c.Shares, c.Weight = l.quota, l.period, l.shares, l.weight
+	m.Limit, m.MemSwapLimit, m.SwapLimit, s.Pids.Limit = l.mem, l.memSw, l.swap, l.pids
+	for i := range min(len(l.huge), len(s.Hugetlb.Sizes)) {
+		s.Hugetlb.Sizes[i].Limit = l.huge[i]
+	}
+}
+
+// RefreshLimits makes the next Stat read the limit files, however young the
+// values it keeps (see WithLimitMaxAge).
+func (g *Group) RefreshLimits() {
+	g.mu.Lock()
+	g.limitsKept = false
+	g.mu.Unlock()
 }
 
 // Version is 2 when the group's controllers are read from cgroup v2, 1 for
@@ -102,7 +154,7 @@ func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := &Group{fs: f, version: 1}
+	g := &Group{fs: f, version: 1, limitMaxAge: f.limitMaxAge}
 	o := opener{g: g, fs: f}
 	if f.mode == Unified {
 		g.version = 2
@@ -438,8 +490,17 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 	// thousands of Groups keeps as many buffers as it reads at once.
 	buf := g.fs.bufs.Get().(*[]byte)
 	defer g.fs.bufs.Put(buf)
+	var now time.Time
+	skipLimits := false
+	if g.limitMaxAge > 0 {
+		now = time.Now()
+		skipLimits = g.limitsKept && now.Sub(g.limitsAt) < g.limitMaxAge
+	}
 	for i := range g.files {
 		f := &g.files[i]
+		if skipLimits && f.kind.isLimit() {
+			continue
+		}
 		b, err := read(f, buf)
 		if err != nil {
 			if err == unix.EOPNOTSUPP { // e.g. PSI disabled for this group
@@ -453,6 +514,13 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		if err := g.parse(f, b, s); err != nil {
 			return withFile(g.path(f), err)
 		}
+	}
+	switch {
+	case skipLimits:
+		g.limits.put(s)
+	case g.limitMaxAge > 0:
+		g.limits.keep(s)
+		g.limitsAt, g.limitsKept = now, true
 	}
 	g.derive(s)
 	return nil

@@ -24,3 +24,6 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error { return errors.ErrUns
 
 // Close does nothing.
 func (g *Group) Close() error { return nil }
+
+// RefreshLimits does nothing.
+func (g *Group) RefreshLimits() {}
