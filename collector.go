@@ -104,7 +104,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	if o.interval <= 0 {
 		return nil, errors.New("metricsd: interval must be positive")
 	}
-	fs, err := cgroup.NewFS(ctx, cgroup.WithRoot(o.root), cgroup.WithLogger(o.log))
+	fs, err := cgroup.NewFS(ctx, cgroup.WithRoot(o.root), cgroup.WithLogger(o.log), cgroup.WithLimitMaxAge(o.limitMaxAge))
 	if err != nil {
 		return nil, err
 	}
@@ -184,14 +184,21 @@ func (c *Collector) Reconcile(ctx context.Context) error {
 		}
 	}
 	var fresh []runtime.Container
+	var known []*cgroup.Group
 	for k, ct := range running {
 		if e, ok := c.tracked[k]; ok {
 			e.c = c.trim(ct)
+			if e.group != nil {
+				known = append(known, e.group)
+			}
 			continue
 		}
 		fresh = append(fresh, ct)
 	}
 	c.mu.Unlock()
+	for _, g := range known {
+		g.RefreshLimits() // a listing is also when limits are re-read
+	}
 	for _, e := range gone {
 		c.release(e)
 	}
@@ -259,6 +266,21 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container) {
 		c.releaseLocked(old)
 	}
 	c.tracked[key(ct)] = e
+}
+
+// start handles a started event. A container tracked already, with the
+// same PID (or the event names none), keeps its handles: a watcher's first
+// listing reports every running container, which the first snapshot has
+// opened, and reopening them all would cost as much as the listing. A new
+// PID is a new task (a restart): its handles are opened afresh.
+func (c *Collector) start(ctx context.Context, ct runtime.Container) {
+	c.mu.Lock()
+	e, ok := c.tracked[key(ct)]
+	dup := ok && !e.gone.Load() && (ct.PID == 0 || ct.PID == e.c.PID)
+	c.mu.Unlock()
+	if !dup {
+		c.add(ctx, ct)
+	}
 }
 
 // openNet finds or opens the handle of a container's network namespace; nil
@@ -424,7 +446,7 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 		}
 	}
 	var wg sync.WaitGroup
-	for range c.o.concurrency - 1 {
+	for range workers(c.o.concurrency, len(entries)+len(nets)) - 1 {
 		wg.Go(work)
 	}
 	work()
@@ -448,6 +470,16 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 	c.o.log.Debug("metricsd: collected", "containers", len(snap.Containers), "took", time.Since(start))
 	return snap, ctx.Err()
 }
+
+// itemsPerWorker is how many cgroups and namespaces one goroutine reads
+// before Collect starts another. Waking a goroutine on another thread costs
+// tens of microseconds of CPU (the wakeups, spinning threads), about what
+// reading one container costs: below a hundred or so items one goroutine
+// takes less CPU, and only a little more wall time.
+const itemsPerWorker = 128
+
+// workers is how many goroutines Collect uses to read items, at most limit.
+func workers(limit, items int) int { return min(limit, 1+items/itemsPerWorker) }
 
 // fillSelf sets the snapshot's self-metrics.
 func (c *Collector) fillSelf(snap *sink.Snapshot, containers, namespaces int, took time.Duration) {
@@ -536,7 +568,7 @@ func (c *Collector) Run(ctx context.Context) error {
 				switch ev.Type {
 				case runtime.EventStarted:
 					if ev.Container.State == "" || ev.Container.State == runtime.StateRunning {
-						c.add(ctx, ev.Container)
+						c.start(ctx, ev.Container)
 					}
 				case runtime.EventStopped, runtime.EventRemoved:
 					c.remove(ev.Container)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -408,5 +409,130 @@ func TestRunEventsDuringScrapes(t *testing.T) {
 		if k := openFDs(t, p+"/"); k != 0 {
 			t.Errorf("%d descriptors left on %s after Close", k, p)
 		}
+	}
+}
+
+// fdsOn lists the descriptor numbers of this process that point under s.
+func fdsOn(s string) []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var fds []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(l, s) {
+			fds = append(fds, e.Name())
+		}
+	}
+	return fds
+}
+
+// TestRunStartedAgain: a started event for a container already tracked with
+// the same PID (what a watcher's first listing sends for every running
+// container) keeps its open handles, the very same descriptors; one with a
+// new PID (the container restarted) opens them afresh and releases the old.
+func TestRunStartedAgain(t *testing.T) {
+	cgtest.NeedRoot(t)
+	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	w := cgtest.Start(t, g, cgtest.Spec{})
+	a := runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
+	g2 := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	w2 := cgtest.Start(t, g2, cgtest.Spec{})
+	marker := func(name string) runtime.Container {
+		return runtime.Container{ID: name, Name: name, Runtime: "test", PID: w2.Pid, CgroupPath: g2.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
+	}
+	d := &eventing{ch: make(chan runtime.Event)}
+	d.set(a)
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(d), metricsd.WithInterval(20*time.Millisecond),
+		metricsd.WithSinks(rec), metricsd.WithNetParts(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	done := make(chan error, 1)
+	go func() { done <- col.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// Events are applied in order: once a marker container sent after an
+	// event shows up in a snapshot, the event before it has been applied.
+	wait := func(name string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; waitTick() {
+			rec.mu.Lock()
+			ok := len(rec.snaps) > 0 && slices.Contains(rec.snaps[len(rec.snaps)-1], name)
+			rec.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never appeared in a snapshot", name)
+			}
+		}
+	}
+	wait("a")
+	before := fdsOn(g.Path + "/")
+	if len(before) == 0 {
+		t.Fatal("no descriptors open on a's cgroup")
+	}
+	d.ch <- runtime.Event{Type: runtime.EventStarted, Container: a}
+	d.ch <- runtime.Event{Type: runtime.EventStarted, Container: marker("m1")}
+	wait("m1")
+	if after := fdsOn(g.Path + "/"); !slices.Equal(after, before) {
+		t.Errorf("a started again with the same PID: descriptors %v, were %v (reopened)", after, before)
+	}
+
+	restarted := a
+	restarted.PID = w2.Pid // another process: a new task of the same container
+	d.ch <- runtime.Event{Type: runtime.EventStarted, Container: restarted}
+	d.ch <- runtime.Event{Type: runtime.EventStarted, Container: marker("m2")}
+	wait("m2")
+	if n := len(fdsOn(g.Path + "/")); n != 0 {
+		t.Errorf("a restarted (new PID, another cgroup): %d descriptors still open on the old cgroup", n)
+	}
+}
+
+// TestCollectLimitMaxAge: with limits kept for an hour, a snapshot that
+// comes without a listing reports the limit read before, and one that
+// starts with a listing reports the limit the kernel has now (checked
+// against the file).
+func TestCollectLimitMaxAge(t *testing.T) {
+	cgtest.NeedRoot(t)
+	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+	w := cgtest.Start(t, g, cgtest.Spec{})
+	d := &listed{}
+	d.set(runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}})
+	ctx := context.Background()
+	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(d), metricsd.WithNetParts(0),
+		metricsd.WithLimitMaxAge(time.Hour), metricsd.WithReconcileEvery(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	limit := func() uint64 {
+		t.Helper()
+		snap, err := col.Collect(ctx)
+		if err != nil || len(snap.Containers) != 1 {
+			t.Fatalf("Collect: %v, %d containers", err, len(snap.Containers))
+		}
+		v, ok := snap.Containers[0].Cgroup.Pids.Limit.Get()
+		if !ok {
+			t.Fatalf("pids limit %v", snap.Containers[0].Cgroup.Pids.Limit)
+		}
+		return v
+	}
+	g.Write("pids", "pids.max", "50")
+	if got := limit(); got != 50 { // snapshot 0: a listing
+		t.Fatalf("pids limit %d, want 50", got)
+	}
+	g.Write("pids", "pids.max", "60")
+	if got := limit(); got != 50 { // snapshot 1: no listing, limits kept
+		t.Errorf("pids limit %d without a listing, want the kept 50", got)
+	}
+	limit()                                                                                               // snapshot 2
+	if got, kernel := limit(), strings.TrimSpace(g.Read("pids", "pids.max")); fmt.Sprint(got) != kernel { // snapshot 3: a listing
+		t.Errorf("pids limit %d after a listing, kernel %s", got, kernel)
 	}
 }
