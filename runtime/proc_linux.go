@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,35 +29,58 @@ func ProcStart(ctx context.Context, root string, pid int) (time.Time, error) {
 // ProcStartAt is ProcStart with the boot time already read (BootTime), for
 // callers that look up many processes.
 func ProcStartAt(ctx context.Context, root string, pid int, boot time.Time) (time.Time, error) {
-	if err := ctx.Err(); err != nil {
-		return time.Time{}, err
-	}
-	if pid <= 0 {
-		return time.Time{}, fmt.Errorf("runtime: invalid pid %d", pid)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "proc", strconv.Itoa(pid), "stat"))
+	ticks, err := ProcStartTicks(ctx, root, pid)
 	if err != nil {
 		return time.Time{}, err
 	}
+	sec, rem := ticks/userHZ, ticks%userHZ
+	return boot.Add(time.Duration(sec)*time.Second + time.Duration(rem)*(time.Second/userHZ)), nil
+}
+
+// ProcStartTicks is when process pid started, in clock ticks (USER_HZ)
+// since boot: field 22 of <root>/proc/<pid>/stat. With the PID it names one
+// process for as long as the host runs (a PID reused later has a later
+// start), which is how the adapters tell that a container still runs the
+// task they inspected. A process that is gone (or a zombie) gives an error
+// matching os.ErrNotExist.
+func ProcStartTicks(ctx context.Context, root string, pid int) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if pid <= 0 {
+		return 0, fmt.Errorf("runtime: invalid pid %d", pid)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	ticks, err := parseStatStart(b)
+	if err != nil {
+		return 0, fmt.Errorf("runtime: /proc/%d/stat: %w", pid, err)
+	}
+	return ticks, nil
+}
+
+// parseStatStart returns starttime from the content of /proc/<pid>/stat.
+func parseStatStart(b []byte) (uint64, error) {
 	// Fields after the command, which may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return time.Time{}, fmt.Errorf("runtime: malformed /proc/%d/stat", pid)
+		return 0, errors.New("malformed: no command")
 	}
 	f := bytes.Fields(b[i+1:])
 	// f[0] is field 3 (state); starttime is field 22.
 	if len(f) < 20 {
-		return time.Time{}, fmt.Errorf("runtime: malformed /proc/%d/stat", pid)
+		return 0, fmt.Errorf("malformed: %d fields after the command, want at least 20", len(f))
 	}
 	if string(f[0]) == "Z" || string(f[0]) == "X" {
-		return time.Time{}, fmt.Errorf("runtime: process %d exited: %w", pid, os.ErrNotExist)
+		return 0, fmt.Errorf("process exited (state %s): %w", f[0], os.ErrNotExist)
 	}
 	ticks, err := strconv.ParseUint(string(f[19]), 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("runtime: /proc/%d/stat starttime: %w", pid, err)
+		return 0, fmt.Errorf("starttime: %w", err)
 	}
-	sec, rem := ticks/userHZ, ticks%userHZ
-	return boot.Add(time.Duration(sec)*time.Second + time.Duration(rem)*(time.Second/userHZ)), nil
+	return ticks, nil
 }
 
 // BootTime is when the host booted: btime in <root>/proc/stat.

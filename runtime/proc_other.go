@@ -22,3 +22,9 @@ func ProcStartAt(ctx context.Context, root string, pid int, boot time.Time) (tim
 func BootTime(ctx context.Context, root string) (time.Time, error) {
 	return time.Time{}, errors.ErrUnsupported
 }
+
+// ProcStartTicks is when process pid started, in clock ticks since boot;
+// only Linux has it.
+func ProcStartTicks(ctx context.Context, root string, pid int) (uint64, error) {
+	return 0, errors.ErrUnsupported
+}

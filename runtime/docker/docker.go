@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -104,6 +105,19 @@ type Discoverer struct {
 	cli *client.Client
 	fs  *cgroup.FS
 	api string
+
+	// known keeps what inspecting each running container gave, so that a
+	// listing inspects only the containers it has not seen (see list).
+	knownMu  sync.Mutex
+	known    map[string]inspected
+	inspects atomic.Int64 // inspect calls made (tests)
+}
+
+// inspected is a container as inspected, and the start time of its process
+// then, which tells whether it still runs the same task.
+type inspected struct {
+	c     runtime.Container
+	start uint64
 }
 
 var _ runtime.Discoverer = (*Discoverer)(nil)
@@ -174,6 +188,13 @@ func (d *Discoverer) wrap(op string, err error) error {
 // PID, cgroup path and network namespace. A container removed between the
 // listing and its inspection is left out; one whose process has exited is
 // reported with StateStopped.
+//
+// A container inspected by an earlier List (or event) is not inspected
+// again while its process is the same one: the PID it had still names a
+// process started at the same time (/proc/<pid>/stat), so the container has
+// not been restarted and what inspecting it gave still holds; its name and
+// state come from the listing. A listing of containers already known thus
+// costs the daemon one request, not one per container.
 func (d *Discoverer) List(ctx context.Context) ([]runtime.Container, error) {
 	cs, _, err := d.list(ctx)
 	return cs, err
@@ -189,12 +210,20 @@ func (d *Discoverer) list(ctx context.Context) ([]runtime.Container, map[string]
 	}
 	all := make(map[string]bool, len(r.Items))
 	var ids []string
+	var res []runtime.Container
+	live := make(map[string]bool, len(r.Items))
 	for _, s := range r.Items {
 		all[Namespace+"/"+s.ID] = true
 		if s.State == container.StateRunning || s.State == container.StatePaused {
+			live[s.ID] = true
+			if c, ok := d.reuse(s); ok {
+				res = append(res, c)
+				continue
+			}
 			ids = append(ids, s.ID)
 		}
 	}
+	d.forget(live)
 	out := make([]runtime.Container, len(ids))
 	ok := make([]bool, len(ids))
 	errs := make([]error, len(ids))
@@ -214,7 +243,6 @@ func (d *Discoverer) list(ctx context.Context) ([]runtime.Container, map[string]
 	}
 	close(next)
 	wg.Wait()
-	res := out[:0]
 	for i := range ids {
 		if errs[i] != nil {
 			return nil, nil, errs[i]
@@ -233,15 +261,89 @@ func (d *Discoverer) inspect(ctx context.Context, id string) (runtime.Container,
 		d.o.log.Warn("docker: skipping container with an invalid ID", "id", id)
 		return runtime.Container{}, false, nil
 	}
+	d.inspects.Add(1)
 	r, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		if strings.Contains(strings.ToLower(err.Error()), "no such container") || isNotFound(err) {
+			d.drop(id)
 			return runtime.Container{}, false, nil
 		}
 		return runtime.Container{}, false, d.wrap("inspect", err)
 	}
 	c, ok := d.convert(ctx, r.Container)
+	d.keep(c, ok)
 	return c, ok, nil
+}
+
+// keep remembers an inspected container for list, when it runs (or is
+// paused) in a cgroup found from its PID; anything else is forgotten.
+func (d *Discoverer) keep(c runtime.Container, ok bool) {
+	var start uint64
+	if ok && c.PID > 0 && c.CgroupPath != "" && (c.State == runtime.StateRunning || c.State == runtime.StatePaused) {
+		start, ok = d.processStart(c.PID)
+	} else {
+		ok = false
+	}
+	d.knownMu.Lock()
+	defer d.knownMu.Unlock()
+	if !ok {
+		delete(d.known, c.ID)
+		return
+	}
+	if d.known == nil {
+		d.known = make(map[string]inspected)
+	}
+	d.known[c.ID] = inspected{c: c, start: start}
+}
+
+// reuse returns a listed container as inspected before, when its process is
+// the one it was then.
+func (d *Discoverer) reuse(s container.Summary) (runtime.Container, bool) {
+	d.knownMu.Lock()
+	k, ok := d.known[s.ID]
+	d.knownMu.Unlock()
+	if !ok {
+		return runtime.Container{}, false
+	}
+	if start, ok := d.processStart(k.c.PID); !ok || start != k.start {
+		d.drop(s.ID)
+		return runtime.Container{}, false
+	}
+	c := k.c
+	if c.Pod == nil || c.Pod.Container == "" { // renamed meanwhile?
+		if len(s.Names) > 0 && s.Names[0] != "" {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+	}
+	c.State = runtime.StateRunning
+	if s.State == container.StatePaused {
+		c.State = runtime.StatePaused
+	}
+	return c, true
+}
+
+func (d *Discoverer) drop(id string) {
+	d.knownMu.Lock()
+	delete(d.known, id)
+	d.knownMu.Unlock()
+}
+
+// forget drops the containers no longer running.
+func (d *Discoverer) forget(live map[string]bool) {
+	d.knownMu.Lock()
+	defer d.knownMu.Unlock()
+	for id := range d.known {
+		if !live[id] {
+			delete(d.known, id)
+		}
+	}
+}
+
+// processStart is the start time of a process (runtime.ProcStartTicks
+// beneath the host root); false when it is gone.
+func (d *Discoverer) processStart(pid int) (uint64, bool) {
+	t, err := runtime.ProcStartTicks(context.Background(), d.fs.Root(), pid)
+	return t, err == nil
 }
 
 func isNotFound(err error) bool {
@@ -443,8 +545,10 @@ func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, m events.Me
 		}
 		return t.Apply(runtime.Event{Type: runtime.EventStarted, Container: c, Time: when})
 	case events.ActionDie:
+		d.drop(m.Actor.ID)
 		return t.Apply(runtime.Event{Type: runtime.EventStopped, Container: ref, Time: when})
 	case events.ActionDestroy, actionRemove:
+		d.drop(m.Actor.ID)
 		return t.Apply(runtime.Event{Type: runtime.EventRemoved, Container: ref, Time: when})
 	case events.ActionOOM:
 		return t.Apply(runtime.Event{Type: runtime.EventOOM, Container: ref, Time: when})

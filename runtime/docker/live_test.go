@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -216,6 +217,75 @@ func TestList(t *testing.T) {
 	}
 	if h.Name != n2 || !h.NetNS.Host || h.Pod != nil {
 		t.Errorf("host-network container: name %q netns %+v pod %+v", h.Name, h.NetNS, h.Pod)
+	}
+}
+
+// TestListKnown: a listing inspects only the containers it has not seen,
+// or whose process changed. Listed again, a running container is not
+// inspected again and is reported identically; renamed, it keeps its PID
+// and takes the new name from the listing; restarted (a new process), it is
+// inspected again and reported with the PID docker inspect gives; stopped,
+// it is no longer listed.
+func TestListKnown(t *testing.T) {
+	d := connect(t)
+	rttest.Lock(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := rttest.DockerRun(t, rttest.Name("known"), nil)
+	list := func() runtime.Container {
+		t.Helper()
+		cs, err := d.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := find(cs, id)
+		if !ok {
+			t.Fatalf("%s not listed", id)
+		}
+		return c
+	}
+	first := list()
+	n := d.inspects.Load()
+	again := list()
+	if got := d.inspects.Load(); got != n {
+		t.Errorf("listing again made %d inspect calls, want none (all known)", got-n)
+	}
+	if !reflect.DeepEqual(again, first) {
+		t.Errorf("listed again:\n%+v\nfirst:\n%+v", again, first)
+	}
+
+	renamed := rttest.Name("renamed")
+	rttest.Docker(t, "rename", id, renamed)
+	c := list()
+	if c.Name != renamed || c.PID != first.PID || d.inspects.Load() != n {
+		t.Errorf("after rename: name %q, PID %d (was %d), %d inspects; want %q, same PID, none", c.Name, c.PID, first.PID, d.inspects.Load()-n, renamed)
+	}
+
+	rttest.Docker(t, "restart", "-t", "0", id)
+	c = list()
+	if pid := rttest.DockerPID(t, id); c.PID != pid || c.PID == first.PID {
+		t.Errorf("after restart: PID %d, docker inspect says %d (was %d)", c.PID, pid, first.PID)
+	}
+	if d.inspects.Load() == n {
+		t.Error("after restart: the container was not inspected again")
+	}
+	if direct := rttest.HostCgroupPath(t, c.PID); c.CgroupPath != direct {
+		t.Errorf("after restart: CgroupPath %q, /proc says %q", c.CgroupPath, direct)
+	}
+
+	rttest.Docker(t, "stop", "-t", "0", id)
+	cs, err := d.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := find(cs, id); ok {
+		t.Error("stopped container still listed")
+	}
+	d.knownMu.Lock()
+	_, kept := d.known[id]
+	d.knownMu.Unlock()
+	if kept {
+		t.Error("a stopped container is still remembered")
 	}
 }
 
