@@ -32,6 +32,7 @@ func TestBadFlagsOneLine(t *testing.T) {
 	for _, args := range [][]string{
 		{"-bogus"},
 		{"-interval", "0"},
+		{"-limit-max-age", "-1s"},
 		{"-runtime", "podman"},
 		{"-sink", "graphite"},
 		{"-format", "xml"},
