@@ -28,6 +28,13 @@ var fileNames = [nFiles]string{fileDev, fileSockstat, fileSockstat6, fileSNMP, f
 
 var fileParts = [nFiles]Parts{PartDev, PartSockstat, PartSockstat, PartSNMP, PartSNMP6, PartNetstat}
 
+// fileWhole says which files the kernel generates whole at each read
+// (proc_create_net_single: one show call, into a buffer grown until the
+// content fits): a read that returns less than asked for returned all of
+// it. net/dev is a record per device, handed out a page at a time, so only
+// a read returning 0 ends it.
+var fileWhole = [nFiles]bool{fDev: false, fSockstat: true, fSockstat6: true, fSNMP: true, fSNMP6: true, fNetstat: true}
+
 // Handle holds the descriptors of one network namespace, opened inside it by
 // a hop: its /proc/thread-self/net files and, for PartTCPStates, a
 // NETLINK_SOCK_DIAG socket. Stat re-reads them with pread at offset 0, with
@@ -221,7 +228,9 @@ func (h *Handle) readInto(i int, part Parts, s *Stats, parse func([]byte, *Stats
 
 // read returns the whole content of file i, or nil when it is not open.
 // seq_file hands out at most about a page per read for net/dev, so it reads
-// until pread returns 0; the buffer grows (and stays grown) when full.
+// until pread returns 0, or, for a file generated whole (fileWhole), until
+// a read returns less than the buffer had room for; the buffer grows (and
+// stays grown) when full.
 func (h *Handle) read(i int) ([]byte, error) {
 	fd := h.fds[i]
 	if fd < 0 {
@@ -241,8 +250,8 @@ func (h *Handle) read(i int) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netns: read %s: %w", fileNames[i], err)
 		}
-		if m == 0 {
-			return h.buf[:n], nil
+		if m == 0 || fileWhole[i] && n+m < len(h.buf) {
+			return h.buf[:n+m], nil
 		}
 		n += m
 	}
