@@ -9,8 +9,11 @@ import (
 )
 
 // BenchmarkList lists 100 running containers (METRICSD_BENCH_CONTAINERS
-// to change) of the test dockerd: one list call and one inspect per
-// container, plus each container's /proc/<pid>/cgroup.
+// to change) of the test dockerd. "new": none seen before, so one list call
+// and one inspect per container, plus each container's /proc/<pid>/cgroup.
+// "known": all seen by an earlier listing, so one list call and each
+// container's /proc/<pid>/stat (what the Collector's and Watch's periodic
+// listings cost).
 func BenchmarkList(b *testing.B) {
 	rttest.Need(b, rttest.EnvDockerHost, rttest.EnvImage)
 	d := connectB(b)
@@ -24,14 +27,26 @@ func BenchmarkList(b *testing.B) {
 	if err != nil || len(cs) < n {
 		b.Fatalf("listed %d of %d: %v", len(cs), n, err)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := d.List(ctx); err != nil {
-			b.Fatal(err)
+	for _, known := range []bool{false, true} {
+		name := "new"
+		if known {
+			name = "known"
 		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !known {
+					d.knownMu.Lock()
+					clear(d.known)
+					d.knownMu.Unlock()
+				}
+				if _, err := d.List(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(cs)), "containers")
+		})
 	}
-	b.ReportMetric(float64(len(cs)), "containers")
 }
 
 func connectB(b *testing.B) *Discoverer {
