@@ -311,8 +311,13 @@ func (d *Discoverer) reuse(s container.Summary) (runtime.Container, bool) {
 	}
 	c := k.c
 	if c.Pod == nil || c.Pod.Container == "" { // renamed meanwhile?
-		if len(s.Names) > 0 && s.Names[0] != "" {
-			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		// Names holds the container's name ("/web") and, for legacy links,
+		// the aliases other containers know it by ("/app/db").
+		for _, n := range s.Names {
+			if n = strings.TrimPrefix(n, "/"); n != "" && !strings.Contains(n, "/") {
+				c.Name = n
+				break
+			}
 		}
 	}
 	c.State = runtime.StateRunning
