@@ -3,11 +3,14 @@ package bench
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/netns"
@@ -126,6 +129,42 @@ func BenchmarkSinkPrometheusGather(b *testing.B) {
 		if _, err := reg.Gather(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// discardResponse is an http.ResponseWriter that drops the body.
+type discardResponse struct{ h http.Header }
+
+func (d *discardResponse) Header() http.Header         { return d.h }
+func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardResponse) WriteHeader(int)             {}
+
+// BenchmarkSinkPrometheusScrape is a whole scrape of 1,000 containers (the
+// cheap tier) as a plain-text scraper gets it, without the network: the
+// sink's Handler, which writes the text exposition itself, beside a
+// registry served by promhttp (Gather, then client_golang's encoder), the
+// way Handler worked before.
+func BenchmarkSinkPrometheusScrape(b *testing.B) {
+	c, err := sinkprom.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Write(context.Background(), sinktest.FullSnapshot(benchContainers, benchIfaces, benchT)); err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	for _, h := range []struct {
+		name string
+		h    http.Handler
+	}{{"Handler", c.Handler()}, {"registry+promhttp", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}} {
+		b.Run(h.name, func(b *testing.B) {
+			w := &discardResponse{h: http.Header{}}
+			for b.Loop() {
+				h.h.ServeHTTP(w, req)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,10 @@ import (
 // metrics holds the Descs; the names and help follow cAdvisor.
 type metrics struct {
 	all []*prometheus.Desc
+	// fams is each Desc's name and help, in the order of all, for the text
+	// exposition (Handler); famIdx finds a Desc's index.
+	fams   []family
+	famIdx map[*prometheus.Desc]int
 
 	cpuUsage, cpuUser, cpuSystem                      *prometheus.Desc
 	cfsPeriods, cfsThrottledPeriods, cfsThrottledSecs *prometheus.Desc
@@ -39,12 +43,16 @@ type metrics struct {
 }
 
 func newMetrics(labels []string) *metrics {
-	m := &metrics{}
+	m := &metrics{famIdx: make(map[*prometheus.Desc]int)}
+	add := func(desc *prometheus.Desc, name, help string) *prometheus.Desc {
+		m.famIdx[desc] = len(m.all)
+		m.all = append(m.all, desc)
+		m.fams = append(m.fams, family{name: name, help: help})
+		return desc
+	}
 	d := func(name, help string, extra ...string) *prometheus.Desc {
 		ls := append(append([]string(nil), labels...), extra...)
-		desc := prometheus.NewDesc(name, help, ls, nil)
-		m.all = append(m.all, desc)
-		return desc
+		return add(prometheus.NewDesc(name, help, ls, nil), name, help)
 	}
 	m.cpuUsage = d("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.")
 	m.cpuUser = d("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.")
@@ -101,9 +109,7 @@ func newMetrics(labels []string) *metrics {
 	m.tcp6Conns = d("container_network_tcp6_connections", "TCP (IPv6) sockets of the container by state.", "tcp_state")
 
 	self := func(name, help string, labels ...string) *prometheus.Desc {
-		desc := prometheus.NewDesc(name, help, labels, nil)
-		m.all = append(m.all, desc)
-		return desc
+		return add(prometheus.NewDesc(name, help, labels, nil), name, help)
 	}
 	m.selfScrape = self("metricsd_scrape_duration_seconds", "How long taking the latest snapshot took.")
 	m.selfContainers = self("metricsd_containers", "Containers tracked.")
@@ -115,15 +121,15 @@ func newMetrics(labels []string) *metrics {
 }
 
 // self sends the collector's own series.
-func (m *metrics) self(ch chan<- prometheus.Metric, s *sink.Self) {
-	ch <- prometheus.MustNewConstMetric(m.selfScrape, prometheus.GaugeValue, s.ScrapeSeconds)
-	ch <- prometheus.MustNewConstMetric(m.selfContainers, prometheus.GaugeValue, float64(s.Containers))
-	ch <- prometheus.MustNewConstMetric(m.selfNamespaces, prometheus.GaugeValue, float64(s.Namespaces))
+func (m *metrics) self(send func(prometheus.Metric), s *sink.Self) {
+	send(prometheus.MustNewConstMetric(m.selfScrape, prometheus.GaugeValue, s.ScrapeSeconds))
+	send(prometheus.MustNewConstMetric(m.selfContainers, prometheus.GaugeValue, float64(s.Containers)))
+	send(prometheus.MustNewConstMetric(m.selfNamespaces, prometheus.GaugeValue, float64(s.Namespaces)))
 	for _, e := range s.Errors {
-		ch <- prometheus.MustNewConstMetric(m.selfErrors, prometheus.CounterValue, float64(e.Count), e.Stage)
+		send(prometheus.MustNewConstMetric(m.selfErrors, prometheus.CounterValue, float64(e.Count), e.Stage))
 	}
-	ch <- prometheus.MustNewConstMetric(m.selfSinkDropped, prometheus.CounterValue, float64(s.SinkDropped))
-	ch <- prometheus.MustNewConstMetric(m.selfSinkWrite, prometheus.GaugeValue, s.SinkWriteSeconds)
+	send(prometheus.MustNewConstMetric(m.selfSinkDropped, prometheus.CounterValue, float64(s.SinkDropped)))
+	send(prometheus.MustNewConstMetric(m.selfSinkWrite, prometheus.GaugeValue, s.SinkWriteSeconds))
 }
 
 var psiResources = [3]string{"cpu", "memory", "io"}
@@ -187,9 +193,13 @@ func (m *metric) Write(out *dto.Metric) error {
 
 // emitter sends one container's metrics.
 type emitter struct {
-	ch   chan<- prometheus.Metric
-	m    *metrics
-	keep func(string) bool
+	send func(prometheus.Metric)
+	// once: send uses each metric before it returns (the text exposition),
+	// so one scratch metric serves every series.
+	once    bool
+	scratch metric
+	m       *metrics
+	keep    func(string) bool
 	// keys are the container label names, sorted.
 	keys []string
 	// base is the container's label pairs, sorted by name, fresh for each
@@ -207,7 +217,9 @@ func (e *emitter) start(vals []string, n int) {
 		pairs[i].Name, pairs[i].Value = &e.keys[i], &vals[i]
 		e.base[i] = &pairs[i]
 	}
-	e.slab = make([]metric, 0, n)
+	if !e.once {
+		e.slab = make([]metric, 0, n)
+	}
 }
 
 // with returns the container's label pairs plus name=value, sorted.
@@ -243,13 +255,16 @@ func (e *emitter) emit(d *prometheus.Desc, t prometheus.ValueType, v float64) {
 }
 
 func (e *emitter) emitL(d *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
-	if len(e.slab) == cap(e.slab) {
-		e.slab = make([]metric, 0, 16) // never reallocate: sent metrics point into it
+	m := &e.scratch
+	if !e.once {
+		if len(e.slab) == cap(e.slab) {
+			e.slab = make([]metric, 0, 16) // never reallocate: sent metrics point into it
+		}
+		e.slab = e.slab[:len(e.slab)+1]
+		m = &e.slab[len(e.slab)-1]
 	}
-	e.slab = e.slab[:len(e.slab)+1]
-	m := &e.slab[len(e.slab)-1]
 	m.desc, m.labels, m.val, m.gauge = d, labels, v, t == prometheus.GaugeValue
-	e.ch <- m
+	e.send(m)
 }
 
 // counter and gauge emit a cgroup value when Known.
