@@ -116,6 +116,17 @@ func BenchmarkSinkPrometheusCollect(b *testing.B) {
 // Collect plus the registry's checks, sorting and conversion to protobuf
 // structs.
 func BenchmarkSinkPrometheusGather(b *testing.B) {
+	_, reg := promRegistered(b)
+	for b.Loop() {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// promRegistered is a prometheus sink holding the benchmark snapshot
+// (cheap tier), registered in a registry of its own.
+func promRegistered(b *testing.B) (*sinkprom.Collector, *prometheus.Registry) {
 	c, err := sinkprom.New()
 	if err != nil {
 		b.Fatal(err)
@@ -125,11 +136,7 @@ func BenchmarkSinkPrometheusGather(b *testing.B) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
-	for b.Loop() {
-		if _, err := reg.Gather(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return c, reg
 }
 
 // discardResponse is an http.ResponseWriter that drops the body.
@@ -145,15 +152,7 @@ func (d *discardResponse) WriteHeader(int)             {}
 // registry served by promhttp (Gather, then client_golang's encoder), the
 // way Handler worked before.
 func BenchmarkSinkPrometheusScrape(b *testing.B) {
-	c, err := sinkprom.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Write(context.Background(), sinktest.FullSnapshot(benchContainers, benchIfaces, benchT)); err != nil {
-		b.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	c, reg := promRegistered(b)
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	for _, h := range []struct {
 		name string
