@@ -203,16 +203,31 @@ type emitter struct {
 	// keys are the container label names, sorted.
 	keys []string
 	// base is the container's label pairs, sorted by name, fresh for each
-	// container and scrape (a scrape's output may outlive the snapshot).
+	// container and scrape (a scrape's output may outlive the snapshot),
+	// but with once, where the buffers below are reused instead.
 	base []*dto.LabelPair
 	slab []metric
+
+	pairs []dto.LabelPair     // once: base's storage
+	wout  [2][]*dto.LabelPair // once: with's results, alternately
+	wpair [2]dto.LabelPair    // once: with's extra pairs, alternately
+	wi    int                 // once: the slot the next with uses
 }
 
 // start prepares the label pairs of a container with label values vals
 // (fresh storage, in keys order) and room for n series.
 func (e *emitter) start(vals []string, n int) {
-	pairs := make([]dto.LabelPair, len(vals))
-	e.base = make([]*dto.LabelPair, len(vals))
+	var pairs []dto.LabelPair
+	if e.once {
+		if cap(e.pairs) < len(vals) {
+			e.pairs = make([]dto.LabelPair, len(vals))
+			e.base = make([]*dto.LabelPair, len(vals))
+		}
+		pairs, e.base = e.pairs[:len(vals)], e.base[:len(vals)]
+	} else {
+		pairs = make([]dto.LabelPair, len(vals))
+		e.base = make([]*dto.LabelPair, len(vals))
+	}
 	for i := range vals {
 		pairs[i].Name, pairs[i].Value = &e.keys[i], &vals[i]
 		e.base[i] = &pairs[i]
@@ -222,10 +237,20 @@ func (e *emitter) start(vals []string, n int) {
 	}
 }
 
-// with returns the container's label pairs plus name=value, sorted.
+// with returns the container's label pairs plus name=value, sorted. With
+// once, the result lives until the second next call (with2 relies on that).
 func (e *emitter) with(name, value *string) []*dto.LabelPair {
-	out := make([]*dto.LabelPair, 0, len(e.base)+1)
-	extra := &dto.LabelPair{Name: name, Value: value}
+	var out []*dto.LabelPair
+	var extra *dto.LabelPair
+	k := e.wi
+	if e.once {
+		e.wi ^= 1
+		out, extra = e.wout[k][:0], &e.wpair[k]
+		extra.Name, extra.Value = name, value
+	} else {
+		out = make([]*dto.LabelPair, 0, len(e.base)+1)
+		extra = &dto.LabelPair{Name: name, Value: value}
+	}
 	done := false
 	for _, p := range e.base {
 		if !done && *name < *p.Name {
@@ -237,7 +262,21 @@ func (e *emitter) with(name, value *string) []*dto.LabelPair {
 	if !done {
 		out = append(out, extra)
 	}
+	if e.once {
+		e.wout[k] = out
+	}
 	return out
+}
+
+// own returns a label value the metrics sent may keep: a copy of the
+// snapshot's string, which may change after Collect, unless the metrics are
+// used before send returns (once).
+func (e *emitter) own(s *string) *string {
+	if e.once {
+		return s
+	}
+	c := *s
+	return &c
 }
 
 // with2 is with for two labels, n1 < n2 (failure_type, scope).
@@ -368,8 +407,7 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
 		for i := range st.Hugetlb.Sizes {
 			h := &st.Hugetlb.Sizes[i]
 			if v, ok := h.Usage.Get(); ok {
-				size := h.PageSize // a copy: the snapshot may change after Collect
-				e.emitL(m.hugetlbUsage, prometheus.GaugeValue, float64(v), e.with(&lnPagesize, &size))
+				e.emitL(m.hugetlbUsage, prometheus.GaugeValue, float64(v), e.with(&lnPagesize, e.own(&h.PageSize)))
 			}
 		}
 	}
@@ -393,8 +431,7 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
 				continue
 			}
 			c := prometheus.CounterValue
-			name := it.Name // a copy: the snapshot may change after Collect
-			ls := e.with(&lnInterface, &name)
+			ls := e.with(&lnInterface, e.own(&it.Name))
 			e.emitL(m.netRxBytes, c, float64(it.RxBytes), ls)
 			e.emitL(m.netRxPackets, c, float64(it.RxPackets), ls)
 			e.emitL(m.netRxDropped, c, float64(it.RxDropped), ls)

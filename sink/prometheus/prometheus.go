@@ -186,9 +186,17 @@ func (c *Collector) collect(send func(prometheus.Metric), once bool) {
 		return
 	}
 	e := emitter{send: send, once: once, m: c.m, keep: c.cfg.ifaceKeep, keys: c.tagger.Keys()}
+	var reuse []string // once: the label values' storage, for every container
 	for i := range c.cur.Containers {
 		s := &c.cur.Containers[i]
-		vals := c.tagger.Values(make([]string, 0, c.nLabel), &s.Container)
+		var buf []string
+		if once {
+			buf = reuse[:0]
+		} else {
+			buf = make([]string, 0, c.nLabel)
+		}
+		vals := c.tagger.Values(buf, &s.Container)
+		reuse = vals
 		if c.idIdx >= 0 && c.cfg.cgroupID && s.Container.CgroupPath != "" {
 			vals[c.idIdx] = s.Container.CgroupPath
 		}
