@@ -14,6 +14,7 @@ import (
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/runtime"
+	"github.com/metricsd/metricsd/runtime/cgroupfs"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -93,9 +94,9 @@ func (s Stage) String() string {
 	return fmt.Sprintf("Stage(%d)", int(s))
 }
 
-// New makes a Collector. With no WithDiscoverer option it detects the host's
-// runtimes (runtime.Detect with the Docker, containerd and cgroupfs
-// adapters).
+// New makes a Collector. With no WithDiscoverer option it walks the cgroup
+// tree beneath the host root (runtime/cgroupfs); runtime/detect picks Docker
+// and containerd where they answer.
 func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	o := defaults()
 	for _, opt := range opts {
@@ -120,7 +121,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	}
 	c.disc = o.discoverer
 	if c.disc == nil {
-		if c.disc, err = detect(ctx, o.root, o.log); err != nil {
+		if c.disc, err = cgroupfs.New(ctx, cgroupfs.WithRoot(o.root), cgroupfs.WithLogger(o.log)); err != nil {
 			c.closePool()
 			return nil, err
 		}

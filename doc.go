@@ -19,7 +19,8 @@
 // adapters and sinks each bring only their own client.
 //
 // This package joins the layers: a Collector (New) discovers the containers
-// (runtime.Detect by default), opens a cgroup Group and a network Handle for
+// (by walking the cgroup tree unless given a discoverer, such as
+// runtime/detect's, which picks Docker and containerd), opens a cgroup Group and a network Handle for
 // each as it appears (one Handle per namespace, shared by the containers in
 // it), closes them as soon as it goes, reads them all at every interval
 // into a snapshot that is reused (no allocation per container), and writes

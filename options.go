@@ -1,7 +1,6 @@
 package metricsd
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	goruntime "runtime"
@@ -10,9 +9,6 @@ import (
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/runtime"
-	"github.com/metricsd/metricsd/runtime/cgroupfs"
-	"github.com/metricsd/metricsd/runtime/containerd"
-	"github.com/metricsd/metricsd/runtime/docker"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -50,9 +46,11 @@ func defaults() options {
 // Option configures New.
 type Option func(*options)
 
-// WithDiscoverer sets where containers come from; the default detects the
-// host's runtimes (Docker, containerd, else the cgroup tree). The Collector
-// closes it on Close.
+// WithDiscoverer sets where containers come from. The default walks the
+// cgroup tree beneath the host root (runtime/cgroupfs), which needs no
+// daemon and links no runtime client; detect.New (runtime/detect) picks
+// Docker and containerd where they answer, and links both clients. The
+// Collector closes it on Close.
 func WithDiscoverer(d runtime.Discoverer) Option { return func(o *options) { o.discoverer = d } }
 
 // WithHostRoot sets the host root prefix ("/host" for an agent in a
@@ -143,14 +141,4 @@ func WithLogger(l *slog.Logger) Option {
 			o.log = l
 		}
 	}
-}
-
-func detect(ctx context.Context, root string, log *slog.Logger) (runtime.Discoverer, error) {
-	return runtime.Detect(ctx,
-		runtime.WithHostRoot(root),
-		runtime.WithDetectLogger(log),
-		runtime.WithDocker(docker.Opener()),
-		runtime.WithContainerd(containerd.Opener()),
-		runtime.WithCgroupFS(cgroupfs.Opener()),
-	)
 }

@@ -5,23 +5,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/runtime/cgroupfs"
-	"github.com/metricsd/metricsd/runtime/containerd"
-	"github.com/metricsd/metricsd/runtime/docker"
 )
 
-// Detect picks Docker and containerd where they answer (at $DOCKER_HOST,
-// $CONTAINERD_ADDRESS or their default sockets), else walks the cgroup
-// tree. Each adapter is passed in, so a program links only those it names.
-func ExampleDetect() {
+// Every adapter is a Discoverer: list the running containers, then follow
+// their changes with Watch. This one walks the cgroup tree (runtime/detect
+// picks Docker or containerd where they answer).
+func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := runtime.Detect(ctx,
-		runtime.WithDocker(docker.Opener()),
-		runtime.WithContainerd(containerd.Opener()),
-		runtime.WithCgroupFS(cgroupfs.Opener()),
-	)
+	d, err := cgroupfs.New(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return

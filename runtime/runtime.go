@@ -4,16 +4,12 @@
 // (runtime/cgroupfs). Each adapter is a package of its own that imports only
 // its own client library.
 //
-// Detect picks what a host has (see its example): Docker and containerd
-// where their sockets answer, several at once as a Multi that reports a
-// container known to both once, and the cgroup tree when no daemon
-// answers. Adapters are handed to it as Openers, so this package imports
-// none of them:
+// Package runtime/detect picks what a host has: Docker and containerd where
+// their sockets answer, several at once as a Multi that reports a container
+// known to both once, and the cgroup tree when no daemon answers. It links
+// every adapter; this package links none:
 //
-//	d, err := runtime.Detect(ctx,
-//		runtime.WithDocker(docker.Opener()),
-//		runtime.WithContainerd(containerd.Opener()),
-//		runtime.WithCgroupFS(cgroupfs.Opener()))
+//	d, err := detect.New(ctx)
 //	cs, err := d.List(ctx)     // the running containers
 //	ch, err := d.Watch(ctx)    // started / stopped / removed / oom
 //
@@ -25,8 +21,16 @@ package runtime
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
+
+// Opener makes a discoverer for an endpoint found by runtime/detect: a
+// Docker host ("unix:///var/run/docker.sock", "tcp://..."), a containerd
+// socket path, or "" for the cgroup filesystem. root is the host root
+// prefix. Each adapter package has one (docker.Opener, containerd.Opener,
+// cgroupfs.Opener).
+type Opener func(ctx context.Context, endpoint, root string, log *slog.Logger) (Discoverer, error)
 
 // ErrUnavailable reports a runtime that can not be reached: no socket, a
 // daemon that does not answer within the call's timeout, or one whose API

@@ -21,7 +21,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	c, err := metricsd.New(ctx, // detects Docker, containerd, else the cgroup tree
+	// With no discoverer the Collector walks the cgroup tree: no daemon
+	// needed, no runtime client linked. For Docker and containerd names,
+	// add metricsd.WithDiscoverer(d) with d from runtime/detect's New.
+	c, err := metricsd.New(ctx,
 		metricsd.WithInterval(10*time.Second),
 		metricsd.WithSinks(out),
 	)

@@ -33,6 +33,7 @@ import (
 	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/runtime/cgroupfs"
 	"github.com/metricsd/metricsd/runtime/containerd"
+	"github.com/metricsd/metricsd/runtime/detect"
 	"github.com/metricsd/metricsd/runtime/docker"
 	"github.com/metricsd/metricsd/sink"
 	"github.com/metricsd/metricsd/sink/influx"
@@ -272,7 +273,7 @@ func netParts(s string) (netns.Parts, error) {
 func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Discoverer, error) {
 	root := c.hostRoot
 	// The endpoints of -docker-host and -containerd-address (which default
-	// to $DOCKER_HOST and $CONTAINERD_ADDRESS) are what Detect looks at.
+	// to $DOCKER_HOST and $CONTAINERD_ADDRESS) are what detect.New looks at.
 	getenv := func(k string) string {
 		switch k {
 		case "DOCKER_HOST":
@@ -284,8 +285,7 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 	}
 	switch c.runtime {
 	case "auto":
-		return runtime.Detect(ctx, runtime.WithHostRoot(root), runtime.WithDetectLogger(log), runtime.WithGetenv(getenv),
-			runtime.WithDocker(docker.Opener()), runtime.WithContainerd(containerd.Opener()), runtime.WithCgroupFS(cgroupfs.Opener()))
+		return detect.New(ctx, detect.WithHostRoot(root), detect.WithLogger(log), detect.WithGetenv(getenv))
 	case "docker":
 		opts := []docker.Option{docker.WithRoot(root), docker.WithLogger(log)}
 		if c.dockerHost != "" {

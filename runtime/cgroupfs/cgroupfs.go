@@ -2,7 +2,7 @@
 // cgroup tree beneath the host root and reports every group that holds
 // processes and whose path looks like a container or a service. It is the
 // embedded default that makes the library useful on any Linux host, and the
-// fallback runtime.Detect picks when no Docker or containerd answers.
+// fallback runtime/detect picks when no Docker or containerd answers.
 //
 // Recognised paths (the last one or two elements of a group's path):
 //
@@ -150,7 +150,7 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	return &Discoverer{o: o, fs: f, mount: mp, base: filepath.Join(mp, sub)}, nil
 }
 
-// Opener is a runtime.Opener for runtime.Detect's fallback.
+// Opener is a runtime.Opener for runtime/detect's fallback.
 func Opener(opts ...Option) runtime.Opener {
 	return func(ctx context.Context, _, root string, log *slog.Logger) (runtime.Discoverer, error) {
 		return New(ctx, append([]Option{WithRoot(root), WithLogger(log)}, opts...)...)

@@ -183,7 +183,7 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	return d, nil
 }
 
-// Opener is a runtime.Opener for runtime.Detect.
+// Opener is a runtime.Opener for runtime/detect.
 func Opener(opts ...Option) runtime.Opener {
 	return func(ctx context.Context, endpoint, root string, log *slog.Logger) (runtime.Discoverer, error) {
 		return New(ctx, append([]Option{WithAddress(endpoint), WithRoot(root), WithLogger(log)}, opts...)...)

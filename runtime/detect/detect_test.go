@@ -1,4 +1,4 @@
-package runtime_test
+package detect_test
 
 import (
 	"context"
@@ -12,26 +12,27 @@ import (
 	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/runtime/cgroupfs"
 	"github.com/metricsd/metricsd/runtime/containerd"
+	"github.com/metricsd/metricsd/runtime/detect"
 	"github.com/metricsd/metricsd/runtime/docker"
 )
 
-func env(m map[string]string) runtime.DetectOption {
-	return runtime.WithGetenv(func(k string) string { return m[k] })
+func env(m map[string]string) detect.Option {
+	return detect.WithGetenv(func(k string) string { return m[k] })
 }
 
-func all(opts ...cgroupfs.Option) []runtime.DetectOption {
-	return []runtime.DetectOption{
-		runtime.WithDocker(docker.Opener(docker.WithTimeout(2 * time.Second))),
-		runtime.WithContainerd(containerd.Opener(containerd.WithTimeout(2 * time.Second))),
-		runtime.WithCgroupFS(cgroupfs.Opener(opts...)),
+func all(opts ...cgroupfs.Option) []detect.Option {
+	return []detect.Option{
+		detect.WithDocker(docker.Opener(docker.WithTimeout(2 * time.Second))),
+		detect.WithContainerd(containerd.Opener(containerd.WithTimeout(2 * time.Second))),
+		detect.WithCgroupFS(cgroupfs.Opener(opts...)),
 	}
 }
 
 // TestDetectFallback: with no daemon listening (nothing at the default
-// sockets, and the environment naming sockets nobody listens on), Detect
+// sockets, and the environment naming sockets nobody listens on), New
 // falls back to cgroupfs, within the adapters' timeouts.
 func TestDetectFallback(t *testing.T) {
-	for _, p := range []string{runtime.DefaultDockerSocket, runtime.DefaultContainerdSocket} {
+	for _, p := range []string{detect.DefaultDockerSocket, detect.DefaultContainerdSocket} {
 		if _, err := os.Stat(p); err == nil {
 			t.Skipf("%s exists on this host: the fallback can not be shown", p)
 		}
@@ -47,7 +48,7 @@ func TestDetectFallback(t *testing.T) {
 		"dead sockets":   {"DOCKER_HOST": "unix://" + dir + "/docker.sock", "CONTAINERD_ADDRESS": dir + "/containerd.sock"},
 	} {
 		start := time.Now()
-		d, err := runtime.Detect(ctx, append(all(), env(e))...)
+		d, err := detect.New(ctx, append(all(), env(e))...)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -60,14 +61,14 @@ func TestDetectFallback(t *testing.T) {
 		}
 	}
 	// Without a cgroupfs fallback: ErrNoRuntime, which is ErrUnavailable.
-	_, err = runtime.Detect(ctx, env(nil), runtime.WithDocker(docker.Opener()))
-	if err == nil || err != runtime.ErrNoRuntime {
+	_, err = detect.New(ctx, env(nil), detect.WithCgroupFS(nil))
+	if err == nil || err != detect.ErrNoRuntime {
 		t.Errorf("no runtime: %v", err)
 	}
 }
 
 // TestDetectDaemons: with the real daemons named in the environment, and
-// again found at the default paths beneath a host root prefix, Detect runs
+// again found at the default paths beneath a host root prefix, New runs
 // both; a Docker container (which containerd also knows, in namespace
 // "moby") is listed and watched once, by Docker; a ctr container by
 // containerd. With no daemon, the cgroupfs fallback finds the same
@@ -102,11 +103,11 @@ func TestDetectDaemons(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, opts := range map[string][]runtime.DetectOption{
+	for name, opts := range map[string][]detect.Option{
 		"environment": {env(map[string]string{"DOCKER_HOST": host, "CONTAINERD_ADDRESS": addr})},
-		"host root":   {env(nil), runtime.WithHostRoot(root)},
+		"host root":   {env(nil), detect.WithHostRoot(root)},
 	} {
-		d, err := runtime.Detect(ctx, append(all(), opts...)...)
+		d, err := detect.New(ctx, append(all(), opts...)...)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -139,7 +140,7 @@ func TestDetectDaemons(t *testing.T) {
 	}
 
 	// Watch through both: a new Docker container is reported once.
-	d, err := runtime.Detect(ctx, append(all(), env(map[string]string{"DOCKER_HOST": host, "CONTAINERD_ADDRESS": addr}))...)
+	d, err := detect.New(ctx, append(all(), env(map[string]string{"DOCKER_HOST": host, "CONTAINERD_ADDRESS": addr}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestDetectDaemons(t *testing.T) {
 	// No daemon: cgroupfs finds the same containers by their cgroups (the
 	// test daemons keep them beneath their own parent group).
 	dir := t.TempDir()
-	fb, err := runtime.Detect(ctx, append(all(cgroupfs.WithSubtree(parent)),
+	fb, err := detect.New(ctx, append(all(cgroupfs.WithSubtree(parent)),
 		env(map[string]string{"DOCKER_HOST": "unix://" + dir + "/none", "CONTAINERD_ADDRESS": dir + "/none"}))...)
 	if err != nil {
 		t.Fatal(err)
