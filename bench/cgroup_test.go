@@ -22,8 +22,10 @@ var controllers = []string{"memory", "cpu", "cpuacct", "blkio", "pids"}
 
 // BenchmarkGroupStat reads one real v1 group with a process in it, made by
 // the benchmark in memory, cpu, cpuacct, blkio and pids, with every
-// controller, through metricsd, opencontainers/cgroups (fs.Manager.GetStats)
-// and containerd/cgroups/v3 (cgroup1 Stat).
+// controller, through metricsd, opencontainers/cgroups (fs.Manager.GetStats),
+// containerd/cgroups/v3 (cgroup1 Stat) and cAdvisor's library (its
+// libcontainer Handler's GetStats, as the kubelet configures it, and with
+// only the cgroup metric kinds).
 //
 //	cd bench && go test -run '^$' -bench GroupStat -benchmem
 func BenchmarkGroupStat(b *testing.B) {
@@ -85,4 +87,25 @@ func BenchmarkGroupStat(b *testing.B) {
 			}
 		}
 	})
+	for _, c := range []struct {
+		name    string
+		metrics cadvisorMetricSet
+	}{
+		{"cadvisor", kubeletMetrics()},
+		{"cadvisor-cgroup-only", cgroupOnlyMetrics()},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := cadvisorGroupHandler(b, g.Path, 0, c.metrics)
+			if st, err := h.GetStats(); err != nil || st.Memory.Usage == 0 || st.Cpu.Usage.Total == 0 {
+				b.Fatalf("cAdvisor GetStats: %v (memory %d, cpu %d)", err, st.Memory.Usage, st.Cpu.Usage.Total)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := h.GetStats(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -56,71 +56,7 @@ func BenchmarkCollectScale(b *testing.B) {
 	if lim.Cur < 19000 {
 		b.Skipf("RLIMIT_NOFILE is %d; 1,000 groups need about 18,500 descriptors", lim.Cur)
 	}
-	parent := cgtest.NewV1(b, "cpu", "cpuacct", "memory", "blkio", "pids")
-	base := filepath.Dir(parent.Path)
-	var rnd [3]byte
-	rand.Read(rnd[:])
-	nsPrefix := "mdbench-" + hex.EncodeToString(rnd[:]) + "-"
-
-	// One shell starts the 1,000 sleeps and waits for them, so that this
-	// process holds no descriptor per child (exec.Cmd keeps a pidfd each).
-	sh := exec.Command("sh", "-c", `i=0; while [ $i -lt $0 ]; do sleep 3600 & echo $!; i=$((i+1)); done; wait`, strconv.Itoa(groups))
-	out, err := sh.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := sh.Start(); err != nil {
-		b.Fatal(err)
-	}
-	var pids []int
-	sc := bufio.NewScanner(out)
-	for len(pids) < groups && sc.Scan() {
-		pid, err := strconv.Atoi(sc.Text())
-		if err != nil {
-			b.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	var cs fixed
-	b.Cleanup(func() {
-		for _, pid := range pids { // the shell's children: ours
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		sh.Wait()
-		for i := 0; i < groups; i++ {
-			for _, d := range parent.Dirs {
-				os.Remove(filepath.Join(filepath.Dir(d), "c"+strconv.Itoa(i)))
-			}
-		}
-		for i := 0; i < namespaces; i++ {
-			exec.Command("ip", "netns", "del", nsPrefix+strconv.Itoa(i)).Run()
-		}
-	})
-	for i := 0; i < namespaces; i++ {
-		if out, err := exec.Command("ip", "netns", "add", nsPrefix+strconv.Itoa(i)).CombinedOutput(); err != nil {
-			b.Fatalf("ip netns add: %v %s", err, out)
-		}
-	}
-	for i := 0; i < groups; i++ {
-		name := "c" + strconv.Itoa(i)
-		for _, d := range parent.Dirs {
-			dir := filepath.Join(filepath.Dir(d), name)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				b.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pids[i])), 0); err != nil {
-				b.Fatal(err)
-			}
-		}
-		c := runtime.Container{ID: fmt.Sprintf("%064x", i), Name: name, Runtime: "bench", PID: pids[i],
-			CgroupPath: base + "/" + name, State: runtime.StateRunning}
-		if i%(groups/namespaces) == 0 {
-			c.NetNS.Path = "/run/netns/" + nsPrefix + strconv.Itoa(i/(groups/namespaces))
-		} else {
-			c.NetNS.Host = true
-		}
-		cs = append(cs, c)
-	}
+	_, cs := benchGroups(b, groups, namespaces, "c")
 	ctx := context.Background()
 	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(cs), metricsd.WithReconcileEvery(1<<30))
 	if err != nil {
@@ -170,4 +106,79 @@ func BenchmarkCollectScale(b *testing.B) {
 	}
 	b.ReportMetric(heapPer, "heapB/container")
 	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
+}
+
+// benchGroups makes the scale benchmarks' layout: groups v1 groups named
+// <prefix><i> beside one parent made by cgtest (cpu, cpuacct, memory, blkio,
+// pids), a sleep process in each, and namespaces network namespaces (every
+// groups/namespaces-th container has one of its own; the rest are in the
+// host's). It returns the groups' common parent (a cgroup path) and the
+// containers; everything is removed when b ends.
+func benchGroups(b *testing.B, groups, namespaces int, prefix string) (base string, cs fixed) {
+	b.Helper()
+	parent := cgtest.NewV1(b, "cpu", "cpuacct", "memory", "blkio", "pids")
+	base = filepath.Dir(parent.Path)
+	var rnd [3]byte
+	rand.Read(rnd[:])
+	nsPrefix := "mdbench-" + hex.EncodeToString(rnd[:]) + "-"
+
+	// One shell starts the sleeps and waits for them, so that this
+	// process holds no descriptor per child (exec.Cmd keeps a pidfd each).
+	sh := exec.Command("sh", "-c", `i=0; while [ $i -lt $0 ]; do sleep 3600 & echo $!; i=$((i+1)); done; wait`, strconv.Itoa(groups))
+	out, err := sh.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for len(pids) < groups && sc.Scan() {
+		pid, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			b.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	b.Cleanup(func() {
+		for _, pid := range pids { // the shell's children: ours
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		sh.Wait()
+		for i := 0; i < groups; i++ {
+			for _, d := range parent.Dirs {
+				os.Remove(filepath.Join(filepath.Dir(d), prefix+strconv.Itoa(i)))
+			}
+		}
+		for i := 0; i < namespaces; i++ {
+			exec.Command("ip", "netns", "del", nsPrefix+strconv.Itoa(i)).Run()
+		}
+	})
+	for i := 0; i < namespaces; i++ {
+		if out, err := exec.Command("ip", "netns", "add", nsPrefix+strconv.Itoa(i)).CombinedOutput(); err != nil {
+			b.Fatalf("ip netns add: %v %s", err, out)
+		}
+	}
+	for i := 0; i < groups; i++ {
+		name := prefix + strconv.Itoa(i)
+		for _, d := range parent.Dirs {
+			dir := filepath.Join(filepath.Dir(d), name)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pids[i])), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c := runtime.Container{ID: fmt.Sprintf("%064x", i), Name: name, Runtime: "bench", PID: pids[i],
+			CgroupPath: base + "/" + name, State: runtime.StateRunning}
+		if namespaces > 0 && i%(groups/namespaces) == 0 {
+			c.NetNS.Path = "/run/netns/" + nsPrefix + strconv.Itoa(i/(groups/namespaces))
+		} else {
+			c.NetNS.Host = true
+		}
+		cs = append(cs, c)
+	}
+	return base, cs
 }
