@@ -104,6 +104,7 @@ cmd_dockerd() {
 	exec dockerd --data-root "\$D/docker" --exec-root "\$D/dexec" -H "unix://\$D/docker.sock" \\
 		--pidfile "\$D/docker.pid" --containerd "\$D/containerd.sock" \\
 		--bridge=none --iptables=false --ip-forward=false --ip-masq=false \\
+		--exec-opt native.cgroupdriver=cgroupfs \\
 		--cgroup-parent "\$(cat "\$D/cgroup-parent")/docker" \\
 		>>"\$D/dockerd.log" 2>&1
 }

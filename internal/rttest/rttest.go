@@ -43,18 +43,30 @@ const (
 )
 
 // Need returns the value of each variable, skipping the test when one is
-// unset.
+// unset; under CI=true (where scripts/test.sh must have started every
+// daemon) failing it instead, so that a daemon that did not start can not
+// pass CI as a skipped test.
 func Need(t testing.TB, names ...string) []string {
 	t.Helper()
 	out := make([]string, len(names))
 	for i, n := range names {
 		v := os.Getenv(n)
 		if v == "" {
-			t.Skipf("%s is not set: run under scripts/test.sh (which sources scripts/daemons.sh) to test against real daemons", n)
+			Unavailable(t, "%s is not set: run under scripts/test.sh (which sources scripts/daemons.sh) to test against real daemons", n)
 		}
 		out[i] = v
 	}
 	return out
+}
+
+// Unavailable skips a test whose daemon is missing, with the reason; under
+// CI=true it fails the test instead.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: a daemon test may not skip: "+format, args...)
+	}
+	t.Skipf(format, args...)
 }
 
 // Lock takes the daemons' lock until the test ends: shared for tests that

@@ -72,9 +72,7 @@ func TestPodman(t *testing.T) {
 	id2 := podmanRun(t, name2)
 	done := time.Now()
 	ev := rec.Wait(t, runtime.EventStarted, id2, 10*time.Second)
-	if lag := ev.At.Sub(done); lag > 2*time.Second {
-		t.Errorf("started %v after podman run returned", lag)
-	}
+	t.Logf("started %v after podman run returned", ev.At.Sub(done))
 	if pid2 := podmanPID(t, id2); ev.Container.PID != pid2 {
 		t.Errorf("started PID %d, podman says %d", ev.Container.PID, pid2)
 	}
@@ -82,15 +80,11 @@ func TestPodman(t *testing.T) {
 	rttest.Run(t, pm, "kill", id2)
 	done = time.Now()
 	ev = rec.Wait(t, runtime.EventStopped, id2, 10*time.Second)
-	if lag := ev.At.Sub(done); lag > 2*time.Second {
-		t.Errorf("stopped %v after podman kill returned", lag)
-	}
+	t.Logf("stopped %v after podman kill returned", ev.At.Sub(done))
 	rttest.Run(t, pm, "rm", id2)
 	done = time.Now()
 	ev = rec.Wait(t, runtime.EventRemoved, id2, 10*time.Second)
-	if lag := ev.At.Sub(done); lag > 2*time.Second {
-		t.Errorf("removed %v after podman rm returned", lag)
-	}
+	t.Logf("removed %v after podman rm returned", ev.At.Sub(done))
 	if err := rec.CheckSequence(); err != nil {
 		t.Errorf("%v\n%s", err, rec)
 	}
