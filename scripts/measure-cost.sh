@@ -10,9 +10,10 @@
 # its own, --network none) in that dockerd, builds examples/metricsd and runs
 # it once per sink: stdout (line protocol to /dev/null) and prometheus (its
 # /metrics fetched every $MEASURE_PROM_SCRAPE s over loopback, 15 by default,
-# 0 for never). For each it waits $MEASURE_WARMUP s (5), then reads
-# utime+stime from /proc/<pid>/stat at t=0 and t=$MEASURE_SECONDS (60), and
-# VmRSS and VmHWM from /proc/<pid>/status at the end, and prints
+# 0 for never), each serving HTTP on $MEASURE_PROM_LISTEN. For each it waits
+# $MEASURE_WARMUP s (5), then reads utime+stime from /proc/<pid>/stat at t=0
+# and t=$MEASURE_SECONDS (60), and VmRSS and VmHWM from /proc/<pid>/status at
+# the end, and prints
 #
 #   sink containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
 #
@@ -84,7 +85,7 @@ echo "go $(go env GOVERSION), $(nproc) CPUs, kernel $(uname -r), CLK_TCK $tck, $
 printf '%-10s %10s %7s %9s %17s %8s %8s\n' sink containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
 for s in $sinks; do
 	args=(-interval 1s -runtime auto -sink "$s")
-	[ "$s" = prometheus ] && args+=(-listen "$listen")
+	args+=(-listen "$listen") # every sink: /healthz and /readyz are served too
 	"$work/metricsd" "${args[@]}" >/dev/null 2>"$work/$s.err" &
 	daemon_pid=$!
 	if [ "$s" = prometheus ] && [ "$scrape" != 0 ]; then

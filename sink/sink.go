@@ -55,6 +55,15 @@ type SinkDropper interface {
 	Dropped() uint64
 }
 
+// DeliveryReporter is implemented by sinks that deliver in the background
+// (sink/influx), whose Write only buffers and so can not say whether
+// anything arrives: DeliveryError returns the error of the last delivery
+// attempt when it failed, and nil once one succeeds (and before any was
+// made). A daemon's readiness check (examples/metricsd's /readyz) asks it.
+type DeliveryReporter interface {
+	DeliveryError() error
+}
+
 // Sample is one container's reading in a Snapshot.
 type Sample struct {
 	// Container is the container as its runtime reports it. Its Labels map

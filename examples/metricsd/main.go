@@ -9,6 +9,12 @@
 // SIGINT and SIGTERM flush the sinks and exit 0. A bad flag or a sink that
 // can not be reached at start is a one-line error and exit status 2.
 //
+// Unless run with -once it serves HTTP on -listen (127.0.0.1:9338; "" for
+// none): /healthz answers 200 while the process runs, /readyz 200 once a
+// snapshot was taken and written and while the sinks keep writing (503 and
+// the reason otherwise), and /metrics the Prometheus exposition with
+// -sink prometheus. -version prints the module version and VCS revision.
+//
 // It reads every cgroup controller and the cheap network tier (net/dev and
 // sockstat) by default; -net adds snmp, snmp6, netstat and TCP states.
 package main
@@ -24,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,7 +88,7 @@ type config struct {
 	runtime, hostRoot, format, listen, logLevel string
 	dockerHost, containerdAddress               string
 	interval                                    time.Duration
-	once                                        bool
+	once, version                               bool
 	sinks                                       multi
 	net                                         string
 	labels                                      string
@@ -102,7 +109,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.BoolVar(&c.once, "once", false, "collect once, write, and exit")
 	fl.Var(&c.sinks, "sink", "where to write: stdout|influx|prometheus (repeatable; default stdout)")
 	fl.StringVar(&c.format, "format", "line", "stdout format: line (InfluxDB line protocol) or json (JSON lines)")
-	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "address of the prometheus sink's /metrics")
+	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
+	fl.BoolVar(&c.version, "version", false, "print the version and VCS revision, and exit")
 	fl.StringVar(&c.net, "net", "dev,sockstat", "network statistics to read: any of dev,sockstat,snmp,snmp6,netstat,tcpstates, or none")
 	fl.DurationVar(&c.limitMaxAge, "limit-max-age", 10*time.Second, "how old reported limits (CPU quota, memory, pids, hugetlb) may be: their files are re-read when older; 0 reads them at every interval")
 	fl.StringVar(&c.labels, "labels", "", "comma-separated container labels to keep and export as tags")
@@ -129,6 +137,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if fl.NArg() > 0 {
 		fmt.Fprintf(errOut, "metricsd: unexpected argument %q\n", fl.Arg(0))
 		return 2
+	}
+	if c.version {
+		fmt.Fprintln(out, version())
+		return 0
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(errOut, "metricsd: "+format+"\n", a...)
@@ -166,31 +178,41 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 
 	var sinks []sink.Sink
-	var servers []*http.Server
 	closeAll := func() {
-		for _, s := range servers {
-			s.Close()
-		}
 		for _, s := range sinks {
 			s.Close(context.Background())
 		}
 	}
+	mux := http.NewServeMux()
 	for _, name := range c.sinks {
-		s, srv, err := openSink(ctx, name, &c, tags, out, log)
+		s, metrics, err := openSink(ctx, name, &c, tags, out, log)
 		if err != nil {
 			closeAll()
 			return fail("-sink %s: %v", name, err)
 		}
 		sinks = append(sinks, s)
-		if srv != nil {
-			servers = append(servers, srv)
+		if metrics != nil {
+			mux.Handle("/metrics", metrics)
 		}
 	}
-	defer func() {
-		for _, s := range servers {
-			s.Close()
+	// The HTTP server: health, readiness and the prometheus sink's page.
+	ready := newReadiness(c.interval, sinks, c.sinks)
+	healthHandlers(mux, ready)
+	if !c.once && c.listen == "" && slices.Contains(c.sinks, "prometheus") {
+		closeAll()
+		return fail("-sink prometheus needs a -listen address")
+	}
+	if !c.once && c.listen != "" {
+		ln, err := net.Listen("tcp", c.listen)
+		if err != nil {
+			closeAll()
+			return fail("-listen: %v", err)
 		}
-	}()
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("metricsd: serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
+	}
 
 	disc, err := discoverer(ctx, &c, log)
 	if err != nil {
@@ -203,7 +225,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		metricsd.WithLimitMaxAge(c.limitMaxAge),
 	}
 	if !c.once {
-		opts = append(opts, metricsd.WithSinks(&trimAfterStart{}))
+		// ready last: it is written after every real sink (see readiness).
+		opts = append(opts, metricsd.WithSinks(&trimAfterStart{}, ready))
 	}
 	col, err := metricsd.New(ctx, opts...)
 	if err != nil {
@@ -212,6 +235,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return fail("%v", err)
 	}
 	defer col.Close()
+	ready.sinkErrors = func() uint64 { return col.Errors(metricsd.StageSink) }
 
 	if c.once {
 		snap, err := col.Collect(ctx)
@@ -304,7 +328,9 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 	return nil, errors.New("want auto, docker, containerd or cgroupfs")
 }
 
-func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out io.Writer, log *slog.Logger) (sink.Sink, *http.Server, error) {
+// openSink opens the sink of a -sink name; metrics is the page to serve at
+// /metrics, for the prometheus sink.
+func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out io.Writer, log *slog.Logger) (s sink.Sink, metrics http.Handler, err error) {
 	switch name {
 	case "stdout":
 		f := stdout.LineProtocol
@@ -337,16 +363,7 @@ func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out i
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", c.listen)
-		if err != nil {
-			return nil, nil, fmt.Errorf("-listen: %v", err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", p.Handler())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		log.Info("metricsd: serving /metrics", "addr", ln.Addr().String())
-		return p, srv, nil
+		return p, p.Handler(), nil
 	}
 	return nil, nil, errors.New("want stdout, influx or prometheus")
 }

@@ -84,7 +84,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Skip("needs root to read every cgroup")
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(os.Args[0], "-runtime", "cgroupfs", "-interval", "200ms", "-net", "none")
+		cmd := exec.Command(os.Args[0], "-runtime", "cgroupfs", "-interval", "200ms", "-net", "none", "-listen", "127.0.0.1:0")
 		cmd.Env = append(os.Environ(), "METRICSD_TEST_DAEMON=1")
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -220,10 +220,15 @@ type Sink struct {
 	kick     chan struct{}
 	stop     chan struct{} // closed by Close: the loop ends after its current request
 	bgErrs   []error       // refusals met by the loop, reported by Close (guarded by mu)
+	lastErr  error         // the last flush's failure, nil once one delivers (guarded by mu)
 	loopDone chan struct{}
 }
 
-var _ sink.Sink = (*Sink)(nil)
+var (
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.SinkDropper      = (*Sink)(nil)
+	_ sink.DeliveryReporter = (*Sink)(nil)
+)
 
 // New returns a sink writing to the InfluxDB at baseURL
 // ("http://127.0.0.1:8086"). Exactly one of WithV1 and WithV2 is required.
@@ -328,6 +333,16 @@ func precisionV2(p lineprotocol.Precision) string {
 // Dropped returns how many points were dropped (sink.SinkDropper).
 func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
 
+// DeliveryError returns the error of the background sender's last attempt
+// when it failed (a batch refused, or one to be retried: InfluxDB
+// unreachable, 429, 5xx), and nil once an attempt delivers everything it
+// took (sink.DeliveryReporter).
+func (s *Sink) DeliveryError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
@@ -409,13 +424,14 @@ func (s *Sink) loop() {
 		}
 		for attempt := 0; ; attempt++ {
 			err, retry := s.flush(ctx)
+			s.mu.Lock()
+			s.lastErr = errors.Join(err, retry)
+			if err != nil && len(s.bgErrs) < 16 { // Close reports them; the counters count all
+				s.bgErrs = append(s.bgErrs, err)
+			}
+			s.mu.Unlock()
 			if err != nil {
 				s.cfg.log.Error("influx: write failed", "err", err)
-				s.mu.Lock()
-				if len(s.bgErrs) < 16 { // Close reports them; the counters count all
-					s.bgErrs = append(s.bgErrs, err)
-				}
-				s.mu.Unlock()
 			}
 			if retry == nil {
 				break

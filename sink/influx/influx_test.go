@@ -529,15 +529,29 @@ func TestOutageRestart(t *testing.T) {
 	// Up: 20 points arrive.
 	write(20)
 	waitStats("20 sent", func(st influx.Stats) bool { return st.Sent == 20 && st.Buffered == 0 })
+	if err := s.DeliveryError(); err != nil {
+		t.Fatalf("DeliveryError with InfluxDB up = %v", err)
+	}
 
 	// Down, within the bound: 40 more (limit 50) while writes fail.
 	d.Stop()
 	write(40)
 	waitStats("a failed attempt", func(st influx.Stats) bool { return st.Failures > 0 })
+	// The outage shows in DeliveryError (what the daemon's /readyz asks)
+	// while Write itself still succeeds, and clears once delivery resumes.
+	if !sinktest.Poll(10*time.Second, func() bool { return s.DeliveryError() != nil }) {
+		t.Fatal("DeliveryError during the outage = nil")
+	}
+	if err := s.DeliveryError(); !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("DeliveryError during the outage = %v, want connection refused", err)
+	}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitStats("60 sent", func(st influx.Stats) bool { return st.Sent == 60 && st.Buffered == 0 })
+	if !sinktest.Poll(10*time.Second, func() bool { return s.DeliveryError() == nil }) {
+		t.Fatalf("DeliveryError after the restart = %v", s.DeliveryError())
+	}
 	if st := s.Stats(); st.Dropped != 0 {
 		t.Fatalf("dropped %d within the bound", st.Dropped)
 	}
