@@ -1,6 +1,8 @@
 # shellcheck shell=bash
-# Servers for the sink tests: InfluxDB 1.x (Debian influxdb, binary influxd)
-# and Prometheus 2.x (Debian prometheus, with promtool). scripts/test.sh
+# Servers for the sink tests: InfluxDB 1.x (Debian influxdb, binary influxd),
+# Prometheus 2.x (Debian prometheus, with promtool; also the remote_write
+# receiver) and VictoriaMetrics single-node (Debian victoria-metrics, a
+# remote_write receiver). scripts/test.sh
 # sources this file before go test; it also works on its own:
 #
 #   source scripts/servers.sh && go test -race -count=1 ./sink/...
@@ -16,6 +18,7 @@
 #   METRICSD_TEST_INFLUXD     influxd
 #   METRICSD_TEST_PROMETHEUS  prometheus
 #   METRICSD_TEST_PROMTOOL    promtool
+#   METRICSD_TEST_VICTORIAMETRICS  victoria-metrics
 #
 # servers_stop (test.sh's EXIT trap calls it) stops any service process the
 # package install itself started, by PID; it is safe to call twice.
@@ -37,7 +40,7 @@ _servers_pids_of() {
 }
 
 _servers_install() {
-	local packages=(influxdb prometheus) missing=() p
+	local packages=(influxdb prometheus victoria-metrics) missing=() p
 	if ! command -v dpkg-query >/dev/null; then
 		return 0
 	fi
@@ -51,7 +54,7 @@ _servers_install() {
 	fi
 	echo "servers.sh: installing ${missing[*]}"
 	local before made_policy=""
-	before=" $(_servers_pids_of /usr/bin/influxd /usr/bin/prometheus | tr '\n' ' ') "
+	before=" $(_servers_pids_of /usr/bin/influxd /usr/bin/prometheus /usr/bin/victoria-metrics | tr '\n' ' ') "
 	# Keep the packages from starting their services (no systemd here, but
 	# an init script could still start one): policy-rc.d exit 101.
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -66,7 +69,7 @@ _servers_install() {
 	rm -f "$log"
 	[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
 	# Should the install have started a server anyway, remember its PID.
-	for p in $(_servers_pids_of /usr/bin/influxd /usr/bin/prometheus); do
+	for p in $(_servers_pids_of /usr/bin/influxd /usr/bin/prometheus /usr/bin/victoria-metrics); do
 		case "$before" in *" $p "*) ;; *) _servers_pids_started_by_install+=("$p") ;; esac
 	done
 	if [ ${#_servers_pids_started_by_install[@]} -gt 0 ]; then
@@ -86,7 +89,7 @@ servers_stop() {
 }
 
 _servers_install || true
-for _servers_v in METRICSD_TEST_INFLUXD:influxd METRICSD_TEST_PROMETHEUS:prometheus METRICSD_TEST_PROMTOOL:promtool; do
+for _servers_v in METRICSD_TEST_INFLUXD:influxd METRICSD_TEST_PROMETHEUS:prometheus METRICSD_TEST_PROMTOOL:promtool METRICSD_TEST_VICTORIAMETRICS:victoria-metrics; do
 	_servers_bin=$(command -v "${_servers_v#*:}" 2>/dev/null || true)
 	if [ -n "$_servers_bin" ]; then
 		export "${_servers_v%%:*}=$_servers_bin"

@@ -19,6 +19,9 @@ func TestLayers(t *testing.T) {
 		"sink/stdout":     {"prometheus", "sink/influx", "net/http"},
 		"sink/influx":     {"prometheus"},
 		"sink/prometheus": {"influx", "line-protocol", "sink/points"},
+		// The push sinks: their own protobuf encoders, net/http and snappy;
+		// no Prometheus client, no gRPC, no OpenTelemetry SDK.
+		"sink/remotewrite": {"client_golang", "influx", "line-protocol", "grpc", "opentelemetry"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command(goBin, "list", "-deps", "github.com/metricsd/metricsd/"+pkg).CombinedOutput()

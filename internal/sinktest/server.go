@@ -97,6 +97,18 @@ func (p *proc) stop() {
 	p.cmd, p.done = nil, nil
 }
 
+// kill sends SIGKILL to the PID and waits.
+func (p *proc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd, p.done = nil, nil
+}
+
 func (p *proc) exited() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

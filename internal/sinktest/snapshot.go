@@ -1,13 +1,13 @@
 // Package sinktest is test support for the sinks: snapshots with every
 // statistic filled in, and the real servers the sink tests write to
-// (InfluxDB 1.x's influxd, Prometheus), started as child processes on
-// 127.0.0.1 with their data in a directory the test owns, and stopped by
-// PID.
+// (InfluxDB 1.x's influxd, Prometheus, and the remote_write receivers
+// Prometheus and VictoriaMetrics), started as child processes on 127.0.0.1
+// with their data in a directory the test owns, and stopped by PID.
 //
 // The servers' binaries come from the environment, which scripts/servers.sh
-// sets: METRICSD_TEST_INFLUXD, METRICSD_TEST_PROMETHEUS and
-// METRICSD_TEST_PROMTOOL. A test whose binary is not set (or not
-// executable) skips with that reason.
+// sets: METRICSD_TEST_INFLUXD, METRICSD_TEST_PROMETHEUS,
+// METRICSD_TEST_PROMTOOL and METRICSD_TEST_VICTORIAMETRICS. A test whose
+// binary is not set (or not executable) skips with that reason.
 package sinktest
 
 import (
@@ -114,5 +114,34 @@ func FullSnapshot(n, ifaces int, t time.Time) *sink.Snapshot {
 	for i := range s.Containers {
 		s.Containers[i] = sink.Sample{Container: Container("c", i), Cgroup: FullStats(uint64(i)), Net: FullNet(uint64(i), ifaces)}
 	}
+	return s
+}
+
+// MixedSnapshot is a snapshot of three containers that exercises every
+// branch of a sink's encoder: c-0 with everything (cgroup v2 style: a
+// weight and no shares), started at t minus an hour; c-1 in a pod, with
+// no limits, its kernel memory unavailable and only net/dev read; c-2 on
+// the host network (no netns stats) and cgroup v1 (shares, no PSI). It
+// carries the collector's own figures.
+func MixedSnapshot(t time.Time) *sink.Snapshot {
+	s := FullSnapshot(3, 2, t)
+	c0 := &s.Containers[0]
+	c0.Cgroup.CPU.Shares = cgroup.Value{}
+	c0.Container.Started = t.Add(-time.Hour).Truncate(time.Millisecond)
+	c1 := &s.Containers[1]
+	c1.Container.Pod = &runtime.Pod{Name: "web-7d9", Namespace: "shop", UID: "2f1c0f3e-0b7a-4c1e-9d7e-5b1c2a3d4e5f", Container: "nginx"}
+	c1.Cgroup.Memory.Kernel = cgroup.Value{}
+	c1.Cgroup.Memory.Limit = Unlimited
+	c1.Cgroup.CPU.QuotaUsec = Unlimited
+	c1.Cgroup.Pids.Limit = Unlimited
+	c1.Net.Parts = netns.PartDev
+	c2 := &s.Containers[2]
+	c2.Net = nil
+	c2.Container.NetNS.Host = true
+	c2.Cgroup.Pressure = cgroup.PressureStats{}
+	c2.Cgroup.CPU.Weight = cgroup.Value{}
+	s.Self = &sink.Self{ScrapeSeconds: 0.0125, Containers: 3, Namespaces: 2,
+		Errors:      []sink.StageErrors{{Stage: "discover", Count: 0}, {Stage: "open", Count: 1}, {Stage: "cgroup", Count: 2}, {Stage: "net", Count: 0}, {Stage: "sink", Count: 3}},
+		SinkDropped: 7, SinkWriteSeconds: 0.25}
 	return s
 }

@@ -3,8 +3,11 @@ package sinktest
 import (
 	"bytes"
 	"io"
+	"os"
 	"time"
 )
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 

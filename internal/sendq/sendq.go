@@ -1,0 +1,490 @@
+// Package sendq is the delivery half of the push sinks (sink/remotewrite,
+// sink/otlp): a bounded buffer of encoded records with an exact drop count,
+// and a background sender that posts them in batches and retries as the
+// remote_write specification and Telegraf's outputs do (5xx, 429 and
+// requests without an answer with backoff and jitter, honouring
+// Retry-After; other 4xx dropped and counted by status with the server's
+// reason; 413 split in halves).
+//
+// A record is a byte string that the sink's encoder appended; a batch is
+// records concatenated, which the sink frames, compresses and posts (a
+// concatenation of protobuf fields of one repeated field is itself a valid
+// message). A record may stand for several points (Config.Weighted): the
+// counters count points.
+package sendq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// WriteError is a server's refusal of a batch: the status and the reason it
+// gave. A WriteError whose Retry is false means the points were dropped.
+type WriteError struct {
+	// Sink names the sink ("remotewrite", "otlp").
+	Sink   string
+	Status int
+	// Reason is the server's message: the body of its answer, trimmed and
+	// bounded to 512 bytes.
+	Reason string
+	// Points is the number of points in the refused request.
+	Points int
+	// Retry is true for 429 and 5xx: the points stay buffered.
+	Retry bool
+	// RetryAfter is the server's Retry-After, 0 when absent.
+	RetryAfter time.Duration
+}
+
+func (e *WriteError) Error() string {
+	what := "dropped"
+	if e.Retry {
+		what = "will retry"
+	}
+	return fmt.Sprintf("%s: write of %d points: %d %s: %s (%s)", e.Sink, e.Points, e.Status, http.StatusText(e.Status), e.Reason, what)
+}
+
+// Config configures a Sender. Every field is required but Log (default:
+// discard) and Weighted.
+type Config struct {
+	// Name prefixes errors and log messages.
+	Name string
+	// Batch is the most records in one request; Limit the most buffered.
+	Batch, Limit int
+	// Weighted: records carry a point count each (the encoder fills pts);
+	// otherwise a record is one point.
+	Weighted bool
+	// Interval is how often the buffer is sent when no batch has filled.
+	Interval time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a retry: it doubles
+	// from MinBackoff after each failure, up to MaxBackoff, and a random
+	// part of up to half of it is taken off (jitter). A longer
+	// Retry-After wins.
+	MinBackoff, MaxBackoff time.Duration
+	// Post sends one request: body is the batch's records concatenated,
+	// points its point count. It returns a *WriteError for a non-2xx
+	// answer, or err when there was none (retried).
+	Post func(ctx context.Context, body []byte, points int) (*WriteError, error)
+	Log  *slog.Logger
+}
+
+// Check returns what is wrong with c's numbers, or nil.
+func (c *Config) Check() error {
+	var errs []error
+	if c.Batch < 1 || c.Limit < 1 {
+		errs = append(errs, fmt.Errorf("%s: batch size and buffer limit must be positive", c.Name))
+	} else if c.Batch > c.Limit {
+		errs = append(errs, fmt.Errorf("%s: batch size %d exceeds the buffer limit %d", c.Name, c.Batch, c.Limit))
+	}
+	if c.Interval <= 0 || c.MinBackoff <= 0 || c.MaxBackoff < c.MinBackoff {
+		errs = append(errs, fmt.Errorf("%s: flush interval and backoff must be positive, max backoff >= min", c.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// Rejection counts the points a server refused with one status.
+type Rejection struct {
+	Status int
+	Points uint64
+	// Reason is the server's reason the last time.
+	Reason string
+}
+
+// Stats counts points through a Sender since New.
+type Stats struct {
+	// Written is the number of points encoded into the buffer.
+	Written uint64
+	// Sent is the number of points the server accepted.
+	Sent uint64
+	// Dropped is the number of points dropped because the buffer was full
+	// (or Close's context ended first).
+	Dropped uint64
+	// Rejected is the number of points dropped because the server refused
+	// their batch (a 4xx other than 413 and 429); Rejections has them by
+	// status.
+	Rejected   uint64
+	Rejections []Rejection
+	// Failures is the number of requests that failed and were retried.
+	Failures uint64
+	// Buffered is the number of points waiting now, including a batch
+	// being sent.
+	Buffered int
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("sink closed")
+
+// Sender is the buffer and its background sender. It is safe for
+// concurrent use.
+type Sender struct {
+	cfg Config
+
+	mu       sync.Mutex // guards q, inflight, closed, bgErrs, rejections
+	q        queue
+	inflight int
+	closed   bool
+	bgErrs   []error
+	rejs     []Rejection
+
+	sendMu sync.Mutex // one request at a time
+
+	written, sent, dropped, rejected, failures atomic.Uint64
+
+	kick     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+}
+
+// New starts a Sender (its background goroutine: Close stops it). cfg must
+// pass Check.
+func New(cfg Config) *Sender {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sender{
+		cfg:      cfg,
+		q:        queue{weighted: cfg.Weighted},
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	go s.loop()
+	return s
+}
+
+// Dropped returns how many points were dropped (sink.SinkDropper).
+func (s *Sender) Dropped() uint64 { return s.dropped.Load() }
+
+// Stats returns the counters.
+func (s *Sender) Stats() Stats {
+	s.mu.Lock()
+	buffered := s.q.p + s.inflight
+	rejs := append([]Rejection(nil), s.rejs...)
+	s.mu.Unlock()
+	return Stats{
+		Written: s.written.Load(), Sent: s.sent.Load(), Dropped: s.dropped.Load(),
+		Rejected: s.rejected.Load(), Rejections: rejs, Failures: s.failures.Load(),
+		Buffered: buffered,
+	}
+}
+
+// Append lets encode append records to a buffer chunk: it appends their
+// bytes to buf, each record's end offset to ends and, when Weighted, the
+// running point count to pts (starting from 0). Records over the limit are
+// dropped, oldest first, and counted. It returns the points added and
+// encode's error (ErrClosed after Close).
+func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, ErrClosed
+	}
+	c := s.q.get()
+	var err error
+	c.buf, c.ends, c.pts, err = encode(c.buf[:0], c.ends[:0], c.pts[:0])
+	c.head = 0
+	n := c.points(0, len(c.ends))
+	if len(c.ends) == 0 {
+		s.q.recycle(c)
+	} else {
+		s.q.push(c)
+	}
+	over := s.q.n - s.cfg.Limit
+	var lost int
+	if over > 0 {
+		lost = s.q.dropOldest(over)
+	}
+	full := s.q.n >= s.cfg.Batch
+	s.mu.Unlock()
+
+	s.written.Add(uint64(n))
+	if lost > 0 {
+		s.dropped.Add(uint64(lost))
+		s.cfg.Log.Warn(s.cfg.Name+": buffer full, oldest points dropped", "dropped", lost, "limit", s.cfg.Limit)
+	}
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+// loop sends the buffer when a batch is full or the interval passes,
+// retrying with backoff, until Close stops it. Its requests are not
+// cancelled by Close (a request cut off after the server stored its points
+// would be sent again by Close's flush): Post bounds each with a timeout
+// and Close waits for the one in flight.
+func (s *Sender) loop() {
+	defer close(s.loopDone)
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		for attempt := 0; ; attempt++ {
+			err, retry := s.flush(ctx)
+			if err != nil {
+				s.cfg.Log.Error(s.cfg.Name+": write failed", "err", err)
+				s.mu.Lock()
+				if len(s.bgErrs) < 16 { // Close reports them; the counters count all
+					s.bgErrs = append(s.bgErrs, err)
+				}
+				s.mu.Unlock()
+			}
+			if retry == nil {
+				break
+			}
+			wait := s.Backoff(attempt, retry)
+			s.cfg.Log.Warn(s.cfg.Name+": write failed, will retry", "err", retry, "in", wait)
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// Backoff is the wait before retry number attempt+1 after error retry:
+// MinBackoff doubled attempt times, capped at MaxBackoff, less a random
+// part of up to a half; at least the server's Retry-After.
+func (s *Sender) Backoff(attempt int, retry error) time.Duration {
+	d := s.cfg.MinBackoff
+	for i := 0; i < attempt && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxBackoff)
+	if half := int64(d / 2); half > 0 {
+		d -= time.Duration(rand.Int64N(half + 1))
+	}
+	var we *WriteError
+	if errors.As(retry, &we) && we.RetryAfter > d {
+		d = we.RetryAfter
+	}
+	return d
+}
+
+// Flush sends everything buffered now and returns the errors of batches the
+// server refused, or the error that stopped it (the points stay buffered).
+func (s *Sender) Flush(ctx context.Context) error {
+	err, retry := s.flush(ctx)
+	return errors.Join(err, retry)
+}
+
+// flush sends batches until the buffer is empty. err joins the errors of
+// refused (dropped) batches; retry is the error that stopped it, the batch
+// back in the buffer.
+func (s *Sender) flush(ctx context.Context) (err, retry error) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	var errs []error
+	for {
+		s.mu.Lock()
+		b := s.q.take(s.cfg.Batch)
+		if b != nil {
+			s.inflight = b.points(0, len(b.ends))
+		}
+		s.mu.Unlock()
+		if b == nil {
+			return errors.Join(errs...), nil
+		}
+		done, refused, retry := s.send(ctx, b, b.head, len(b.ends))
+		if refused != nil {
+			errs = append(errs, refused)
+		}
+		s.mu.Lock()
+		s.inflight = 0
+		if retry != nil {
+			b.head += done
+			s.q.pushFront(b)
+			over := s.q.n - s.cfg.Limit
+			var lost int
+			if over > 0 {
+				lost = s.q.dropOldest(over)
+				s.dropped.Add(uint64(lost))
+			}
+			s.mu.Unlock()
+			s.failures.Add(1)
+			if lost > 0 {
+				s.cfg.Log.Warn(s.cfg.Name+": buffer full, oldest points dropped", "dropped", lost, "limit", s.cfg.Limit)
+			}
+			return errors.Join(errs...), retry
+		}
+		s.q.recycle(b)
+		s.mu.Unlock()
+	}
+}
+
+// send posts records [lo, hi) of b, splitting on 413. done is how many of
+// them are finished with (sent or refused), always a prefix; refused joins
+// the refusals (those points are dropped); retry, when not nil, is why the
+// rest could not be sent now.
+func (s *Sender) send(ctx context.Context, b *chunk, lo, hi int) (done int, refused, retry error) {
+	pts := b.points(lo, hi)
+	we, err := s.cfg.Post(ctx, b.records(lo, hi), pts)
+	switch {
+	case err != nil:
+		return 0, nil, err
+	case we == nil:
+		s.sent.Add(uint64(pts))
+		return hi - lo, nil, nil
+	case we.Status == http.StatusRequestEntityTooLarge && hi-lo > 1:
+		mid := lo + (hi-lo)/2
+		d1, ref1, retry := s.send(ctx, b, lo, mid)
+		if retry != nil {
+			return d1, ref1, retry
+		}
+		d2, ref2, retry := s.send(ctx, b, mid, hi)
+		return d1 + d2, errors.Join(ref1, ref2), retry
+	case we.Retry:
+		return 0, nil, we
+	default:
+		s.rejected.Add(uint64(pts))
+		s.mu.Lock()
+		found := false
+		for i := range s.rejs {
+			if s.rejs[i].Status == we.Status {
+				s.rejs[i].Points += uint64(pts)
+				s.rejs[i].Reason = we.Reason
+				found = true
+			}
+		}
+		if !found {
+			s.rejs = append(s.rejs, Rejection{Status: we.Status, Points: uint64(pts), Reason: we.Reason})
+		}
+		s.mu.Unlock()
+		return hi - lo, we, nil
+	}
+}
+
+// Close stops the background sender (waiting for its request in flight)
+// and sends what is buffered, retrying retriable failures with backoff
+// until ctx ends. Points still buffered then are counted as Dropped and
+// reported in the error, joined with the batches the server refused, in
+// the background or now.
+func (s *Sender) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w", s.cfg.Name, ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	select {
+	case <-s.loopDone:
+	case <-ctx.Done():
+		// The loop is still inside a request (bounded by Post's timeout):
+		// leave it to finish; what is buffered stays unsent.
+		n := s.dropAll()
+		return fmt.Errorf("%s: close: %d points not sent: %w", s.cfg.Name, n, ctx.Err())
+	}
+	s.mu.Lock()
+	errs := s.bgErrs
+	s.bgErrs = nil
+	s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err, retry := s.flush(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if retry == nil {
+			return errors.Join(errs...)
+		}
+		t := time.NewTimer(s.Backoff(attempt, retry))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			n := s.dropAll()
+			errs = append(errs, fmt.Errorf("%s: close: %d points not delivered: %w", s.cfg.Name, n, errors.Join(retry, ctx.Err())))
+			return errors.Join(errs...)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Sender) dropAll() int {
+	s.mu.Lock()
+	n := s.q.dropOldest(s.q.n)
+	s.mu.Unlock()
+	s.dropped.Add(uint64(n))
+	return n
+}
+
+// Post is the HTTP half of a Config.Post: it posts body to url with the
+// headers set by header (after Content-Length), bounded by timeout, and
+// turns a non-2xx answer into a *WriteError (5xx and 429 retriable, with
+// Retry-After).
+func Post(ctx context.Context, client *http.Client, name, url string, timeout time.Duration, body []byte, points int, header func(http.Header)) (*WriteError, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	header(req.Header)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: write of %d points: %w", name, points, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 == 2 {
+		return nil, nil
+	}
+	we := &WriteError{Sink: name, Status: resp.StatusCode, Reason: Reason(msg), Points: points}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
+		we.Retry = true
+		we.RetryAfter = RetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return we, nil
+}
+
+// Reason is an error body as a one-line reason: trimmed, at most 512 bytes
+// of valid UTF-8.
+func Reason(body []byte) string {
+	r := strings.TrimSpace(string(body))
+	if r == "" {
+		return "(no body)"
+	}
+	if len(r) > 512 {
+		i := 512
+		for i > 0 && !utf8.RuneStart(r[i]) {
+			i--
+		}
+		r = r[:i] + "..."
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(r, "\n", " "), "\uFFFD")
+}
+
+// RetryAfter parses a Retry-After header: seconds or an HTTP date.
+func RetryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

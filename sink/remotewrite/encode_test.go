@@ -1,0 +1,196 @@
+package remotewrite
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/metricsd/metricsd/internal/sinktest"
+	"github.com/metricsd/metricsd/sink"
+	sinkprom "github.com/metricsd/metricsd/sink/prometheus"
+)
+
+var t0 = time.Date(2026, 11, 28, 7, 0, 0, 123456789, time.UTC)
+
+func encodeSnapshot(t testing.TB, e *encoder, snap *sink.Snapshot) []series {
+	t.Helper()
+	buf, _ := e.appendSnapshot(nil, nil, snap)
+	ss, err := decodeWriteRequest(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+func defaultEncoder(ext map[string]string) *encoder {
+	return newEncoder(sink.MustTagger(sink.DefaultTags()), true, nil, ext)
+}
+
+// TestSameSeriesAsPrometheusSink checks the promise of the package doc:
+// every series of sink/prometheus, with the same name, labels and value,
+// and no other. The Prometheus sink's series come from a registry's Gather
+// (labels with an empty value dropped, as Prometheus does on a scrape).
+func TestSameSeriesAsPrometheusSink(t *testing.T) {
+	snap := sinktest.MixedSnapshot(t0)
+	col, err := sinkprom.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	if err := col.Write(t.Context(), snap); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			var ls []string
+			for _, l := range m.Label {
+				if l.GetValue() != "" {
+					ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
+			}
+			sort.Strings(ls)
+			var v float64
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				v = m.Counter.GetValue()
+			case dto.MetricType_GAUGE:
+				v = m.Gauge.GetValue()
+			}
+			want[mf.GetName()+"{"+strings.Join(ls, ",")+"}"] = v
+		}
+	}
+
+	got := map[string]float64{}
+	for _, s := range encodeSnapshot(t, defaultEncoder(nil), snap) {
+		k := s.key()
+		if _, dup := got[k]; dup {
+			t.Errorf("series %s twice", k)
+		}
+		got[k] = s.value
+		if s.ts != t0.UnixMilli() {
+			t.Errorf("%s: timestamp %d, want %d", k, s.ts, t0.UnixMilli())
+		}
+		if s.labels[0][0] != "__name__" {
+			t.Errorf("%s: first label %q", k, s.labels[0][0])
+		}
+	}
+	if len(want) < 150 {
+		t.Fatalf("only %d series from the Prometheus sink", len(want))
+	}
+	for k, v := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("missing %s", k)
+		case g != v:
+			t.Errorf("%s = %v, want %v", k, g, v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("extra %s", k)
+		}
+	}
+	t.Logf("%d series, all equal", len(got))
+}
+
+// TestExternalLabels: external labels on every series, the self series
+// included, sorted among the others.
+func TestExternalLabels(t *testing.T) {
+	snap := sinktest.MixedSnapshot(t0)
+	ss := encodeSnapshot(t, defaultEncoder(map[string]string{"instance": "node-1", "A_first": "x", "job": "metricsd", "zone": ""}), snap)
+	for _, s := range ss {
+		have := map[string]string{}
+		for _, l := range s.labels {
+			have[l[0]] = l[1]
+		}
+		if have["instance"] != "node-1" || have["job"] != "metricsd" || have["A_first"] != "x" {
+			t.Fatalf("%s: external labels missing", s.key())
+		}
+		if _, ok := have["zone"]; ok {
+			t.Fatalf("%s: empty external label sent", s.key())
+		}
+		if s.labels[0][0] != "A_first" || s.labels[1][0] != "__name__" {
+			t.Fatalf("%s: order %v", s.key(), s.labels)
+		}
+	}
+}
+
+// TestHostileLabelValues: a container's name, label and interface with
+// invalid UTF-8 and a huge image name still make a valid request: every
+// value valid UTF-8 (U+FFFD where the bytes were invalid), at most
+// MaxLabelValueLen bytes. The real receivers are given the same in
+// TestReceivers.
+func TestHostileLabelValues(t *testing.T) {
+	snap := hostileSnapshot()
+	tags := sink.DefaultTags()
+	tags.Labels = []sink.LabelTag{{Label: "team"}}
+	e := newEncoder(sink.MustTagger(tags), false, nil, nil)
+	ss := encodeSnapshot(t, e, snap)
+	var sawName, sawIface, sawImage, sawLabel bool
+	for _, s := range ss {
+		for _, l := range s.labels {
+			if !utf8.ValidString(l[1]) {
+				t.Fatalf("%s: label %s=%q is not valid UTF-8", s.key(), l[0], l[1])
+			}
+			if len(l[1]) > MaxLabelValueLen {
+				t.Fatalf("label %s is %d bytes long", l[0], len(l[1]))
+			}
+			switch {
+			case l[0] == "name":
+				sawName = sawName || l[1] == "bad\uFFFDname\uFFFD"
+			case l[0] == "interface":
+				sawIface = sawIface || l[1] == "eth\uFFFD"
+			case l[0] == "image":
+				sawImage = sawImage || len(l[1]) == MaxLabelValueLen-1 && strings.HasSuffix(l[1], "é") // cut before a 3-byte character
+			case l[0] == "container_label_team":
+				sawLabel = sawLabel || l[1] == "a\uFFFDb"
+			}
+		}
+	}
+	if !sawName || !sawIface || !sawImage || !sawLabel {
+		t.Errorf("sanitised values not seen: name %v interface %v image %v label %v", sawName, sawIface, sawImage, sawLabel)
+	}
+}
+
+// hostileSnapshot is one container whose name, label, image and interface
+// a hostile container chose.
+func hostileSnapshot() *sink.Snapshot {
+	snap := sinktest.FullSnapshot(1, 2, t0)
+	c := &snap.Containers[0].Container
+	c.Name = "bad\xffname\xc3"
+	c.Labels = map[string]string{"team": "a\xff\xfeb"}
+	// 1,021 ASCII bytes, é (2 bytes: up to 1,023), then € (3 bytes: would
+	// pass 1,024, so the value ends after é).
+	c.Image = strings.Repeat("i", MaxLabelValueLen-3) + "é" + "€" + strings.Repeat("x", 5000)
+	snap.Containers[0].Net.Interfaces[1].Name = "eth\x80\x80"
+	return snap
+}
+
+// TestEncodeSteadyStateAllocs: once its buffers have grown, encoding a
+// snapshot allocates nothing.
+func TestEncodeSteadyStateAllocs(t *testing.T) {
+	snap := sinktest.MixedSnapshot(t0)
+	e := defaultEncoder(map[string]string{"job": "metricsd"})
+	var buf []byte
+	var ends []int
+	buf, ends = e.appendSnapshot(buf, ends, snap)
+	allocs := testing.AllocsPerRun(20, func() {
+		buf, ends = e.appendSnapshot(buf[:0], ends[:0], snap)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per snapshot, want 0", allocs)
+	}
+}

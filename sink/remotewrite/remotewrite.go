@@ -1,0 +1,348 @@
+// Package remotewrite is a sink that pushes snapshots to a Prometheus
+// remote_write receiver (Prometheus with --web.enable-remote-write-receiver,
+// Mimir, Cortex, Thanos Receive, VictoriaMetrics, ...) in the remote_write
+// 1.0 protocol: a protobuf WriteRequest, snappy compressed, POSTed.
+//
+// The series are those of sink/prometheus, with the same names, labels and
+// values (cAdvisor's: container_cpu_usage_seconds_total{id,name,image,...},
+// ...; docs/METRICS.md lists them), each sample stamped with the snapshot's
+// time. External labels (WithExternalLabels) are added to every series,
+// the collector's own included: set at least one that tells this host
+// apart (the daemon sets job and instance) when several hosts write to one
+// receiver. A label with an empty value is left out, as Prometheus drops
+// it. Label values from containers are made valid UTF-8 (invalid bytes
+// become U+FFFD) and cut to MaxLabelValueLen bytes, so that no container
+// can make a receiver refuse a request.
+//
+// # Delivery
+//
+// Write encodes the snapshot at once into a bounded buffer (default
+// 50,000 samples, about 12 MB at most) and returns; a background goroutine
+// sends the buffer in requests of at most WithBatchSize samples (default
+// 2,000, Prometheus's max_samples_per_send) when a batch is full and every
+// flush interval (default 5 s). Failures follow the remote_write
+// specification:
+//
+//   - 5xx and 429, and requests without an answer: the batch goes back to
+//     the front of the buffer and is retried with exponential backoff and
+//     jitter (default 100 ms doubling to 10 s), waiting at least what a
+//     Retry-After header asks for.
+//   - 413: the batch is split in halves, each sent on its own.
+//   - other 4xx (400 out of order or bad labels, 401, 403, 404, ...): the
+//     batch is dropped and counted by status in Stats.Rejections, with the
+//     receiver's reason, which is logged and returned by Flush and Close.
+//
+// When the buffer is full the oldest samples are dropped and counted
+// (Stats.Dropped, and Dropped for the collector's self-metrics); a batch
+// being sent does not count against the bound until it comes back after a
+// failure. Close sends what is buffered, within its context.
+//
+// Delivery is at least once: a batch is sent again only when a request
+// failed without an answer, and receivers take a repeated sample (same
+// series and time) as a duplicate.
+//
+// Remote_write 2.0 is not sent: neither receiver tested here (Prometheus
+// 2.42, VictoriaMetrics 1.79) accepts it, and 1.0 is what every receiver
+// reads.
+package remotewrite
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+
+	"github.com/metricsd/metricsd/internal/sendq"
+	"github.com/metricsd/metricsd/sink"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("remotewrite: sink closed")
+
+// WriteError is the receiver's refusal of a batch: the status and the
+// reason it gave. A WriteError whose Retry is false means the samples were
+// dropped.
+type WriteError = sendq.WriteError
+
+// Stats counts samples through the sink since New.
+type Stats = sendq.Stats
+
+// Rejection counts the samples a receiver refused with one status.
+type Rejection = sendq.Rejection
+
+type config struct {
+	batch, limit           int
+	interval               time.Duration
+	minBackoff, maxBackoff time.Duration
+	timeout                time.Duration
+	client                 *http.Client
+	tags                   sink.Tags
+	cgroupID               bool
+	keep                   func(string) bool
+	external               map[string]string
+	user, pass, token      string
+	headers                map[string]string
+	userAgent              string
+	log                    *slog.Logger
+	errs                   []error
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithBatchSize sets the most samples sent in one request (default 2,000).
+func WithBatchSize(n int) Option { return func(c *config) { c.batch = n } }
+
+// WithBufferLimit sets the most samples buffered (default 50,000); past it
+// the oldest are dropped and counted.
+func WithBufferLimit(n int) Option { return func(c *config) { c.limit = n } }
+
+// WithFlushInterval sets how often the buffer is sent when no batch has
+// filled (default 5 s).
+func WithFlushInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
+
+// WithBackoff sets the wait before retrying a failed batch: up to min after
+// the first failure, doubling up to max (default 100 ms and 10 s), less a
+// random part of up to a half. A longer Retry-After wins.
+func WithBackoff(min, max time.Duration) Option {
+	return func(c *config) { c.minBackoff, c.maxBackoff = min, max }
+}
+
+// WithTimeout bounds each HTTP request (default 30 s, Prometheus's
+// remote_timeout).
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithHTTPClient sets the HTTP client (default: a client of its own), for
+// TLS settings or a proxy.
+func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.client = h } }
+
+// WithTags sets the label allow-list (default sink.DefaultTags()).
+func WithTags(t sink.Tags) Option { return func(c *config) { c.tags = t } }
+
+// WithCgroupID sets what the id label holds: the cgroup path, as cAdvisor
+// and sink/prometheus (default true), or the runtime's container ID.
+func WithCgroupID(on bool) Option { return func(c *config) { c.cgroupID = on } }
+
+// WithInterfaceFilter keeps only the interfaces for which keep returns true
+// in the container_network_* series (default: every interface), as in
+// sink/prometheus.
+func WithInterfaceFilter(keep func(name string) bool) Option {
+	return func(c *config) { c.keep = keep }
+}
+
+// WithExternalLabels adds labels to every series (default none), as
+// Prometheus's external_labels do. A name must be a valid label name and
+// not one of the container labels or the series' own (device, interface,
+// ...); an empty value is left out.
+func WithExternalLabels(l map[string]string) Option {
+	return func(c *config) {
+		c.external = make(map[string]string, len(l))
+		for k, v := range l {
+			c.external[k] = v
+		}
+	}
+}
+
+// WithBasicAuth sends HTTP basic authentication.
+func WithBasicAuth(user, password string) Option {
+	return func(c *config) { c.user, c.pass = user, password }
+}
+
+// WithBearerToken sends "Authorization: Bearer <token>".
+func WithBearerToken(token string) Option { return func(c *config) { c.token = token } }
+
+// WithHeaders adds HTTP headers to every request (X-Scope-OrgID for a
+// Mimir or Cortex tenant, ...). The protocol's own headers
+// (Content-Type, Content-Encoding, X-Prometheus-Remote-Write-Version) and
+// Authorization (WithBasicAuth, WithBearerToken) may not be set here.
+func WithHeaders(h map[string]string) Option {
+	return func(c *config) {
+		c.headers = make(map[string]string, len(h))
+		for k, v := range h {
+			c.headers[k] = v
+		}
+	}
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// The labels series carry besides the container's: a LabelTag or an
+// external label may not take them.
+var ownLabels = []string{"device", "interface", "pagesize", "failure_type", "scope", "tcp_state", "stage"}
+
+// Sink pushes snapshots to a remote_write receiver. It is safe for
+// concurrent use.
+type Sink struct {
+	cfg     config
+	url     string
+	auth    string
+	headers http.Header
+
+	mu  sync.Mutex // guards enc
+	enc *encoder
+
+	snapMu  sync.Mutex // guards snapBuf (one request at a time in sendq)
+	snapBuf []byte
+
+	q *sendq.Sender
+}
+
+var (
+	_ sink.Sink        = (*Sink)(nil)
+	_ sink.SinkDropper = (*Sink)(nil)
+)
+
+// New returns a sink writing to the receiver at writeURL (the full URL:
+// "http://127.0.0.1:9090/api/v1/write" for Prometheus,
+// "http://127.0.0.1:8428/api/v1/write" for VictoriaMetrics,
+// ".../api/v1/push" for Mimir and Cortex). It starts the background
+// sender; Close stops it. Every problem with the options is reported at
+// once.
+func New(writeURL string, opts ...Option) (*Sink, error) {
+	c := config{
+		batch: 2000, limit: 50000, interval: 5 * time.Second,
+		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, timeout: 30 * time.Second,
+		tags: sink.DefaultTags(), cgroupID: true, log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	errs := c.errs
+	if c.timeout <= 0 {
+		errs = append(errs, errors.New("remotewrite: timeout must be positive"))
+	}
+	u, err := url.Parse(writeURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("remotewrite: URL %q: want http(s)://host:port/path", writeURL))
+	}
+	tg, err := sink.NewTagger(c.tags)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if tg != nil {
+		for _, k := range tg.Keys() {
+			if slices.Contains(ownLabels, k) {
+				errs = append(errs, fmt.Errorf("remotewrite: tag name %q is a label of the series' own", k))
+			}
+		}
+	}
+	for k := range c.external {
+		switch {
+		case !validLabelName(k):
+			errs = append(errs, fmt.Errorf("remotewrite: external label %q: want [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", k))
+		case slices.Contains(ownLabels, k) || tg != nil && slices.Contains(tg.Keys(), k):
+			errs = append(errs, fmt.Errorf("remotewrite: external label %q is already a label of the series", k))
+		}
+	}
+	if c.token != "" && (c.user != "" || c.pass != "") {
+		errs = append(errs, errors.New("remotewrite: basic auth and a bearer token are exclusive"))
+	}
+	headers := http.Header{}
+	for k, v := range c.headers {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version", "Authorization", "Content-Length":
+			errs = append(errs, fmt.Errorf("remotewrite: header %q is set by the sink", k))
+		default:
+			headers.Set(k, v)
+		}
+	}
+	qc := sendq.Config{
+		Name: "remotewrite", Batch: c.batch, Limit: c.limit, Interval: c.interval,
+		MinBackoff: c.minBackoff, MaxBackoff: c.maxBackoff, Log: c.log,
+	}
+	if err := qc.Check(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if c.client == nil {
+		c.client = &http.Client{}
+	}
+	s := &Sink{cfg: c, url: u.String(), headers: headers, enc: newEncoder(tg, c.cgroupID, c.keep, c.external)}
+	switch {
+	case c.token != "":
+		s.auth = "Bearer " + c.token
+	case c.user != "" || c.pass != "":
+		s.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.user+":"+c.pass))
+	}
+	qc.Post = s.post
+	s.q = sendq.New(qc)
+	return s, nil
+}
+
+// Write encodes snap into the buffer and returns; the background sender
+// delivers it. In steady state it allocates nothing. The error is ErrClosed
+// or ctx's.
+func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := s.q.Append(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		buf, ends = s.enc.appendSnapshot(buf, ends, snap)
+		return buf, ends, pts, nil
+	})
+	if errors.Is(err, sendq.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// post sends one WriteRequest: body is TimeSeries fields, which
+// concatenated are the request's message.
+func (s *Sink) post(ctx context.Context, body []byte, n int) (*WriteError, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if need := snappy.MaxEncodedLen(len(body)); cap(s.snapBuf) < need {
+		s.snapBuf = make([]byte, need)
+	}
+	enc := snappy.Encode(s.snapBuf[:cap(s.snapBuf)], body)
+	return sendq.Post(ctx, s.cfg.client, "remotewrite", s.url, s.cfg.timeout, enc, n, func(h http.Header) {
+		for k, v := range s.headers {
+			h[k] = v
+		}
+		h.Set("Content-Type", "application/x-protobuf")
+		h.Set("Content-Encoding", "snappy")
+		h.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+		h.Set("User-Agent", s.cfg.userAgent)
+		if s.auth != "" {
+			h.Set("Authorization", s.auth)
+		}
+	})
+}
+
+// Flush sends everything buffered now and returns the errors of batches the
+// receiver refused, or the error that stopped it (the samples stay
+// buffered).
+func (s *Sink) Flush(ctx context.Context) error { return s.q.Flush(ctx) }
+
+// Close stops the background sender (waiting for its request in flight)
+// and sends what is buffered, retrying retriable failures with backoff
+// until ctx ends. Samples still buffered then are counted as Dropped and
+// reported in the error, joined with the batches the receiver refused.
+// A second Close returns an error wrapping ErrClosed.
+func (s *Sink) Close(ctx context.Context) error {
+	err := s.q.Close(ctx)
+	if errors.Is(err, sendq.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// Dropped returns how many samples were dropped, the buffer full
+// (sink.SinkDropper).
+func (s *Sink) Dropped() uint64 { return s.q.Dropped() }
+
+// Stats returns the counters, in samples.
+func (s *Sink) Stats() Stats { return s.q.Stats() }
