@@ -11,8 +11,9 @@ import (
 // containerd (Docker keeps its containers in containerd's "moby" namespace)
 // is reported once, by the Docker discoverer: when one named "docker" is
 // present, containerd containers and events in the namespace "moby" are
-// dropped. Beyond that, List keeps the first container of each ID in the
-// order the discoverers were given.
+// dropped. Beyond that, List keeps the first container of each namespace
+// and ID (Key) in the order the discoverers were given: the same ID in two
+// containerd namespaces is two containers.
 type Multi struct {
 	ds        []Discoverer
 	hasDocker bool
@@ -77,10 +78,10 @@ func (m *Multi) List(ctx context.Context) ([]Container, error) {
 		}
 		ok = true
 		for _, c := range r.cs {
-			if m.shadowed(c) || seen[c.ID] {
+			if m.shadowed(c) || seen[Key(c)] {
 				continue
 			}
-			seen[c.ID] = true
+			seen[Key(c)] = true
 			all = append(all, c)
 		}
 	}
