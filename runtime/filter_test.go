@@ -23,7 +23,7 @@ func (s staticDiscoverer) List(context.Context) ([]runtime.Container, error) {
 	return slices.Clone(s), nil
 }
 func (s staticDiscoverer) Watch(context.Context) (<-chan runtime.Event, error) { return nil, nil }
-func (s staticDiscoverer) Close() error                                       { return nil }
+func (s staticDiscoverer) Close() error                                        { return nil }
 
 // TestFilterRules checks the rule semantics on containers whose names and
 // labels hold what a hostile container could choose: regular expression
