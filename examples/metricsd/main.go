@@ -111,6 +111,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.format, "format", "line", "stdout format: line (InfluxDB line protocol) or json (JSON lines)")
 	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
 	fl.BoolVar(&c.version, "version", false, "print the version and VCS revision, and exit")
+	filter := addFilterFlags(fl)
 	fl.StringVar(&c.net, "net", "dev,sockstat", "network statistics to read: any of dev,sockstat,snmp,snmp6,netstat,tcpstates, or none")
 	fl.DurationVar(&c.limitMaxAge, "limit-max-age", 10*time.Second, "how old reported limits (CPU quota, memory, pids, hugetlb) may be: their files are re-read when older; 0 reads them at every interval")
 	fl.StringVar(&c.labels, "labels", "", "comma-separated container labels to keep and export as tags")
@@ -156,6 +157,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	if c.interval <= 0 {
 		return fail("-interval must be positive, got %v", c.interval)
+	}
+	if err := filter.check(); err != nil {
+		return fail("%v", err)
 	}
 	parts, err := netParts(c.net)
 	if err != nil {
@@ -219,6 +223,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		closeAll()
 		return fail("-runtime %s: %v", c.runtime, err)
 	}
+	disc = filter.wrap(disc)
 	opts := []metricsd.Option{
 		metricsd.WithDiscoverer(disc), metricsd.WithHostRoot(c.hostRoot), metricsd.WithInterval(c.interval),
 		metricsd.WithSinks(sinks...), metricsd.WithNetParts(parts), metricsd.WithLabels(keep...), metricsd.WithLogger(log),

@@ -39,6 +39,9 @@ func TestBadFlagsOneLine(t *testing.T) {
 		{"-net", "dev,quic"},
 		{"-sink", "influx", "-influx-url", "http://127.0.0.1:1"},
 		{"stray"},
+		{"-include-runtime", "dokcer"},
+		{"-exclude-name", ""},
+		{"-include-label", "=web"},
 	} {
 		code, _, errOut := runArgs(t, args...)
 		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "metricsd: ") {
