@@ -2,17 +2,14 @@ package cgroup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -225,27 +222,11 @@ func (f *FS) MountPoint(hierarchy string) (point string, ok bool) {
 }
 
 // PIDPaths reads <root>/proc/<pid>/cgroup. A process that is gone gives an
-// error matching ErrNotExist.
+// error matching ErrNotExist. It trusts the PID: ProcessPaths also checks
+// that it still names the process the caller means.
 func (f *FS) PIDPaths(ctx context.Context, pid int) (Paths, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if pid <= 0 {
-		return nil, fmt.Errorf("cgroup: invalid pid %d", pid)
-	}
-	name := filepath.Join(f.root, "proc", strconv.Itoa(pid), "cgroup")
-	b, err := os.ReadFile(name)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-			return nil, fmt.Errorf("cgroup: process %d: %w (%w)", pid, ErrNotExist, err)
-		}
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	p, err := parseProcCgroup(b)
-	if err != nil {
-		return nil, withFile(name, err)
-	}
-	return p, nil
+	p, _, err := f.processPaths(ctx, pid, 0, false)
+	return p, err
 }
 
 // Open opens the group at a cgroup path such as "/docker/<id>",
@@ -262,7 +243,8 @@ func (f *FS) Open(ctx context.Context, path string, c Controllers) (*Group, erro
 }
 
 // OpenPID opens the group that process pid belongs to, as
-// <root>/proc/<pid>/cgroup names it in each hierarchy.
+// <root>/proc/<pid>/cgroup names it in each hierarchy. It trusts the PID:
+// OpenProcess also checks that it still names the process the caller means.
 func (f *FS) OpenPID(ctx context.Context, pid int, c Controllers) (*Group, error) {
 	p, err := f.PIDPaths(ctx, pid)
 	if err != nil {

@@ -3,17 +3,14 @@ package runtime
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
-)
 
-// userHZ is the kernel's USER_HZ, the unit of /proc/<pid>/stat times: 100 on
-// every Linux architecture Go supports.
-const userHZ = 100
+	"github.com/metricsd/metricsd/internal/proc"
+)
 
 // ProcStart returns when process pid started, from <root>/proc/<pid>/stat
 // and the boot time in <root>/proc/stat. A process that is gone (or a
@@ -33,8 +30,7 @@ func ProcStartAt(ctx context.Context, root string, pid int, boot time.Time) (tim
 	if err != nil {
 		return time.Time{}, err
 	}
-	sec, rem := ticks/userHZ, ticks%userHZ
-	return boot.Add(time.Duration(sec)*time.Second + time.Duration(rem)*(time.Second/userHZ)), nil
+	return TicksTime(boot, ticks), nil
 }
 
 // ProcStartTicks is when process pid started, in clock ticks (USER_HZ)
@@ -54,31 +50,9 @@ func ProcStartTicks(ctx context.Context, root string, pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ticks, err := parseStatStart(b)
+	ticks, err := proc.ParseStatStart(b)
 	if err != nil {
 		return 0, fmt.Errorf("runtime: /proc/%d/stat: %w", pid, err)
-	}
-	return ticks, nil
-}
-
-// parseStatStart returns starttime from the content of /proc/<pid>/stat.
-func parseStatStart(b []byte) (uint64, error) {
-	// Fields after the command, which may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed: no command")
-	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0, fmt.Errorf("malformed: %d fields after the command, want at least 20", len(f))
-	}
-	if string(f[0]) == "Z" || string(f[0]) == "X" {
-		return 0, fmt.Errorf("process exited (state %s): %w", f[0], os.ErrNotExist)
-	}
-	ticks, err := strconv.ParseUint(string(f[19]), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("starttime: %w", err)
 	}
 	return ticks, nil
 }

@@ -55,38 +55,3 @@ func TestProcStartTicks(t *testing.T) {
 		t.Errorf("reaped child: %v, want ErrNotExist", err)
 	}
 }
-
-func TestParseStatStart(t *testing.T) {
-	const tail = " S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20 21\n"
-	for _, c := range []struct {
-		in   string
-		want uint64
-		err  bool
-	}{
-		{"1 (sh)" + tail, 4242, false},
-		{"1 (a) b) (c)" + tail, 4242, false}, // the command may hold ") "
-		{"1 (sh) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242", 0, true},
-		{"1 (sh) S 1 2 3", 0, true},
-		{"1 sh S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242", 0, true},
-		{"1 (sh) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -1", 0, true},
-		{"", 0, true},
-	} {
-		got, err := parseStatStart([]byte(c.in))
-		if (err != nil) != c.err || got != c.want {
-			t.Errorf("%q: %d, %v; want %d, error %v", c.in, got, err, c.want, c.err)
-		}
-	}
-}
-
-func FuzzParseStatStart(f *testing.F) {
-	f.Add([]byte("1 (sh) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20 21\n"))
-	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := parseStatStart(b)
-		if err != nil && v != 0 {
-			t.Errorf("error %v with value %d", err, v)
-		}
-	})
-}
