@@ -71,6 +71,13 @@ type Container struct {
 	// PID is the container's init process in the host's PID namespace; 0
 	// when it is not running.
 	PID int
+	// PIDStart is when PID started, in clock ticks since boot (field 22 of
+	// /proc/<PID>/stat, as ProcStartTicks reads it), read by the adapter
+	// from the same process it read CgroupPath from; 0 when unknown. PIDs
+	// are reused: PID and PIDStart together name one process for as long
+	// as the host runs, so a consumer that opens the container later (see
+	// CheckProcess) can tell that PID still names its process.
+	PIDStart uint64
 	// CgroupPath is the container's cgroup path as /proc/<PID>/cgroup gives
 	// it for the unified hierarchy, or for the memory controller on v1
 	// (what cgroup.FS.Open takes).

@@ -217,9 +217,12 @@ func (d *Discoverer) scan(ctx context.Context) ([]runtime.Container, map[string]
 		c.PID = pid
 		c.NetNS = runtime.NetNS{PID: pid}
 		c.State = runtime.StateRunning
-		if pid > 0 && bootErr == nil {
-			if t, err := runtime.ProcStartAt(ctx, d.fs.Root(), pid, boot); err == nil {
-				c.Started = t
+		if pid > 0 {
+			if t, err := runtime.ProcStartTicks(ctx, d.fs.Root(), pid); err == nil {
+				c.PIDStart = t
+				if bootErr == nil {
+					c.Started = runtime.TicksTime(boot, t)
+				}
 			} else {
 				c.State, c.PID, c.NetNS = runtime.StateStopped, 0, runtime.NetNS{}
 			}

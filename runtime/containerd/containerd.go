@@ -327,14 +327,13 @@ func (d *Discoverer) convert(ctx context.Context, ns string, c *containersapi.Co
 	}
 	rc.NetNS = netNS(c, pid)
 	if pid > 0 {
-		path, err := runtime.ResolvePID(ctx, d.fs, pid)
+		path, start, err := runtime.ResolveProcess(ctx, d.fs, pid)
 		if err == nil {
-			rc.CgroupPath = path
+			rc.CgroupPath, rc.PIDStart = path, start
 			if boot.IsZero() {
-				rc.Started, err = runtime.ProcStart(ctx, d.fs.Root(), pid)
-			} else {
-				rc.Started, err = runtime.ProcStartAt(ctx, d.fs.Root(), pid, boot)
+				boot, err = runtime.BootTime(ctx, d.fs.Root())
 			}
+			rc.Started = runtime.TicksTime(boot, start)
 		}
 		if err != nil {
 			d.o.log.Debug("containerd: task process gone", "namespace", ns, "id", c.ID, "pid", pid, "err", err)

@@ -109,15 +109,8 @@ type Discoverer struct {
 	// known keeps what inspecting each running container gave, so that a
 	// listing inspects only the containers it has not seen (see list).
 	knownMu  sync.Mutex
-	known    map[string]inspected
+	known    map[string]runtime.Container
 	inspects atomic.Int64 // inspect calls made (tests)
-}
-
-// inspected is a container as inspected, and the start time of its process
-// then, which tells whether it still runs the same task.
-type inspected struct {
-	c     runtime.Container
-	start uint64
 }
 
 var _ runtime.Discoverer = (*Discoverer)(nil)
@@ -278,12 +271,7 @@ func (d *Discoverer) inspect(ctx context.Context, id string) (runtime.Container,
 // keep remembers an inspected container for list, when it runs (or is
 // paused) in a cgroup found from its PID; anything else is forgotten.
 func (d *Discoverer) keep(c runtime.Container, ok bool) {
-	var start uint64
-	if ok && c.PID > 0 && c.CgroupPath != "" && (c.State == runtime.StateRunning || c.State == runtime.StatePaused) {
-		start, ok = d.processStart(c.PID)
-	} else {
-		ok = false
-	}
+	ok = ok && c.PID > 0 && c.PIDStart != 0 && c.CgroupPath != "" && (c.State == runtime.StateRunning || c.State == runtime.StatePaused)
 	d.knownMu.Lock()
 	defer d.knownMu.Unlock()
 	if !ok {
@@ -291,9 +279,9 @@ func (d *Discoverer) keep(c runtime.Container, ok bool) {
 		return
 	}
 	if d.known == nil {
-		d.known = make(map[string]inspected)
+		d.known = make(map[string]runtime.Container)
 	}
-	d.known[c.ID] = inspected{c: c, start: start}
+	d.known[c.ID] = c
 }
 
 // reuse returns a listed container as inspected before, when its process is
@@ -305,11 +293,11 @@ func (d *Discoverer) reuse(s container.Summary) (runtime.Container, bool) {
 	if !ok {
 		return runtime.Container{}, false
 	}
-	if start, ok := d.processStart(k.c.PID); !ok || start != k.start {
+	if start, ok := d.processStart(k.PID); !ok || start != k.PIDStart {
 		d.drop(s.ID)
 		return runtime.Container{}, false
 	}
-	c := k.c
+	c := k
 	if c.Pod == nil || c.Pod.Container == "" { // renamed meanwhile?
 		// Names holds the container's name ("/web") and, for legacy links,
 		// the aliases other containers know it by ("/app/db").
@@ -411,12 +399,12 @@ func (d *Discoverer) convert(ctx context.Context, in container.InspectResponse) 
 		}
 	}
 	if c.PID > 0 {
-		path, err := runtime.ResolvePID(ctx, d.fs, c.PID)
+		path, start, err := runtime.ResolveProcess(ctx, d.fs, c.PID)
 		if err != nil {
 			d.o.log.Debug("docker: container process gone", "id", c.ID, "pid", c.PID, "err", err)
 			c.State = runtime.StateStopped
 		} else {
-			c.CgroupPath = path
+			c.CgroupPath, c.PIDStart = path, start
 		}
 	}
 	return c, true

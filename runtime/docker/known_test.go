@@ -28,12 +28,24 @@ func TestReuse(t *testing.T) {
 	}
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
+	start := func(pid int) uint64 {
+		t.Helper()
+		s, err := runtime.ProcStartTicks(context.Background(), "/", pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	for _, c := range []runtime.Container{
-		{ID: "self", Name: "old", PID: os.Getpid(), CgroupPath: "/x", State: runtime.StateRunning},
-		{ID: "child", Name: "child", PID: cmd.Process.Pid, CgroupPath: "/y", State: runtime.StateRunning},
-		{ID: "stopped", Name: "s", PID: os.Getpid(), CgroupPath: "/z", State: runtime.StateStopped},
+		{ID: "self", Name: "old", PID: os.Getpid(), PIDStart: start(os.Getpid()), CgroupPath: "/x", State: runtime.StateRunning},
+		{ID: "child", Name: "child", PID: cmd.Process.Pid, PIDStart: start(cmd.Process.Pid), CgroupPath: "/y", State: runtime.StateRunning},
+		{ID: "stopped", Name: "s", PID: os.Getpid(), PIDStart: start(os.Getpid()), CgroupPath: "/z", State: runtime.StateStopped},
+		{ID: "unknown-start", Name: "u", PID: os.Getpid(), CgroupPath: "/z", State: runtime.StateRunning},
 	} {
 		d.keep(c, true)
+	}
+	if _, ok := d.known["unknown-start"]; ok {
+		t.Error("a container whose process start is unknown was remembered")
 	}
 	if _, ok := d.known["stopped"]; ok {
 		t.Error("a stopped container was remembered")
