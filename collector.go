@@ -234,17 +234,22 @@ func (c *Collector) trim(ct runtime.Container) runtime.Container {
 // descriptors: each Group keeps ~18 open on v1) the container is not
 // tracked, so the next reconciling listing tries again. A container that
 // names neither a PID nor a cgroup is tracked without cgroup figures.
+//
+// The group is the one at the path the listing gave, in every hierarchy: a
+// controller whose hierarchy has no group there is Unavailable, never the
+// figures of the group the process happens to be in (the root, on a host
+// where the runtime made no group for that controller). Its PID must still
+// be the container's process (runtime.CheckProcess): a PID reused since the
+// listing attaches no other process's figures.
 func (c *Collector) add(ctx context.Context, ct runtime.Container) {
 	e := &entry{id: ct.ID, c: c.trim(ct)}
-	var err error
+	err := runtime.CheckProcess(ctx, c.fs, ct)
 	switch {
-	case ct.PID > 0:
-		e.group, err = c.fs.OpenPID(ctx, ct.PID, c.o.controllers)
-		if err != nil && ct.CgroupPath != "" {
-			e.group, err = c.fs.Open(ctx, ct.CgroupPath, c.o.controllers)
-		}
+	case err != nil:
 	case ct.CgroupPath != "":
 		e.group, err = c.fs.Open(ctx, ct.CgroupPath, c.o.controllers)
+	case ct.PID > 0:
+		e.group, err = c.fs.OpenProcess(ctx, ct.PID, ct.PIDStart, c.o.controllers)
 	}
 	if err != nil {
 		c.countErr(StageOpen, err, "open cgroup", "container", ct.ID)

@@ -486,6 +486,7 @@ func TestRunStartedAgain(t *testing.T) {
 
 	restarted := a
 	restarted.PID = w2.Pid // another process: a new task of the same container
+	restarted.CgroupPath = g2.Path
 	d.ch <- runtime.Event{Type: runtime.EventStarted, Container: restarted}
 	d.ch <- runtime.Event{Type: runtime.EventStarted, Container: marker("m2")}
 	wait("m2")
