@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,54 +24,127 @@ import (
 // it appears, closes them as soon as it goes, reads them all at every
 // interval, and hands the snapshot to every sink.
 //
-// A Collector is safe for concurrent use, but snapshots are taken one at a
-// time: Collect waits for a Collect already running.
+// A Collector is safe for concurrent use. Snapshots are taken one at a
+// time, but Collect and Run each fill a snapshot of their own: Collect may
+// be called while Run runs.
+//
+// Lifecycle: New starts nothing but the namespace threads. Watch (or Run,
+// which calls it) applies the runtime's events until its context ends. Run
+// ends by closing the sinks; Close ends everything: the event watcher, the
+// sinks (unless Run closed them), every handle and the discoverer.
 type Collector struct {
-	o    options
-	fs   *cgroup.FS
-	pool *netns.Pool // nil when no network part is read
-	disc runtime.Discoverer
+	o     options
+	fs    *cgroup.FS
+	pool  *netns.Pool // nil when no network part is read
+	disc  runtime.Discoverer
+	fails *failureLog
 
-	collectMu sync.Mutex // one snapshot at a time; guards what follows
-	snap      sink.Snapshot
-	entries   []*entry    // reused by Collect
-	netList   []*netEntry // reused by Collect
+	collectMu sync.Mutex // one collection at a time; guards pub, own and netEntry.slot
+	pub, own  buffer     // Collect's snapshot, Run's
 
 	mu            sync.Mutex // guards what follows
 	tracked       map[string]*entry
+	pending       map[string]pendingAdd // could not be opened: retried at every snapshot
 	nets          map[netns.ID]*netEntry
+	gen           uint64            // counts changes to the tracked set
+	busy          int               // listings and opens in flight
+	removed       map[string]uint64 // keys stopped or removed while busy, and c.gen then
 	scrapes       int
 	lastReconcile time.Time
-	watching      atomic.Bool // Run is applying the runtime's events
+	fdChecked     bool
+	watchCancel   context.CancelFunc // non-nil while events are applied
+	watchDone     chan struct{}
+	runCancel     context.CancelFunc // non-nil while Run runs
+	runDone       chan struct{}
 	closed        bool
+	sinksClosed   bool
+
+	watching atomic.Bool // events are applied
 
 	// Self-metrics, atomically updated.
 	errs       [numStages]atomic.Uint64
 	writeNanos atomic.Uint64 // float64 bits: seconds the last write to every sink took
 }
 
+// buffer is what one snapshot is read into, reused from one collection to
+// the next: Collect's and Run's are separate, so that a sink reading Run's
+// snapshot never sees a Collect overwrite it.
+type buffer struct {
+	snap     sink.Snapshot
+	entries  []*entry
+	nets     []*netEntry
+	netStats []netns.Stats
+	netOK    []bool
+}
+
+// pendingAdd is a container whose handles could not be opened.
+type pendingAdd struct {
+	c   runtime.Container
+	gen uint64 // c.gen when it failed
+}
+
 // entry is one tracked container.
 type entry struct {
-	id    string // the container's ID, fixed at add (e.c may be updated)
-	c     runtime.Container
-	group *cgroup.Group // nil when its cgroup could not be opened
-	net   *netEntry     // nil: host namespace, or none could be opened
+	id  string // the container's ID, fixed at add (e.c may be updated)
+	key string
+	gen uint64 // c.gen when it was tracked
+	c   runtime.Container
+	// group is nil when the container names neither a PID nor a cgroup.
+	group *cgroup.Group
+	// net is the container's namespace; nil when it is the host's
+	// (netHost), could not be opened (netFailed: retried at every
+	// snapshot), or the container names none. Set under both locks.
+	net       *netEntry
+	netHost   bool
+	netFailed bool
 	// gone: its group disappeared (or was closed) during a scrape; it is
 	// left out of snapshots and dropped at the next reconcile.
 	gone atomic.Bool
 	// released: its handles were closed (guarded by Collector.mu). group
-	// and net are never reset, so that a Collect running meanwhile (Run
-	// applies events concurrently) reads a closed handle, not a nil one.
+	// and net are never reset, so that a Collect running meanwhile (events
+	// are applied concurrently) reads a closed handle, not a nil one.
 	released bool
 }
 
-// netEntry is a network namespace shared by the containers in it.
+func (e *entry) sandbox() bool { return e.c.Pod != nil && e.c.Pod.Sandbox }
+
+// netEntry is a network namespace shared by the containers in it. Its
+// figures are reported on one of them, the carrier: a pod's sandbox when
+// it is among them, else the one that has been in it longest (of those a
+// listing finds together, the one started first).
 type netEntry struct {
-	id    netns.ID
-	h     *netns.Handle
-	refs  int
-	stats netns.Stats
-	ok    bool // stats read in this snapshot
+	id      netns.ID
+	h       *netns.Handle
+	members []*entry // in the order they joined; guarded by Collector.mu
+	carrier *entry   // guarded by Collector.mu
+	slot    int      // index in the buffer being filled; guarded by collectMu
+}
+
+func (n *netEntry) join(e *entry) {
+	n.members = append(n.members, e)
+	if n.carrier == nil || e.sandbox() && !n.carrier.sandbox() {
+		n.carrier = e
+	}
+}
+
+// leave removes e and reports whether the namespace has no member left.
+func (n *netEntry) leave(e *entry) bool {
+	if i := slices.Index(n.members, e); i >= 0 {
+		n.members = slices.Delete(n.members, i, i+1)
+	}
+	if n.carrier == e {
+		n.carrier = nil
+		for _, m := range n.members {
+			if m.sandbox() {
+				n.carrier = m
+				break
+			}
+		}
+		if n.carrier == nil && len(n.members) > 0 {
+			n.carrier = n.members[0]
+		}
+	}
+	return len(n.members) == 0
 }
 
 // Stage names where a collection error happened, for the self-metrics.
@@ -94,22 +168,39 @@ func (s Stage) String() string {
 	return fmt.Sprintf("Stage(%d)", int(s))
 }
 
+// ErrClosed is returned by Collect, Run and Watch after Close.
+var ErrClosed = errors.New("metricsd: collector closed")
+
 // New makes a Collector. With no WithDiscoverer option it walks the cgroup
 // tree beneath the host root (runtime/cgroupfs); runtime/detect picks Docker
-// and containerd where they answer.
+// and containerd where they answer. An invalid option makes it fail, naming
+// the option. It warns (WithLogger) when the process lacks the privileges
+// to enter other containers' network namespaces.
 func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	o := defaults()
+	var errs []error
 	for _, opt := range opts {
-		opt(&o)
+		if opt == nil {
+			errs = append(errs, errors.New("nil Option"))
+			continue
+		}
+		if err := opt(&o); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if o.interval <= 0 {
-		return nil, errors.New("metricsd: interval must be positive")
+	if o.allLabels && o.labelsSet {
+		o.labels = nil // every label is kept, the listed ones among them
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("metricsd: %w", errors.Join(errs...))
 	}
 	fs, err := cgroup.NewFS(ctx, cgroup.WithRoot(o.root), cgroup.WithLogger(o.log), cgroup.WithLimitMaxAge(o.limitMaxAge))
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{o: o, fs: fs, tracked: make(map[string]*entry), nets: make(map[netns.ID]*netEntry)}
+	c := &Collector{o: o, fs: fs, fails: newFailureLog(o.log, failureLogEvery),
+		tracked: make(map[string]*entry), pending: make(map[string]pendingAdd),
+		nets: make(map[netns.ID]*netEntry), removed: make(map[string]uint64)}
 	if o.netParts != 0 {
 		root := o.root
 		if root == "/" {
@@ -118,6 +209,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 		if c.pool, err = netns.NewPool(netns.WithRoot(root), netns.WithLogger(o.log)); err != nil {
 			return nil, err
 		}
+		warnPrivileges(o.log)
 	}
 	c.disc = o.discoverer
 	if c.disc == nil {
@@ -145,6 +237,14 @@ func (c *Collector) Tracked() int {
 	return len(c.tracked)
 }
 
+// Pending returns how many listed containers could not be opened; each is
+// tried again at every snapshot until it opens or leaves the runtime.
+func (c *Collector) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 // Errors returns the number of errors counted at a stage so far.
 func (c *Collector) Errors(s Stage) uint64 { return c.errs[s].Load() }
 
@@ -153,21 +253,50 @@ func (c *Collector) countErr(s Stage, err error, msg string, args ...any) {
 		return // the caller is shutting down, nothing failed
 	}
 	c.errs[s].Add(1)
-	c.o.log.Debug("metricsd: "+msg, append(args, "stage", s.String(), "err", err)...)
+	c.fails.failed(s, err, msg, args...)
+}
+
+// begin marks a listing or an open in flight and returns c.gen: a stop
+// or removal applied after it wins over what the operation saw.
+func (c *Collector) begin() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy++
+	return c.gen
+}
+
+func (c *Collector) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy--; c.busy == 0 {
+		clear(c.removed)
+	}
+}
+
+// removedSince reports whether k was stopped or removed after gen.
+func (c *Collector) removedSince(k string, gen uint64) bool {
+	g, ok := c.removed[k]
+	return ok && g > gen
 }
 
 // Reconcile lists the running containers and brings the tracked set in line
 // with them: handles for new containers are opened, those of containers that
-// are gone are closed. Collect calls it before every snapshot when nothing
-// applies the runtime's events (Collect used alone); under Run, which applies
-// them as they come, at the first snapshot and then at most once a minute
-// (WithReconcileInterval, WithReconcileEvery), to catch missed events.
+// are gone are closed. Collect calls it before every snapshot when no events
+// are applied (Collect used alone); with events applied (Watch, Run), at the
+// first snapshot and then at most once a minute (WithReconcileInterval,
+// WithReconcileEvery), to catch missed events.
+//
+// A listing is as old as its start: a container that an event adds while
+// it is in flight is kept though the listing lacks it, and one that an
+// event removes meanwhile is not added back.
 func (c *Collector) Reconcile(ctx context.Context) error {
+	since := c.begin()
+	defer c.end()
 	lctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
 	list, err := c.disc.List(lctx)
 	if err != nil {
-		c.countErr(StageDiscover, err, "list failed")
+		c.countErr(StageDiscover, err, "list", "runtime", c.disc.Name())
 		return err
 	}
 	running := make(map[string]runtime.Container, len(list))
@@ -177,34 +306,59 @@ func (c *Collector) Reconcile(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
-	var gone []*entry
 	for k, e := range c.tracked {
-		if _, ok := running[k]; !ok || e.gone.Load() {
-			gone = append(gone, e)
+		_, listed := running[k]
+		if e.gone.Load() || !listed && e.gen <= since {
 			delete(c.tracked, k)
+			c.releaseLocked(e)
+		}
+	}
+	for k, p := range c.pending {
+		if _, listed := running[k]; !listed && p.gen <= since {
+			delete(c.pending, k)
 		}
 	}
 	var fresh []runtime.Container
 	var known []*cgroup.Group
 	for k, ct := range running {
 		if e, ok := c.tracked[k]; ok {
-			e.c = c.trim(ct)
+			if e.gen <= since { // else an event told more recently
+				e.c = c.trim(ct)
+			}
 			if e.group != nil {
 				known = append(known, e.group)
 			}
 			continue
 		}
+		if c.removedSince(k, since) {
+			continue
+		}
 		fresh = append(fresh, ct)
 	}
+	// Oldest first, so that of containers sharing a namespace the one
+	// started first carries it (netEntry), whatever the listing's order.
+	slices.SortFunc(fresh, func(a, b runtime.Container) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(key(a), key(b))
+	})
+	checkFDs := !c.fdChecked && len(fresh) > 1
+	c.fdChecked = true
 	c.mu.Unlock()
 	for _, g := range known {
 		g.RefreshLimits() // a listing is also when limits are re-read
 	}
-	for _, e := range gone {
-		c.release(e)
+	if checkFDs {
+		// The first listing: measure what one container costs in
+		// descriptors, and warn now if the limit can not hold them all.
+		before := openFDs()
+		c.add(ctx, fresh[0], since)
+		c.warnFDs(openFDs()-before, len(fresh))
+		fresh = fresh[1:]
 	}
 	for _, ct := range fresh {
-		c.add(ctx, ct)
+		c.add(ctx, ct, since)
 	}
 	return nil
 }
@@ -229,11 +383,15 @@ func (c *Collector) trim(ct runtime.Container) runtime.Container {
 	return ct
 }
 
-// add opens a container's handles and starts tracking it. When a handle can
-// not be opened (the container is exiting, or the process is out of
-// descriptors: each Group keeps ~18 open on v1) the container is not
-// tracked, so the next reconciling listing tries again. A container that
-// names neither a PID nor a cgroup is tracked without cgroup figures.
+// add opens a container's handles and starts tracking it; since is c.gen
+// when the decision to add it was taken. When its cgroup can not be opened
+// (the process is out of descriptors: each Group keeps ~18 open on v1; or
+// lacks the privilege) the container is pending: tried again at every
+// snapshot until it opens or leaves the runtime. When only its network
+// namespace can not be opened it is tracked with its cgroup figures, its
+// network unavailable, and the namespace is tried again at every snapshot.
+// A container that names neither a PID nor a cgroup is tracked without
+// cgroup figures.
 //
 // The group is the one at the path the listing gave, in every hierarchy: a
 // controller whose hierarchy has no group there is Unavailable, never the
@@ -241,8 +399,9 @@ func (c *Collector) trim(ct runtime.Container) runtime.Container {
 // where the runtime made no group for that controller). Its PID must still
 // be the container's process (runtime.CheckProcess): a PID reused since the
 // listing attaches no other process's figures.
-func (c *Collector) add(ctx context.Context, ct runtime.Container) {
-	e := &entry{id: ct.ID, c: c.trim(ct)}
+func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64) {
+	k := key(ct)
+	e := &entry{id: ct.ID, key: k, c: c.trim(ct)}
 	err := runtime.CheckProcess(ctx, c.fs, ct)
 	switch {
 	case err != nil:
@@ -252,26 +411,31 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container) {
 		e.group, err = c.fs.OpenProcess(ctx, ct.PID, ct.PIDStart, c.o.controllers)
 	}
 	if err != nil {
-		c.countErr(StageOpen, err, "open cgroup", "container", ct.ID)
+		c.countErr(StageOpen, err, "open cgroup", "container", ct.ID, "name", ct.Name)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.tracked[k]; !ok && !c.closed && !c.removedSince(k, since) && !errors.Is(err, context.Canceled) {
+			c.gen++
+			c.pending[k] = pendingAdd{c: ct, gen: c.gen}
+		}
 		return
 	}
-	if c.pool != nil && !ct.NetNS.Host {
-		var ok bool
-		if e.net, ok = c.openNet(ctx, ct); !ok {
-			c.release(e)
-			return
-		}
+	if c.pool != nil {
+		c.openNet(ctx, e)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.removedSince(k, since) {
 		c.releaseLocked(e)
 		return
 	}
-	if old, ok := c.tracked[key(ct)]; ok { // raced with another add
+	if old, ok := c.tracked[k]; ok { // raced with another add, or restarted
 		c.releaseLocked(old)
 	}
-	c.tracked[key(ct)] = e
+	c.gen++
+	e.gen = c.gen
+	c.tracked[k] = e
+	delete(c.pending, k)
 }
 
 // start handles a started event. A container tracked already, with the
@@ -280,60 +444,98 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container) {
 // opened, and reopening them all would cost as much as the listing. A new
 // PID is a new task (a restart): its handles are opened afresh.
 func (c *Collector) start(ctx context.Context, ct runtime.Container) {
+	since := c.begin()
+	defer c.end()
 	c.mu.Lock()
 	e, ok := c.tracked[key(ct)]
 	dup := ok && !e.gone.Load() && (ct.PID == 0 || ct.PID == e.c.PID)
 	c.mu.Unlock()
 	if !dup {
-		c.add(ctx, ct)
+		c.add(ctx, ct, since)
 	}
 }
 
-// openNet finds or opens the handle of a container's network namespace; nil
-// when the container has none of its own. ok is false when it could not be
-// opened.
-func (c *Collector) openNet(ctx context.Context, ct runtime.Container) (n *netEntry, ok bool) {
-	var t netns.Target
+// netTarget is where a container's network namespace is; ok is false
+// when the container names none.
+func netTarget(ct *runtime.Container) (t netns.Target, ok bool) {
 	switch {
 	case ct.NetNS.PID > 0:
-		t = netns.TargetPID(ct.NetNS.PID)
+		return netns.TargetPID(ct.NetNS.PID), true
 	case ct.NetNS.Path != "":
-		t = netns.TargetPath(ct.NetNS.Path)
+		return netns.TargetPath(ct.NetNS.Path), true
 	case ct.PID > 0:
-		t = netns.TargetPID(ct.PID)
-	default:
-		return nil, true
+		return netns.TargetPID(ct.PID), true
+	}
+	return netns.Target{}, false
+}
+
+// openNet finds or opens the handle of e's network namespace and joins e
+// to it; or sets e.netHost (the host's namespace), or e.netFailed. e is
+// not tracked yet, or collectMu is held (a retry).
+func (c *Collector) openNet(ctx context.Context, e *entry) {
+	if e.c.NetNS.Host {
+		e.netHost = true
+		return
+	}
+	t, ok := netTarget(&e.c)
+	if !ok {
+		return
 	}
 	id, err := c.pool.Identify(ctx, t)
 	if err != nil {
-		c.countErr(StageOpen, err, "identify netns", "container", ct.ID)
-		return nil, false
+		c.countErr(StageOpen, err, "identify netns", "container", e.id, "name", e.c.Name)
+		c.setNet(e, nil, true)
+		return
 	}
 	if id == c.pool.Home() {
-		return nil, true // the host's namespace: not the container's own
+		e.netHost = true
+		c.setNet(e, nil, false)
+		return
 	}
 	c.mu.Lock()
 	if n, ok := c.nets[id]; ok {
-		n.refs++
+		c.joinLocked(e, n)
 		c.mu.Unlock()
-		return n, true
+		return
 	}
 	c.mu.Unlock()
 	h, err := c.pool.Open(ctx, t, c.o.netParts)
 	if err != nil {
-		c.countErr(StageOpen, err, "open netns", "container", ct.ID)
-		return nil, false
+		c.countErr(StageOpen, err, "open netns", "container", e.id, "name", e.c.Name)
+		c.setNet(e, nil, true)
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n, ok := c.nets[id]; ok { // opened meanwhile by another container
-		n.refs++
+	n, ok := c.nets[id]
+	if ok { // opened meanwhile by another container
 		h.Close()
-		return n, true
+	} else {
+		n = &netEntry{id: id, h: h}
+		c.nets[id] = n
 	}
-	n = &netEntry{id: id, h: h, refs: 1}
-	c.nets[id] = n
-	return n, true
+	c.joinLocked(e, n)
+}
+
+func (c *Collector) setNet(e *entry, n *netEntry, failed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.net, e.netFailed = n, failed
+}
+
+// joinLocked makes e a member of n, unless e was released meanwhile (a
+// retry racing an event): then n is closed if e would have been its only
+// member.
+func (c *Collector) joinLocked(e *entry, n *netEntry) {
+	if e.released {
+		if len(n.members) == 0 {
+			n.h.Close()
+			delete(c.nets, n.id)
+		}
+		return
+	}
+	n.join(e)
+	e.net, e.netFailed = n, false
 }
 
 func (c *Collector) release(e *entry) {
@@ -353,19 +555,23 @@ func (c *Collector) releaseLocked(e *entry) {
 		e.group.Close() // a Stat running meanwhile returns os.ErrClosed
 	}
 	if n := e.net; n != nil {
-		n.refs--
-		if n.refs == 0 {
+		if n.leave(e) {
 			n.h.Close()
 			delete(c.nets, n.id)
 		}
 	}
 }
 
-// remove stops tracking a container.
+// remove stops tracking a container (a stopped or removed event).
 func (c *Collector) remove(ct runtime.Container) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := key(ct)
+	c.gen++
+	if c.busy > 0 {
+		c.removed[k] = c.gen
+	}
+	delete(c.pending, k)
 	if e, ok := c.tracked[k]; ok {
 		delete(c.tracked, k)
 		c.releaseLocked(e)
@@ -374,17 +580,23 @@ func (c *Collector) remove(ct runtime.Container) {
 
 // Collect takes one snapshot of every tracked container (reconciling with
 // the runtime first when due) and returns it. The snapshot is the
-// Collector's and is reused by the next Collect: use it before then, or copy
-// it (sink.Snapshot.CopyTo). A container that vanished mid-scrape is left
-// out of the snapshot, not an error.
+// Collector's and is reused by the next Collect (not by Run, which has its
+// own): use it before then, or copy it (sink.Snapshot.CopyTo). A container
+// that vanished mid-scrape is left out of the snapshot, not an error.
+// Containers that could not be opened are tried again first, at every
+// Collect.
 func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
+	return c.collect(ctx, &c.pub)
+}
+
+func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, error) {
 	c.collectMu.Lock()
 	defer c.collectMu.Unlock()
 	start := time.Now()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, errors.New("metricsd: collector closed")
+		return nil, ErrClosed
 	}
 	due := c.scrapes == 0
 	switch {
@@ -404,36 +616,52 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 		if err := c.Reconcile(ctx); err != nil && c.Tracked() == 0 {
 			return nil, err
 		}
+	} else {
+		c.retryPending(ctx)
 	}
+	c.retryNets(ctx)
 
 	// The snapshot has a slot per entry, read into in place: a slot's
 	// Stats keep their slices' capacity from one Collect to the next,
 	// whichever container lands there, so nothing is allocated per
 	// container and no Stats is kept twice. The entries and their
-	// container descriptions are taken under the lock: Run's events and
+	// container descriptions are taken under the lock: events and
 	// Reconcile change them concurrently.
-	snap := &c.snap
+	snap := &b.snap
 	snap.Time = start
 	c.mu.Lock()
-	entries := c.entries[:0]
+	entries := b.entries[:0]
 	for _, e := range c.tracked {
 		entries = append(entries, e)
 	}
-	nets := c.netList[:0]
+	nets := b.nets[:0]
 	for _, n := range c.nets {
+		n.slot = len(nets)
 		nets = append(nets, n)
 	}
 	slices.SortFunc(entries, func(a, b *entry) int { return compareContainers(&a.c, &b.c) })
-	if cap(snap.Containers) < len(entries) {
-		snap.Containers = slices.Grow(snap.Containers[:cap(snap.Containers)], len(entries)-cap(snap.Containers))
-	}
-	snap.Containers = snap.Containers[:len(entries)]
+	snap.Containers = grow(snap.Containers, len(entries))
+	b.netStats = grow(b.netStats, len(nets))
+	b.netOK = grow(b.netOK, len(nets))
 	for i, e := range entries {
-		snap.Containers[i].Container = e.c
-		snap.Containers[i].Net = nil
+		sm := &snap.Containers[i]
+		sm.Container = e.c
+		sm.Net, sm.NetCarrier = nil, ""
+		switch {
+		case c.pool == nil:
+			sm.Network = sink.NetNotRead
+		case e.net != nil && e.net.carrier == e:
+			sm.Network = sink.NetOwn // if it reads, below
+		case e.net != nil && e.net.carrier != nil:
+			sm.Network, sm.NetCarrier = sink.NetShared, e.net.carrier.id
+		case e.netHost:
+			sm.Network = sink.NetHost
+		default:
+			sm.Network = sink.NetUnavailable
+		}
 	}
 	c.mu.Unlock()
-	c.entries, c.netList = entries, nets
+	b.entries, b.nets = entries, nets
 
 	// Read every cgroup and every namespace once, concurrently: each
 	// worker takes the next index; no allocation per container.
@@ -445,7 +673,8 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 			case i < len(entries):
 				c.statGroup(ctx, entries[i], &snap.Containers[i].Cgroup)
 			case i < len(entries)+len(nets):
-				c.statNet(ctx, nets[i-len(entries)])
+				j := i - len(entries)
+				b.netOK[j] = c.statNet(ctx, nets[j], &b.netStats[j])
 			default:
 				return
 			}
@@ -465,8 +694,13 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 		if e.gone.Load() {
 			continue
 		}
-		if e.net != nil && e.net.ok {
-			snap.Containers[i].Net = &e.net.stats
+		sm := &snap.Containers[i]
+		if sm.Network == sink.NetOwn {
+			if j := e.net.slot; b.netOK[j] {
+				sm.Net = &b.netStats[j]
+			} else {
+				sm.Network = sink.NetUnavailable
+			}
 		}
 		snap.Containers[n], snap.Containers[i] = snap.Containers[i], snap.Containers[n]
 		n++
@@ -475,6 +709,49 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 	c.fillSelf(snap, len(entries), len(nets), time.Since(start))
 	c.o.log.Debug("metricsd: collected", "containers", len(snap.Containers), "took", time.Since(start))
 	return snap, ctx.Err()
+}
+
+// grow returns s with length n, keeping the elements (and the slices they
+// hold) of its whole capacity.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		s = slices.Grow(s[:cap(s)], n-cap(s))
+	}
+	return s[:n]
+}
+
+// retryPending tries again to open the containers that could not be.
+func (c *Collector) retryPending(ctx context.Context) {
+	since := c.begin()
+	defer c.end()
+	c.mu.Lock()
+	var retry []runtime.Container
+	for _, p := range c.pending {
+		retry = append(retry, p.c)
+	}
+	c.mu.Unlock()
+	for _, ct := range retry {
+		c.add(ctx, ct, since)
+	}
+}
+
+// retryNets tries again to open the network namespaces that could not be
+// (collectMu is held).
+func (c *Collector) retryNets(ctx context.Context) {
+	if c.pool == nil {
+		return
+	}
+	c.mu.Lock()
+	var retry []*entry
+	for _, e := range c.tracked {
+		if e.netFailed {
+			retry = append(retry, e)
+		}
+	}
+	c.mu.Unlock()
+	for _, e := range retry {
+		c.openNet(ctx, e)
+	}
 }
 
 // itemsPerWorker is how many cgroups and namespaces one goroutine reads
@@ -515,21 +792,20 @@ func (c *Collector) statGroup(ctx context.Context, e *entry, s *cgroup.Stats) {
 	if err := e.group.Stat(ctx, s); err != nil {
 		// Removed mid-scrape, or released by an event meanwhile: no error.
 		if !errors.Is(err, cgroup.ErrNotExist) && !errors.Is(err, os.ErrClosed) {
-			c.countErr(StageCgroup, err, "stat cgroup", "container", e.id)
+			c.countErr(StageCgroup, err, "stat cgroup", "container", e.id, "name", e.c.Name)
 		}
 		e.gone.Store(true) // left out of the snapshot, dropped at the next reconcile
 	}
 }
 
-func (c *Collector) statNet(ctx context.Context, n *netEntry) {
-	n.ok = false
-	if err := n.h.Stat(ctx, &n.stats); err != nil {
+func (c *Collector) statNet(ctx context.Context, n *netEntry, s *netns.Stats) bool {
+	if err := n.h.Stat(ctx, s); err != nil {
 		if !errors.Is(err, netns.ErrHandleClosed) { // released by an event meanwhile
 			c.countErr(StageNet, err, "stat netns", "netns", n.id.String())
 		}
-		return
+		return false
 	}
-	n.ok = true
+	return true
 }
 
 func compareContainers(a, b *runtime.Container) int {
@@ -554,36 +830,111 @@ func compareContainers(a, b *runtime.Container) int {
 	return 0
 }
 
-// Run collects at every interval, aligned to the interval's multiples of
-// wall time, and writes each snapshot to every sink, until ctx ends; it also
-// applies the runtime's events as they come. Then it flushes and closes the
-// sinks (within WithTimeout) and returns nil; it returns an error only when
-// it could not start.
-func (c *Collector) Run(ctx context.Context) error {
-	events, err := c.disc.Watch(ctx)
+// Watch applies the runtime's events to the tracked set as they come, in
+// the background, until ctx ends or Close: a container is opened when it
+// starts and closed when it stops, without a listing. It is for embedders
+// that pull snapshots with Collect (a Telegraf-style Gather) and do not use
+// Run: while events are applied, Collect lists the runtime only at the first
+// snapshot and then once per reconcile interval (WithReconcileInterval),
+// not every time. It returns the discoverer's error when it can not watch,
+// and an error when events are applied already.
+func (c *Collector) Watch(ctx context.Context) error {
+	started, err := c.watch(ctx)
+	if err == nil && !started {
+		err = errors.New("metricsd: Watch: events are applied already")
+	}
+	return err
+}
+
+// watch starts applying events; started is false when they are already.
+func (c *Collector) watch(ctx context.Context) (started bool, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false, ErrClosed
+	}
+	if c.watchCancel != nil {
+		c.mu.Unlock()
+		return false, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.watchCancel, c.watchDone = cancel, done
+	c.mu.Unlock()
+	events, err := c.disc.Watch(wctx)
 	if err != nil {
-		c.countErr(StageDiscover, err, "watch failed")
-		events = nil // collect anyway; reconciling lists catch changes
+		c.countErr(StageDiscover, err, "watch", "runtime", c.disc.Name())
+		cancel()
+		close(done)
+		c.mu.Lock()
+		c.watchCancel, c.watchDone = nil, nil
+		c.mu.Unlock()
+		return false, err
 	}
-	var wg sync.WaitGroup
-	if events != nil {
-		c.watching.Store(true)
+	c.watching.Store(true)
+	go func() {
+		defer close(done)
 		defer c.watching.Store(false)
-		wg.Go(func() {
-			for ev := range events {
-				switch ev.Type {
-				case runtime.EventStarted:
-					if ev.Container.State == "" || ev.Container.State == runtime.StateRunning {
-						c.start(ctx, ev.Container)
-					}
-				case runtime.EventStopped, runtime.EventRemoved:
-					c.remove(ev.Container)
+		for ev := range events {
+			switch ev.Type {
+			case runtime.EventStarted:
+				if ev.Container.State == "" || ev.Container.State == runtime.StateRunning {
+					c.start(wctx, ev.Container)
 				}
+			case runtime.EventStopped, runtime.EventRemoved:
+				c.remove(ev.Container)
 			}
-		})
+		}
+	}()
+	return true, nil
+}
+
+// stopWatch stops applying events and waits until the watcher is done.
+func (c *Collector) stopWatch() {
+	c.mu.Lock()
+	cancel, done := c.watchCancel, c.watchDone
+	c.watchCancel, c.watchDone = nil, nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
 	}
-	defer wg.Wait()
+}
+
+// Run collects at every interval, aligned to the interval's multiples of
+// wall time, and writes each snapshot to every sink, until ctx ends or
+// Close; it also applies the runtime's events as they come (Watch). Then it
+// flushes and closes the sinks (within WithTimeout) and returns nil. It
+// returns an error only when it could not start: after Close, or while
+// another Run runs. A Collect meanwhile is safe: it fills a snapshot of its
+// own.
+func (c *Collector) Run(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClosed
+	case c.runCancel != nil:
+		c.mu.Unlock()
+		return errors.New("metricsd: Run is running already")
+	}
+	ctx, cancel := context.WithCancel(ctx) // Close ends Run, and waits
+	done := make(chan struct{})
+	c.runCancel, c.runDone = cancel, done
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.runCancel, c.runDone = nil, nil
+		c.mu.Unlock()
+		cancel()
+		close(done)
+	}()
 	defer c.closeSinks()
+	// Without events, reconciling listings catch changes (at every
+	// snapshot; the failure is counted and logged).
+	if started, _ := c.watch(ctx); started {
+		defer c.stopWatch()
+	}
 
 	for {
 		next := time.Now().Truncate(c.o.interval).Add(c.o.interval)
@@ -594,9 +945,9 @@ func (c *Collector) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		snap, err := c.Collect(ctx)
+		snap, err := c.collect(ctx, &c.own)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 				return nil
 			}
 			c.o.log.Warn("metricsd: collect failed", "err", err)
@@ -606,7 +957,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		for _, s := range c.o.sinks {
 			wctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 			if err := s.Write(wctx, snap); err != nil {
-				c.countErr(StageSink, err, "sink write")
+				c.countErr(StageSink, err, "sink write", "sink", fmt.Sprintf("%T", s))
 			}
 			cancel()
 		}
@@ -614,19 +965,39 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Collector) closeSinks() {
+// closeSinks flushes and closes the sinks, once.
+func (c *Collector) closeSinks() error {
+	c.mu.Lock()
+	done := c.sinksClosed
+	c.sinksClosed = true
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
 	defer cancel()
+	var errs []error
 	for _, s := range c.o.sinks {
 		if err := s.Close(ctx); err != nil {
-			c.countErr(StageSink, err, "sink close")
+			c.countErr(StageSink, err, "sink close", "sink", fmt.Sprintf("%T", s))
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
 }
 
-// Close releases every handle, the namespace threads and the discoverer.
-// It does not close the sinks (Run does when it ends).
+// Close ends what the Collector started: it ends Run (and waits for it),
+// stops applying events, closes the sinks (unless Run has), every handle, the namespace threads and the
+// discoverer. A second Close does nothing.
 func (c *Collector) Close() error {
+	c.mu.Lock()
+	cancel, done := c.runCancel, c.runDone
+	c.mu.Unlock()
+	if cancel != nil { // Run closes the sinks as it ends
+		cancel()
+		<-done
+	}
+	c.stopWatch()
 	c.collectMu.Lock()
 	defer c.collectMu.Unlock()
 	c.mu.Lock()
@@ -639,7 +1010,9 @@ func (c *Collector) Close() error {
 		c.releaseLocked(e)
 		delete(c.tracked, k)
 	}
+	clear(c.pending)
 	c.mu.Unlock()
+	err := c.closeSinks()
 	c.closePool()
-	return c.disc.Close()
+	return errors.Join(err, c.disc.Close())
 }

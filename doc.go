@@ -25,7 +25,10 @@
 // it), closes them as soon as it goes, reads them all at every interval
 // into a snapshot that is reused (no allocation per container), and writes
 // it to the sinks. Collect takes one snapshot; Run collects on aligned ticks
-// until its context ends, then flushes and closes the sinks. Every snapshot
+// until its context ends, then flushes and closes the sinks; Watch keeps
+// the tracked set current by the runtime's events for a caller that pulls
+// with Collect; Close ends all of it. A network namespace that containers
+// share is reported once (sink.NetState). Every snapshot
 // carries the collector's own figures (sink.Self). examples/embed is the
 // shortest useful embedding; examples/metricsd is the daemon.
 //

@@ -1,8 +1,11 @@
 package metricsd
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	goruntime "runtime"
 	"time"
 
@@ -12,6 +15,8 @@ import (
 	"github.com/metricsd/metricsd/sink"
 )
 
+// options are New's settings. A zero options is not valid: defaults()
+// gives the default of each, which the Option comments state.
 type options struct {
 	discoverer     runtime.Discoverer
 	root           string
@@ -21,11 +26,13 @@ type options struct {
 	controllers    cgroup.Controllers
 	netParts       netns.Parts
 	labels         []string
+	labelsSet      bool // WithLabels was given
 	allLabels      bool
 	concurrency    int
 	limitMaxAge    time.Duration
 	reconcileEvery int           // > 0: every n snapshots
 	reconcileAfter time.Duration // else: when this much time has passed
+	reconcileSet   string        // the reconcile option given, if any
 	log            *slog.Logger
 }
 
@@ -43,57 +50,138 @@ func defaults() options {
 	}
 }
 
-// Option configures New.
-type Option func(*options)
+// Option configures New. Options may come in any order; an invalid value,
+// or two options that contradict each other, make New fail and name the
+// option.
+type Option func(*options) error
 
-// WithDiscoverer sets where containers come from. The default walks the
-// cgroup tree beneath the host root (runtime/cgroupfs), which needs no
-// daemon and links no runtime client; detect.New (runtime/detect) picks
-// Docker and containerd where they answer, and links both clients. The
-// Collector closes it on Close.
-func WithDiscoverer(d runtime.Discoverer) Option { return func(o *options) { o.discoverer = d } }
+// WithDiscoverer sets where containers come from. Without it the Collector
+// walks the cgroup tree beneath the host root (runtime/cgroupfs), which
+// needs no daemon and links no runtime client; detect.New
+// (runtime/detect) picks Docker and containerd where they answer, and links
+// both clients. The Collector closes it on Close. A nil discoverer is an
+// error (a failed constructor's result, not a request for the default).
+func WithDiscoverer(d runtime.Discoverer) Option {
+	return func(o *options) error {
+		if d == nil {
+			return errors.New("WithDiscoverer: nil discoverer")
+		}
+		o.discoverer = d
+		return nil
+	}
+}
 
 // WithHostRoot sets the host root prefix ("/host" for an agent in a
-// container with the host's /, /proc and /sys mounted there).
-func WithHostRoot(root string) Option { return func(o *options) { o.root = root } }
+// container with the host's /, /proc and /sys mounted there). The default,
+// "/" (or ""), is the host's own root. It must be an absolute path.
+func WithHostRoot(root string) Option {
+	return func(o *options) error {
+		if root == "" {
+			root = "/"
+		}
+		if !filepath.IsAbs(root) {
+			return fmt.Errorf("WithHostRoot: %q is not an absolute path", root)
+		}
+		o.root = filepath.Clean(root)
+		return nil
+	}
+}
 
-// WithInterval sets how often Run collects (default 10 s).
-func WithInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
+// WithInterval sets how often Run collects (default 10 s); it must be
+// positive.
+func WithInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("WithInterval: %v is not positive", d)
+		}
+		o.interval = d
+		return nil
+	}
+}
 
 // WithTimeout bounds each runtime listing, sink write and the final flush
-// (default 5 s).
-func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+// (default 5 s); it must be positive.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("WithTimeout: %v is not positive", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
 
-// WithSinks adds sinks that Run writes every snapshot to.
-func WithSinks(s ...sink.Sink) Option { return func(o *options) { o.sinks = append(o.sinks, s...) } }
+// WithSinks adds sinks that Run writes every snapshot to. The Collector
+// closes them, once: when Run ends, or at Close.
+func WithSinks(s ...sink.Sink) Option {
+	return func(o *options) error {
+		for i, k := range s {
+			if k == nil {
+				return fmt.Errorf("WithSinks: sink %d is nil", i)
+			}
+		}
+		o.sinks = append(o.sinks, s...)
+		return nil
+	}
+}
 
-// WithControllers chooses the cgroup controllers to read (default all).
-func WithControllers(c cgroup.Controllers) Option { return func(o *options) { o.controllers = c } }
+// WithControllers chooses the cgroup controllers to read (default
+// cgroup.All); at least one.
+func WithControllers(c cgroup.Controllers) Option {
+	return func(o *options) error {
+		if c == 0 || c&^cgroup.All != 0 {
+			return fmt.Errorf("WithControllers: %#x is not a non-empty set of cgroup controllers", uint32(c))
+		}
+		o.controllers = c
+		return nil
+	}
+}
 
 // WithNetParts chooses the network statistics to read (default the cheap
 // tier: net/dev and sockstat); 0 reads none and starts no namespace threads.
-func WithNetParts(p netns.Parts) Option { return func(o *options) { o.netParts = p } }
+func WithNetParts(p netns.Parts) Option {
+	return func(o *options) error {
+		if p&^netns.TierAll != 0 {
+			return fmt.Errorf("WithNetParts: %#x names parts that do not exist", uint32(p))
+		}
+		o.netParts = p
+		return nil
+	}
+}
 
 // WithLabels is the allow-list of container labels kept in snapshots; all
 // others are dropped before any sink sees them (default: none). Which of the
-// kept ones become tags is each sink's choice (sink.Tags).
+// kept ones become tags is each sink's choice (sink.Tags). Given with
+// WithAllLabels, in either order, every label is kept.
 func WithLabels(keys ...string) Option {
-	return func(o *options) { o.labels = append(o.labels, keys...); o.allLabels = false }
+	return func(o *options) error {
+		for _, k := range keys {
+			if k == "" {
+				return errors.New("WithLabels: an empty label key")
+			}
+		}
+		o.labels = append(o.labels, keys...)
+		o.labelsSet = true
+		return nil
+	}
 }
 
 // WithAllLabels keeps every container label in snapshots. Sinks still
 // export only those their sink.Tags list.
-func WithAllLabels() Option { return func(o *options) { o.allLabels = true } }
+func WithAllLabels() Option { return func(o *options) error { o.allLabels = true; return nil } }
 
 // WithConcurrency sets how many goroutines at most read cgroups and
-// namespaces in one Collect (default the number of CPUs, at most 8). Collect
-// starts one per 128 containers and namespaces up to that number: for fewer
-// the handoff to other threads costs more CPU than it saves wall time.
+// namespaces in one Collect (default the number of CPUs, at most 8); at
+// least 1. Collect starts one per 128 containers and namespaces up to that
+// number: for fewer the handoff to other threads costs more CPU than it
+// saves wall time.
 func WithConcurrency(n int) Option {
-	return func(o *options) {
-		if n > 0 {
-			o.concurrency = n
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("WithConcurrency: %d is not positive", n)
 		}
+		o.concurrency = n
+		return nil
 	}
 }
 
@@ -104,41 +192,63 @@ func WithConcurrency(n int) Option {
 // values are reported. Limits change only when written (docker update, a pod
 // resize), yet they are about a third of the files a v1 container's cgroup
 // has, so at a 1 s interval this saves that share of the reads. 0 reads
-// every file at every snapshot. See cgroup.WithLimitMaxAge.
+// every file at every snapshot; negative is an error. See
+// cgroup.WithLimitMaxAge.
 func WithLimitMaxAge(d time.Duration) Option {
-	return func(o *options) { o.limitMaxAge = max(d, 0) }
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithLimitMaxAge: %v is negative", d)
+		}
+		o.limitMaxAge = d
+		return nil
+	}
 }
 
-// WithReconcileEvery makes every n-th snapshot start with a full listing of
-// the runtime, which catches events that were missed. By default, Collect
-// used alone lists before every snapshot (nothing else would see new
-// containers), and under Run, whose events keep the set current, a listing
-// comes at the first snapshot and then at most once a minute
-// (WithReconcileInterval): a listing costs the runtime and the collector far
-// more than a scrape (Docker: one inspect per container).
+// WithReconcileEvery makes every n-th snapshot (n > 0) start with a full
+// listing of the runtime, which catches events that were missed. By
+// default, Collect with no events applied (neither Run nor Watch) lists
+// before every snapshot (nothing else would see new containers); with
+// events applied, a listing comes at the first snapshot and then at most
+// once a minute (WithReconcileInterval): a listing costs the runtime and
+// the collector far more than a scrape (Docker: one inspect per container).
+// It and WithReconcileInterval are alternatives: giving both is an error.
 func WithReconcileEvery(n int) Option {
-	return func(o *options) {
-		if n > 0 {
-			o.reconcileEvery = n
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("WithReconcileEvery: %d is not positive", n)
 		}
+		if o.reconcileSet != "" && o.reconcileSet != "WithReconcileEvery" {
+			return fmt.Errorf("WithReconcileEvery: %s was given too; choose one", o.reconcileSet)
+		}
+		o.reconcileEvery, o.reconcileSet = n, "WithReconcileEvery"
+		return nil
 	}
 }
 
 // WithReconcileInterval sets how much time passes at least between two full
-// listings under Run (default one minute); it replaces WithReconcileEvery.
+// listings while events are applied (default one minute); it must be
+// positive. Giving it with WithReconcileEvery is an error.
 func WithReconcileInterval(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.reconcileAfter, o.reconcileEvery = d, 0
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("WithReconcileInterval: %v is not positive", d)
 		}
+		if o.reconcileSet != "" && o.reconcileSet != "WithReconcileInterval" {
+			return fmt.Errorf("WithReconcileInterval: %s was given too; choose one", o.reconcileSet)
+		}
+		o.reconcileAfter, o.reconcileEvery, o.reconcileSet = d, 0, "WithReconcileInterval"
+		return nil
 	}
 }
 
-// WithLogger sets the logger; the default discards.
+// WithLogger sets the logger; the default (and nil) discards. Failures
+// that lose data are logged at Warn, at most once a minute per cause, each
+// at Debug.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
+	return func(o *options) error {
 		if l != nil {
 			o.log = l
 		}
+		return nil
 	}
 }

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/metricsd/metricsd/cgroup"
@@ -72,10 +73,48 @@ type Sample struct {
 	// Cgroup is the container's cgroup reading. Fields the kernel did not
 	// provide are Unavailable and sinks leave them out.
 	Cgroup cgroup.Stats
-	// Net is the reading of the container's own network namespace; nil
-	// when it has none of its own (it shares the host's, Container.NetNS.Host)
-	// or it was not read. Net.Parts says which parts were filled.
+	// Net is the reading of the container's network namespace; nil unless
+	// Network is NetOwn. Net.Parts says which parts were filled.
 	Net *netns.Stats
+	// Network says what Net is, or why it is nil.
+	Network NetState
+	// NetCarrier is, when Network is NetShared, the ID of the container
+	// whose Sample carries the shared namespace's figures.
+	NetCarrier string
+}
+
+// NetState says what a Sample's network figures are. A network namespace
+// shared by several containers (a Kubernetes pod, docker run
+// --net=container:) is reported once, on one of them, so that a sum over
+// containers counts its traffic once: the pod's sandbox when it is among
+// them (as cAdvisor does), else the container that has been in it longest.
+type NetState uint8
+
+const (
+	// NetNotRead: no network part is read (metricsd.WithNetParts(0)), or
+	// the snapshot does not come from a metricsd.Collector.
+	NetNotRead NetState = iota
+	// NetOwn: Net holds the figures of the container's namespace.
+	NetOwn
+	// NetHost: the container shares the host's namespace, whose figures
+	// are not a container's.
+	NetHost
+	// NetShared: the namespace is shared, and the figures are on the
+	// Sample of the container NetCarrier names.
+	NetShared
+	// NetUnavailable: the namespace could not be opened or read; the
+	// figures are missing (and counted as errors in Self). The cgroup
+	// figures are not affected.
+	NetUnavailable
+)
+
+var netStateNames = [...]string{"not_read", "own", "host", "shared", "unavailable"}
+
+func (s NetState) String() string {
+	if int(s) < len(netStateNames) {
+		return netStateNames[s]
+	}
+	return "NetState(" + strconv.Itoa(int(s)) + ")"
 }
 
 // Sink receives snapshots.
@@ -127,6 +166,7 @@ func (s *Snapshot) CopyTo(dst *Snapshot) {
 			d.Container.Pod = pod
 		}
 		copyCgroup(&d.Cgroup, &src.Cgroup)
+		d.Network, d.NetCarrier = src.Network, src.NetCarrier
 		if src.Net == nil {
 			d.Net = nil
 			continue
