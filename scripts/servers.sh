@@ -19,6 +19,11 @@
 #   METRICSD_TEST_PROMETHEUS  prometheus
 #   METRICSD_TEST_PROMTOOL    promtool
 #   METRICSD_TEST_VICTORIAMETRICS  victoria-metrics
+#   METRICSD_TEST_OTLPRECEIVER     the OpenTelemetry Collector's OTLP receiver
+#                                  in a test binary, built here from the
+#                                  module internal/sinktest/otlpreceiver
+#                                  (~3 min the first time on a new machine,
+#                                  its modules downloaded; cached after)
 #
 # servers_stop (test.sh's EXIT trap calls it) stops any service process the
 # package install itself started, by PID; it is safe to call twice.
@@ -85,10 +90,33 @@ servers_stop() {
 		kill "$p" 2>/dev/null || true
 	done
 	_servers_pids_started_by_install=()
+	[ -n "${_servers_bindir:-}" ] && rm -rf "$_servers_bindir"
+	_servers_bindir=
+	return 0
+}
+
+# _servers_build_otlpreceiver builds the OTLP receiver test binary (a module
+# of its own, so the library's go.mod stays free of the Collector).
+_servers_build_otlpreceiver() {
+	local src
+	src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/internal/sinktest/otlpreceiver"
+	if ! command -v go >/dev/null || [ ! -f "$src/go.mod" ]; then
+		echo "servers.sh: cannot build the OTLP receiver (no go, or no $src); the OTLP sink tests will skip"
+		return 0
+	fi
+	_servers_bindir=$(mktemp -d)
+	local log="$_servers_bindir/build.log"
+	if (cd "$src" && GOTOOLCHAIN=${GOTOOLCHAIN:-local} go build -o "$_servers_bindir/otlpreceiver" .) >"$log" 2>&1; then
+		export METRICSD_TEST_OTLPRECEIVER="$_servers_bindir/otlpreceiver"
+	else
+		cat "$log"
+		echo "servers.sh: building the OTLP receiver failed; the OTLP sink tests will skip"
+	fi
 	return 0
 }
 
 _servers_install || true
+_servers_build_otlpreceiver || true
 for _servers_v in METRICSD_TEST_INFLUXD:influxd METRICSD_TEST_PROMETHEUS:prometheus METRICSD_TEST_PROMTOOL:promtool METRICSD_TEST_VICTORIAMETRICS:victoria-metrics; do
 	_servers_bin=$(command -v "${_servers_v#*:}" 2>/dev/null || true)
 	if [ -n "$_servers_bin" ]; then

@@ -22,6 +22,7 @@ func TestLayers(t *testing.T) {
 		// The push sinks: their own protobuf encoders, net/http and snappy;
 		// no Prometheus client, no gRPC, no OpenTelemetry SDK.
 		"sink/remotewrite": {"client_golang", "influx", "line-protocol", "grpc", "opentelemetry"},
+		"sink/otlp":        {"client_golang", "influx", "line-protocol", "grpc", "opentelemetry", "snappy"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command(goBin, "list", "-deps", "github.com/metricsd/metricsd/"+pkg).CombinedOutput()

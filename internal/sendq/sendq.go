@@ -429,11 +429,29 @@ func (s *Sender) dropAll() int {
 	return n
 }
 
-// Post is the HTTP half of a Config.Post: it posts body to url with the
-// headers set by header (after Content-Length), bounded by timeout, and
-// turns a non-2xx answer into a *WriteError (5xx and 429 retriable, with
-// Retry-After).
-func Post(ctx context.Context, client *http.Client, name, url string, timeout time.Duration, body []byte, points int, header func(http.Header)) (*WriteError, error) {
+// Request is one HTTP request of a Config.Post.
+type Request struct {
+	Client  *http.Client
+	Name    string // the sink's, for errors
+	URL     string
+	Timeout time.Duration
+	// Header sets the request's headers.
+	Header func(http.Header)
+	// Retryable says which non-2xx statuses are retried; nil means 429 and
+	// every 5xx (remote_write's rule).
+	Retryable func(status int) bool
+	// Reason turns an error body into the reason; nil means Reason.
+	Reason func(body []byte, contentType string) string
+	// OK, when set, reads a 2xx answer's body.
+	OK func(body []byte)
+}
+
+// Post is the HTTP half of a Config.Post: it posts body, bounded by
+// r.Timeout, and turns a non-2xx answer into a *WriteError (Retry as
+// r.Retryable says, with the Retry-After).
+func (r *Request) Post(ctx context.Context, body []byte, points int) (*WriteError, error) {
+	name, url, timeout, header := r.Name, r.URL, r.Timeout, r.Header
+	client := r.Client
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -448,10 +466,21 @@ func Post(ctx context.Context, client *http.Client, name, url string, timeout ti
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
+		if r.OK != nil {
+			r.OK(msg)
+		}
 		return nil, nil
 	}
-	we := &WriteError{Sink: name, Status: resp.StatusCode, Reason: Reason(msg), Points: points}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
+	why := Reason(msg)
+	if r.Reason != nil {
+		why = r.Reason(msg, resp.Header.Get("Content-Type"))
+	}
+	we := &WriteError{Sink: name, Status: resp.StatusCode, Reason: why, Points: points}
+	retry := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5
+	if r.Retryable != nil {
+		retry = r.Retryable(resp.StatusCode)
+	}
+	if retry {
 		we.Retry = true
 		we.RetryAfter = RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}

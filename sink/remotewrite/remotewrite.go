@@ -193,7 +193,8 @@ type Sink struct {
 	snapMu  sync.Mutex // guards snapBuf (one request at a time in sendq)
 	snapBuf []byte
 
-	q *sendq.Sender
+	req sendq.Request
+	q   *sendq.Sender
 }
 
 var (
@@ -275,6 +276,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 	case c.user != "" || c.pass != "":
 		s.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.user+":"+c.pass))
 	}
+	s.req = sendq.Request{Client: c.client, Name: "remotewrite", URL: s.url, Timeout: c.timeout, Header: s.header}
 	qc.Post = s.post
 	s.q = sendq.New(qc)
 	return s, nil
@@ -308,18 +310,21 @@ func (s *Sink) post(ctx context.Context, body []byte, n int) (*WriteError, error
 		s.snapBuf = make([]byte, need)
 	}
 	enc := snappy.Encode(s.snapBuf[:cap(s.snapBuf)], body)
-	return sendq.Post(ctx, s.cfg.client, "remotewrite", s.url, s.cfg.timeout, enc, n, func(h http.Header) {
-		for k, v := range s.headers {
-			h[k] = v
-		}
-		h.Set("Content-Type", "application/x-protobuf")
-		h.Set("Content-Encoding", "snappy")
-		h.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-		h.Set("User-Agent", s.cfg.userAgent)
-		if s.auth != "" {
-			h.Set("Authorization", s.auth)
-		}
-	})
+	return s.req.Post(ctx, enc, n)
+}
+
+// header sets a request's headers.
+func (s *Sink) header(h http.Header) {
+	for k, v := range s.headers {
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/x-protobuf")
+	h.Set("Content-Encoding", "snappy")
+	h.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	h.Set("User-Agent", s.cfg.userAgent)
+	if s.auth != "" {
+		h.Set("Authorization", s.auth)
+	}
 }
 
 // Flush sends everything buffered now and returns the errors of batches the

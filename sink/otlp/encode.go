@@ -1,0 +1,544 @@
+package otlp
+
+import (
+	"math"
+	"strings"
+	"time"
+
+	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/wire"
+	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/sink"
+)
+
+// MaxAttributeValueLen is the most bytes of an attribute value taken from a
+// container (its name, labels, image, interface names): longer values are
+// cut on a character boundary.
+const MaxAttributeValueLen = 1024
+
+// kind is a metric's OTLP data type.
+type kind uint8
+
+const (
+	gauge kind = iota
+	sum        // cumulative, monotonic
+)
+
+// metricDef is one metric: its name, unit and type.
+type metricDef struct {
+	name, unit string
+	kind       kind
+}
+
+// attr is a data point attribute.
+type attr struct{ key, value string }
+
+// point is one data point of the container being encoded.
+type point struct {
+	m      *metricDef
+	attrs  [3]attr // key "" ends the list
+	i      int64
+	d      float64
+	double bool
+}
+
+// encoder turns snapshots into OTLP records: each record is one
+// ExportMetricsServiceRequest.resource_metrics field (a container's
+// resource, with one scope and its metrics), so that records concatenated
+// are an ExportMetricsServiceRequest. In steady state it allocates nothing.
+type encoder struct {
+	tags     sink.Tags
+	keep     func(string) bool
+	resAttrs []attr // the user's resource attributes, on every resource
+	version  string
+	selfFrom uint64 // start time of the self sums: when the sink was made
+
+	w      wire.Rev
+	points []point
+	start  uint64 // start time of the current container's sums
+	now    uint64
+	dev    [][]byte // device names of the current container
+	tmp    []byte
+}
+
+// appendSnapshot appends snap's records (a container each, and one for the
+// collector's own figures) to buf, their ends to ends and their data point
+// counts, running, to pts.
+func (e *encoder) appendSnapshot(buf []byte, ends, pts []int, snap *sink.Snapshot) ([]byte, []int, []int) {
+	e.now = unixNano(snap.Time)
+	total := 0
+	if len(pts) > 0 {
+		total = pts[len(pts)-1]
+	}
+	for i := range snap.Containers {
+		s := &snap.Containers[i]
+		e.points = e.points[:0]
+		e.start = 0
+		if !s.Container.Started.IsZero() {
+			e.start = unixNano(s.Container.Started)
+		}
+		e.sample(s, snap)
+		if len(e.points) == 0 {
+			continue
+		}
+		e.w.Reset()
+		e.resourceMetrics(func() { e.containerResource(s) })
+		buf = append(buf, e.w.Bytes()...)
+		ends = append(ends, len(buf))
+		total += len(e.points)
+		pts = append(pts, total)
+	}
+	if snap.Self != nil {
+		e.points = e.points[:0]
+		e.start = e.selfFrom
+		e.self(snap.Self)
+		e.w.Reset()
+		e.resourceMetrics(e.selfResource)
+		buf = append(buf, e.w.Bytes()...)
+		ends = append(ends, len(buf))
+		total += len(e.points)
+		pts = append(pts, total)
+	}
+	return buf, ends, pts
+}
+
+func unixNano(t time.Time) uint64 {
+	if n := t.UnixNano(); n > 0 {
+		return uint64(n)
+	}
+	return 0
+}
+
+// resourceMetrics writes, backwards, one ResourceMetrics of e.points with
+// the resource attributes that resource writes (backwards too).
+func (e *encoder) resourceMetrics(resource func()) {
+	w := &e.w
+	rm := w.Len()
+	// ScopeMetrics = 2 {scope = 1, metrics = 2}.
+	sm := w.Len()
+	end := len(e.points)
+	for end > 0 {
+		// The points of one metric are consecutive: [begin, end).
+		m := e.points[end-1].m
+		begin := end - 1
+		for begin > 0 && e.points[begin-1].m == m {
+			begin--
+		}
+		e.metric(m, e.points[begin:end])
+		end = begin
+	}
+	sc := w.Len()
+	if e.version != "" {
+		w.String(2, e.version)
+	}
+	w.String(1, "metricsd")
+	w.Message(1, sc)
+	w.Message(2, sm)
+	// Resource = 1 {attributes = 1}.
+	r := w.Len()
+	resource()
+	w.Message(1, r)
+	w.Message(1, rm)
+}
+
+// metric writes one Metric (ScopeMetrics.metrics = 2) of points ps.
+func (e *encoder) metric(m *metricDef, ps []point) {
+	w := &e.w
+	start := w.Len()
+	data := w.Len()
+	if m.kind == sum {
+		w.Uvarint(3, 1) // is_monotonic
+		w.Uvarint(2, 2) // AGGREGATION_TEMPORALITY_CUMULATIVE
+	}
+	for i := len(ps) - 1; i >= 0; i-- {
+		e.dataPoint(m, &ps[i])
+	}
+	if m.kind == sum {
+		w.Message(7, data) // sum
+	} else {
+		w.Message(5, data) // gauge
+	}
+	w.String(3, m.unit)
+	w.String(1, m.name)
+	w.Message(2, start)
+}
+
+// dataPoint writes one NumberDataPoint (data_points = 1): start_time = 2,
+// time = 3, as_double = 4 or as_int = 6, attributes = 7.
+func (e *encoder) dataPoint(m *metricDef, p *point) {
+	w := &e.w
+	start := w.Len()
+	n := 0
+	for n < len(p.attrs) && p.attrs[n].key != "" {
+		n++
+	}
+	for i := n - 1; i >= 0; i-- {
+		e.keyValue(7, p.attrs[i].key, p.attrs[i].value)
+	}
+	if p.double {
+		w.Double(4, p.d)
+	} else {
+		w.Fixed64(6, uint64(p.i))
+	}
+	w.Fixed64(3, e.now)
+	if m.kind == sum && e.start != 0 {
+		w.Fixed64(2, e.start)
+	}
+	w.Message(1, start)
+}
+
+// keyValue writes a KeyValue{key = 1, value = 2 AnyValue{string_value =
+// 1}} as field num, its value made valid UTF-8 and bounded.
+func (e *encoder) keyValue(num int, key, value string) {
+	w := &e.w
+	kv := w.Len()
+	av := w.Len()
+	w.Valid(1, value, MaxAttributeValueLen)
+	w.Message(2, av)
+	w.String(1, key)
+	w.Message(num, kv)
+}
+
+// keyStrings writes a KeyValue whose value is an array of strings
+// (array_value = 5, ArrayValue{values = 1}).
+func (e *encoder) keyStrings(num int, key string, values ...string) {
+	w := &e.w
+	kv := w.Len()
+	av := w.Len()
+	arr := w.Len()
+	for i := len(values) - 1; i >= 0; i-- {
+		v := w.Len()
+		w.Valid(1, values[i], MaxAttributeValueLen)
+		w.Message(1, v)
+	}
+	w.Message(5, arr)
+	w.Message(2, av)
+	w.String(1, key)
+	w.Message(num, kv)
+}
+
+// containerResource writes the container's resource attributes, per the
+// semantic conventions, backwards: the Tags allow-list says which.
+func (e *encoder) containerResource(s *sink.Sample) {
+	c := &s.Container
+	for i := len(e.resAttrs) - 1; i >= 0; i-- {
+		e.keyValue(1, e.resAttrs[i].key, e.resAttrs[i].value)
+	}
+	for i := len(e.tags.Labels) - 1; i >= 0; i-- {
+		l := e.tags.Labels[i].Label
+		if v, ok := c.Labels[l]; ok {
+			e.tmp = append(append(e.tmp[:0], "container.label."...), l...)
+			e.keyValue(1, unsafeString(e.tmp), v)
+		}
+	}
+	if e.tags.RuntimeNamespace && c.Namespace != "" {
+		e.keyValue(1, "metricsd.runtime.namespace", c.Namespace)
+	}
+	if e.tags.Pod && c.Pod != nil {
+		for _, kv := range [...]attr{
+			{"k8s.container.name", c.Pod.Container},
+			{"k8s.pod.uid", c.Pod.UID},
+			{"k8s.namespace.name", c.Pod.Namespace},
+			{"k8s.pod.name", c.Pod.Name},
+		} {
+			if kv.value != "" {
+				e.keyValue(1, kv.key, kv.value)
+			}
+		}
+	}
+	if e.tags.Runtime && c.Runtime != "" {
+		e.keyValue(1, "container.runtime", c.Runtime)
+	}
+	if e.tags.Image && c.Image != "" {
+		name, tag := splitImage(c.Image)
+		if tag != "" {
+			e.keyStrings(1, "container.image.tags", tag)
+		}
+		e.keyValue(1, "container.image.name", name)
+	}
+	if e.tags.Name && c.Name != "" {
+		e.keyValue(1, "container.name", c.Name)
+	}
+	if e.tags.ID && c.ID != "" {
+		e.keyValue(1, "container.id", c.ID)
+	}
+}
+
+// selfResource writes the collector's resource: service.name metricsd and
+// the user's attributes.
+func (e *encoder) selfResource() {
+	for i := len(e.resAttrs) - 1; i >= 0; i-- {
+		e.keyValue(1, e.resAttrs[i].key, e.resAttrs[i].value)
+	}
+	e.keyValue(1, "service.name", "metricsd")
+}
+
+// splitImage splits an image reference into the name and the tag
+// ("registry:5000/app:1.2" is "registry:5000/app" and "1.2"); a digest
+// reference ("app@sha256:...") keeps its digest in the name and has no tag.
+func splitImage(ref string) (name, tag string) {
+	if strings.Contains(ref, "@") {
+		return ref, ""
+	}
+	slash := strings.LastIndexByte(ref, '/')
+	if colon := strings.LastIndexByte(ref, ':'); colon > slash {
+		return ref[:colon], ref[colon+1:]
+	}
+	return ref, ""
+}
+
+// The metrics: the semantic conventions' names where they define one
+// (container.cpu.time, container.memory.usage, container.disk.io,
+// container.network.io, ...), else the OpenTelemetry Collector's
+// docker_stats receiver's (container.cpu.throttling_data.*, ...), else a
+// name of the same style. docs/METRICS.md lists them.
+var (
+	mCPUTime           = metricDef{"container.cpu.time", "s", sum}
+	mCPUUser           = metricDef{"container.cpu.usage.usermode", "s", sum}
+	mCPUKernel         = metricDef{"container.cpu.usage.kernelmode", "s", sum}
+	mCPUPeriods        = metricDef{"container.cpu.throttling_data.periods", "{periods}", sum}
+	mCPUThrottled      = metricDef{"container.cpu.throttling_data.throttled_periods", "{periods}", sum}
+	mCPUThrottledTime  = metricDef{"container.cpu.throttling_data.throttled_time", "s", sum}
+	mCPULimit          = metricDef{"container.cpu.limit", "{cpu}", gauge}
+	mCPUShares         = metricDef{"container.cpu.shares", "1", gauge}
+	mMemUsage          = metricDef{"container.memory.usage", "By", gauge}
+	mMemWorkingSet     = metricDef{"container.memory.working_set", "By", gauge}
+	mMemRSS            = metricDef{"container.memory.rss", "By", gauge}
+	mMemCache          = metricDef{"container.memory.cache", "By", gauge}
+	mMemMapped         = metricDef{"container.memory.mapped_file", "By", gauge}
+	mMemSwap           = metricDef{"container.memory.swap", "By", gauge}
+	mMemMax            = metricDef{"container.memory.usage.max", "By", gauge}
+	mMemKernel         = metricDef{"container.memory.kernel", "By", gauge}
+	mMemLimit          = metricDef{"container.memory.usage.limit", "By", gauge}
+	mPagingFaults      = metricDef{"container.paging.faults", "{fault}", sum}
+	mOOMKills          = metricDef{"container.memory.oom_kills", "{kill}", sum}
+	mPids              = metricDef{"container.pids.count", "{pid}", gauge}
+	mPidsLimit         = metricDef{"container.pids.limit", "{pid}", gauge}
+	mUptime            = metricDef{"container.uptime", "s", gauge}
+	mDiskIO            = metricDef{"container.disk.io", "By", sum}
+	mDiskOps           = metricDef{"container.disk.operations", "{operation}", sum}
+	mHugetlb           = metricDef{"container.hugetlb.usage", "By", gauge}
+	mNetIO             = metricDef{"container.network.io", "By", sum}
+	mNetPackets        = metricDef{"container.network.packet.count", "{packet}", sum}
+	mNetDropped        = metricDef{"container.network.packet.dropped", "{packet}", sum}
+	mNetErrors         = metricDef{"container.network.errors", "{error}", sum}
+	mNetConns          = metricDef{"container.network.connection.count", "{connection}", gauge}
+	mPSIWaiting        = [3]metricDef{{"container.pressure.cpu.waiting", "s", sum}, {"container.pressure.memory.waiting", "s", sum}, {"container.pressure.io.waiting", "s", sum}}
+	mPSIStalled        = [3]metricDef{{"container.pressure.cpu.stalled", "s", sum}, {"container.pressure.memory.stalled", "s", sum}, {"container.pressure.io.stalled", "s", sum}}
+	mSelfScrape        = metricDef{"metricsd.scrape.duration", "s", gauge}
+	mSelfContainers    = metricDef{"metricsd.containers", "{container}", gauge}
+	mSelfNamespaces    = metricDef{"metricsd.network_namespaces", "{namespace}", gauge}
+	mSelfErrors        = metricDef{"metricsd.errors", "{error}", sum}
+	mSelfDropped       = metricDef{"metricsd.sink.dropped", "{point}", sum}
+	mSelfWriteDuration = metricDef{"metricsd.sink.write.duration", "s", gauge}
+)
+
+// The semantic conventions' network.connection.state values, by kernel
+// TCP state.
+var tcpStates = [...]string{
+	netns.TCPEstablished: "established",
+	netns.TCPSynSent:     "syn_sent",
+	netns.TCPSynRecv:     "syn_recv",
+	netns.TCPFinWait1:    "fin_wait_1",
+	netns.TCPFinWait2:    "fin_wait_2",
+	netns.TCPTimeWait:    "time_wait",
+	netns.TCPClose:       "close",
+	netns.TCPCloseWait:   "close_wait",
+	netns.TCPLastAck:     "last_ack",
+	netns.TCPListen:      "listen",
+	netns.TCPClosing:     "closing",
+}
+
+func (e *encoder) addInt(m *metricDef, v uint64, attrs ...attr) {
+	p := point{m: m, i: int64(min(v, math.MaxInt64))}
+	copy(p.attrs[:], attrs)
+	e.points = append(e.points, p)
+}
+
+func (e *encoder) addDouble(m *metricDef, v float64, attrs ...attr) {
+	p := point{m: m, d: v, double: true}
+	copy(p.attrs[:], attrs)
+	e.points = append(e.points, p)
+}
+
+// intV and secondsV add a cgroup value when Known.
+func (e *encoder) intV(m *metricDef, v cgroup.Value) {
+	if x, ok := v.Get(); ok {
+		e.addInt(m, x)
+	}
+}
+
+func (e *encoder) secondsV(m *metricDef, v cgroup.Value, div float64) {
+	if x, ok := v.Get(); ok {
+		e.addDouble(m, float64(x)/div)
+	}
+}
+
+const (
+	nsPerSec = 1e9
+	usPerSec = 1e6
+)
+
+// sample collects s's data points, grouped by metric.
+func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
+	st := &s.Cgroup
+	cpu := &st.CPU
+	e.secondsV(&mCPUTime, cpu.Usage, nsPerSec)
+	e.secondsV(&mCPUUser, cpu.User, nsPerSec)
+	e.secondsV(&mCPUKernel, cpu.System, nsPerSec)
+	e.intV(&mCPUPeriods, cpu.Periods)
+	e.intV(&mCPUThrottled, cpu.ThrottledPeriods)
+	e.secondsV(&mCPUThrottledTime, cpu.ThrottledTime, nsPerSec)
+	if q, ok := cpu.QuotaUsec.Get(); ok {
+		if p, ok := cpu.PeriodUsec.Get(); ok && p > 0 {
+			e.addDouble(&mCPULimit, float64(q)/float64(p))
+		}
+	}
+	if x, ok := cpu.Shares.Get(); ok {
+		e.addInt(&mCPUShares, x)
+	} else if w, ok := cpu.Weight.Get(); ok && w >= 1 {
+		e.addInt(&mCPUShares, 2+(w-1)*262142/9999) // as sink/prometheus
+	}
+
+	mem := &st.Memory
+	e.intV(&mMemUsage, mem.Usage)
+	e.intV(&mMemWorkingSet, mem.WorkingSet)
+	e.intV(&mMemRSS, mem.Anon)
+	e.intV(&mMemCache, mem.File)
+	e.intV(&mMemMapped, mem.MappedFile)
+	e.intV(&mMemSwap, mem.SwapUsage)
+	e.intV(&mMemMax, mem.Peak)
+	e.intV(&mMemKernel, mem.Kernel)
+	e.intV(&mMemLimit, mem.Limit) // left out when unlimited
+	if all, ok := mem.Pgfault.Get(); ok {
+		if major, ok := mem.Pgmajfault.Get(); ok && major <= all {
+			// pgfault counts every fault, major ones too.
+			e.addInt(&mPagingFaults, all-major, attr{"system.paging.fault.type", "minor"})
+			e.addInt(&mPagingFaults, major, attr{"system.paging.fault.type", "major"})
+		}
+	}
+	e.intV(&mOOMKills, mem.Events.OOMKill)
+
+	e.intV(&mPids, st.Pids.Current)
+	e.intV(&mPidsLimit, st.Pids.Limit)
+	if t := s.Container.Started; !t.IsZero() && snap.Time.After(t) {
+		e.addDouble(&mUptime, snap.Time.Sub(t).Seconds())
+	}
+
+	if st.IO.Available && len(st.IO.Devices) > 0 {
+		for len(e.dev) < len(st.IO.Devices) {
+			e.dev = append(e.dev, nil)
+		}
+		for i := range st.IO.Devices {
+			e.dev[i] = deviceName(e.dev[i][:0], &st.IO.Devices[i])
+		}
+		devs := st.IO.Devices
+		for i := range devs {
+			dev := attr{"system.device", unsafeString(e.dev[i])}
+			e.addInt(&mDiskIO, devs[i].ReadBytes, attr{"disk.io.direction", "read"}, dev)
+			e.addInt(&mDiskIO, devs[i].WriteBytes, attr{"disk.io.direction", "write"}, dev)
+		}
+		for i := range devs {
+			dev := attr{"system.device", unsafeString(e.dev[i])}
+			e.addInt(&mDiskOps, devs[i].ReadOps, attr{"disk.io.direction", "read"}, dev)
+			e.addInt(&mDiskOps, devs[i].WriteOps, attr{"disk.io.direction", "write"}, dev)
+		}
+	}
+	if st.Hugetlb.Available {
+		for i := range st.Hugetlb.Sizes {
+			h := &st.Hugetlb.Sizes[i]
+			if v, ok := h.Usage.Get(); ok {
+				e.addInt(&mHugetlb, v, attr{"hugetlb.page_size", h.PageSize})
+			}
+		}
+	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		if p.Some.Available {
+			e.addDouble(&mPSIWaiting[i], float64(p.Some.Total)/usPerSec)
+		}
+	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		if p.Full.Available {
+			e.addDouble(&mPSIStalled[i], float64(p.Full.Total)/usPerSec)
+		}
+	}
+
+	n := s.Net
+	if n == nil {
+		return
+	}
+	if n.Parts.Has(netns.PartDev) {
+		ifs := n.Interfaces
+		rx, tx := attr{"network.io.direction", "receive"}, attr{"network.io.direction", "transmit"}
+		for _, m := range [...]*metricDef{&mNetIO, &mNetPackets, &mNetDropped, &mNetErrors} {
+			for i := range ifs {
+				it := &ifs[i]
+				if e.keep != nil && !e.keep(it.Name) {
+					continue
+				}
+				name := attr{"network.interface.name", it.Name}
+				var r, t uint64
+				switch m {
+				case &mNetIO:
+					r, t = it.RxBytes, it.TxBytes
+				case &mNetPackets:
+					r, t = it.RxPackets, it.TxPackets
+				case &mNetDropped:
+					r, t = it.RxDropped, it.TxDropped
+				default:
+					r, t = it.RxErrors, it.TxErrors
+				}
+				e.addInt(m, r, rx, name)
+				e.addInt(m, t, tx, name)
+			}
+		}
+	}
+	if n.Parts.Has(netns.PartTCPStates) {
+		tcp := attr{"network.transport", "tcp"}
+		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
+			e.addInt(&mNetConns, uint64(n.TCPStates.V4[st]), attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv4"})
+		}
+		if n.TCPStates.V6Known {
+			for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
+				e.addInt(&mNetConns, uint64(n.TCPStates.V6[st]), attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv6"})
+			}
+		}
+	}
+}
+
+// self collects the collector's own data points.
+func (e *encoder) self(s *sink.Self) {
+	e.addDouble(&mSelfScrape, s.ScrapeSeconds)
+	e.addInt(&mSelfContainers, uint64(s.Containers))
+	e.addInt(&mSelfNamespaces, uint64(s.Namespaces))
+	for _, x := range s.Errors {
+		e.addInt(&mSelfErrors, x.Count, attr{"stage", x.Stage})
+	}
+	e.addInt(&mSelfDropped, s.SinkDropped)
+	e.addDouble(&mSelfWriteDuration, s.SinkWriteSeconds)
+}
+
+// deviceName appends a block device's name to b: /dev/<name>, else
+// major:minor (as sink/prometheus's device label).
+func deviceName(b []byte, d *cgroup.IODevice) []byte {
+	if d.Name != "" {
+		return append(append(b, "/dev/"...), d.Name...)
+	}
+	b = appendUint(b, uint64(d.Major))
+	b = append(b, ':')
+	return appendUint(b, uint64(d.Minor))
+}
+
+func appendUint(b []byte, u uint64) []byte {
+	var t [20]byte
+	i := len(t)
+	for {
+		i--
+		t[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	return append(b, t[i:]...)
+}
