@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/ratelog"
 	"github.com/metricsd/metricsd/netns"
 )
 
@@ -104,6 +106,7 @@ type cache struct {
 	pool *netns.Pool
 	proc string // <host root>/proc
 	log  *slog.Logger
+	rl   *ratelog.Logger
 
 	mu      sync.Mutex
 	entries map[string]*entry // nil once closed
@@ -129,7 +132,7 @@ type entry struct {
 	ns      netns.Stats
 }
 
-func newCache(ctx context.Context, hostRoot string, sweep time.Duration, log *slog.Logger) (*cache, error) {
+func newCache(ctx context.Context, hostRoot string, sweep time.Duration, log *slog.Logger, rl *ratelog.Logger) (*cache, error) {
 	cgfs, err := cgroup.NewFS(ctx, cgroup.WithRoot(hostRoot), cgroup.WithLogger(log))
 	if err != nil {
 		return nil, err
@@ -143,7 +146,7 @@ func newCache(ctx context.Context, hostRoot string, sweep time.Duration, log *sl
 		return nil, err
 	}
 	c := &cache{
-		fs: cgfs, pool: pool, proc: filepath.Join(hostRoot, "proc"), log: log,
+		fs: cgfs, pool: pool, proc: filepath.Join(hostRoot, "proc"), log: log, rl: rl,
 		entries: make(map[string]*entry),
 		stop:    make(chan struct{}), done: make(chan struct{}),
 	}
@@ -238,11 +241,12 @@ func (c *cache) read(ctx context.Context, e *entry, pid int) (m *Metrics, retry 
 	}
 	if e.group == nil {
 		if err := c.open(ctx, e, pid); err != nil {
-			c.log.Info("dockerproxy: cannot open container", "id", e.id, "pid", pid, "err", err)
 			c.drop(e)
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, cgroup.ErrNotExist) {
-				return nil, false // it exited after Docker answered
+				c.log.Debug("dockerproxy: container exited after Docker answered", "id", e.id, "pid", pid, "err", err)
+				return nil, false
 			}
+			c.rl.Warn("open", "dockerproxy: cannot read a container's metrics", "id", e.id, "pid", pid, "err", err)
 			// Say why (not root, no cgroup mounted, ...).
 			return &Metrics{Read: time.Now().UTC(), Errors: []string{err.Error()}}, false
 		}
@@ -275,6 +279,9 @@ func (c *cache) read(ctx context.Context, e *entry, pid int) (m *Metrics, retry 
 	case e.netErr != "":
 		m.Errors = append(m.Errors, "network: "+e.netErr)
 	}
+	if len(m.Errors) > 0 {
+		c.rl.Warn("read", "dockerproxy: could not read every figure of a container", "id", e.id, "errors", m.Errors)
+	}
 	return m, false
 }
 
@@ -284,7 +291,14 @@ func (c *cache) open(ctx context.Context, e *entry, pid int) error {
 	if err != nil {
 		return err
 	}
-	g, err := c.fs.OpenPID(ctx, pid, cgroupControllers)
+	paths, err := c.fs.PIDPaths(ctx, pid)
+	if err != nil {
+		return fmt.Errorf("cgroup of pid %d: %w", pid, err)
+	}
+	if p := containerPath(paths); !strings.Contains(p, e.id) {
+		return fmt.Errorf("%w: pid %d is in cgroup %q, which is not named after container %s", errNotTheContainer, pid, p, e.id)
+	}
+	g, err := c.fs.OpenPaths(ctx, paths, cgroupControllers)
 	if err != nil {
 		return fmt.Errorf("cgroup of pid %d: %w", pid, err)
 	}
@@ -299,8 +313,31 @@ func (c *cache) open(ctx context.Context, e *entry, pid int) error {
 	default:
 		e.net = h
 	}
+	// The PID still names the process whose cgroup was checked: the
+	// namespace opened is the container's.
+	if now, err := c.startTime(pid); err != nil || now != start {
+		e.release()
+		if err == nil {
+			err = fmt.Errorf("pid %d: %w", pid, fs.ErrNotExist)
+		}
+		return err
+	}
 	c.log.Debug("dockerproxy: opened container", "id", e.id, "pid", pid, "cgroup v", g.Version(), "net err", e.netErr)
 	return nil
+}
+
+// errNotTheContainer: the PID an inspect gave is not in the container's
+// cgroup. The daemon then runs in another PID namespace (rootless Docker),
+// on another host behind a forwarded socket, or the PID was reused.
+var errNotTheContainer = errors.New("the inspect's State.Pid is not this host's process of the container (a daemon on another host or in another PID namespace, or a reused PID)")
+
+// containerPath is the cgroup path a container's process has: the memory
+// controller's (v1 and hybrid hosts), else the unified one.
+func containerPath(p cgroup.Paths) string {
+	if m, ok := p["memory"]; ok {
+		return m
+	}
+	return p[""]
 }
 
 // startTime is field 22 of /proc/<pid>/stat: when the process started, in

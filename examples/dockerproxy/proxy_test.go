@@ -53,9 +53,19 @@ func direct(t *testing.T, host string) (*http.Client, string) {
 // startProxy serves a Proxy on a free loopback port until the test ends.
 func startProxy(t *testing.T, host string, sweep time.Duration) (*Proxy, string) {
 	t.Helper()
+	p, base, _ := startProxyWith(t, Config{DockerHost: host, Sweep: sweep})
+	return p, base
+}
+
+// startProxyWith serves a Proxy made with cfg (its Log writes to the test
+// log and to the returned buffer, Info and above) on a free loopback port
+// until the test ends.
+func startProxyWith(t *testing.T, cfg Config) (*Proxy, string, *rttest.Buffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p, err := NewProxy(ctx, host, "/", sweep, log)
+	logs := &rttest.Buffer{}
+	cfg.Log = slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p, err := NewProxy(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +82,7 @@ func startProxy(t *testing.T, host string, sweep time.Duration) (*Proxy, string)
 			t.Errorf("proxy close: %v", err)
 		}
 	})
-	return p, "http://" + ln.Addr().String()
+	return p, "http://" + ln.Addr().String(), logs
 }
 
 type testWriter struct{ t *testing.T }
@@ -374,15 +384,18 @@ func TestStreams(t *testing.T) {
 	waitLine(t, logs, `log line "second"`, func(l string) bool { return strings.HasSuffix(l, "second") })
 }
 
-// TestHijack: docker exec and docker run through the proxy (POST
+// TestHijack: docker exec and docker run through the program (POST
 // /exec/{id}/start and /containers/{id}/attach with Upgrade: tcp, hijacked
 // connections) carry output, and stdin with its end (a half close).
 func TestHijack(t *testing.T) {
 	host := dockerEnv(t)
-	_, base := startProxy(t, host, time.Minute)
+	// The program on its default kind of listener, with its connection
+	// cap and write bound beneath the hijacked connections.
+	sock := filepath.Join(t.TempDir(), "hijack.sock")
+	startProgram(t, "-listen", "unix://"+sock, "-docker-host", host)
 	name := rttest.Name("dproxy-exec")
 	rttest.DockerRun(t, name, nil)
-	ph := "tcp://" + strings.TrimPrefix(base, "http://")
+	ph := "unix://" + sock
 	if out := rttest.Run(t, "docker", "-H", ph, "exec", name, "echo", "hi"); out != "hi" {
 		t.Errorf("docker exec echo hi through the proxy printed %q", out)
 	}
@@ -534,7 +547,9 @@ func TestRun(t *testing.T) {
 	defer cancel()
 	var stderr rttest.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"-listen", addr, "-docker-host", host}, io.Discard, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"-listen", "tcp://" + addr, "-docker-host", host}, io.Discard, &stderr)
+	}()
 	rttest.Eventually(t, 10*time.Second, func() error {
 		resp, err := plain.Get("http://" + addr + "/_ping")
 		if err != nil {
@@ -597,8 +612,10 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("docker exec -i through the proxy still running after run returned")
 	}
-	if !strings.Contains(stderr.String(), "listening on "+addr) {
-		t.Errorf("stderr %q", stderr.String())
+	// Asked for TCP, it serves it, saying loudly what that means.
+	if out := stderr.String(); !strings.Contains(out, "listening on tcp://"+addr) ||
+		!strings.Contains(out, "level=WARN") || !strings.Contains(out, "every local user") {
+		t.Errorf("stderr %q: want the listening line and a warning that every local user can reach TCP", out)
 	}
 }
 
@@ -688,7 +705,11 @@ func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-bogus"},
 		{"-docker-host", "ftp://x"},
+		{"-docker-host", "tcp://127.0.0.1:2375"},
+		{"-listen", "127.0.0.1:12375"},
 		{"-sweep", "0s"},
+		{"-max-conns", "0"},
+		{"-idle-timeout", "-1s", "-write-timeout", "0s"},
 		{"-log-level", "loud"},
 		{"stray"},
 	} {
@@ -736,7 +757,7 @@ func BenchmarkInspect(b *testing.B) {
 	dc := &http.Client{Transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := NewProxy(ctx, v[0], "/", time.Minute, slog.New(slog.DiscardHandler))
+	p, err := NewProxy(ctx, Config{DockerHost: v[0]})
 	if err != nil {
 		b.Fatal(err)
 	}
