@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/ratelog"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/runtime/cgroupfs"
@@ -37,7 +38,7 @@ type Collector struct {
 	fs    *cgroup.FS
 	pool  *netns.Pool // nil when no network part is read
 	disc  runtime.Discoverer
-	fails *failureLog
+	fails *ratelog.Logger // failures at Warn, one line per cause a minute
 
 	collectMu sync.Mutex // one collection at a time; guards pub, own and netEntry.slot
 	pub, own  buffer     // Collect's snapshot, Run's
@@ -198,7 +199,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{o: o, fs: fs, fails: newFailureLog(o.log, failureLogEvery),
+	c := &Collector{o: o, fs: fs, fails: ratelog.New(o.log, failureLogEvery),
 		tracked: make(map[string]*entry), pending: make(map[string]pendingAdd),
 		nets: make(map[netns.ID]*netEntry), removed: make(map[string]uint64)}
 	if o.netParts != 0 {
@@ -253,7 +254,7 @@ func (c *Collector) countErr(s Stage, err error, msg string, args ...any) {
 		return // the caller is shutting down, nothing failed
 	}
 	c.errs[s].Add(1)
-	c.fails.failed(s, err, msg, args...)
+	c.failed(s, err, msg, args...)
 }
 
 // begin marks a listing or an open in flight and returns c.gen: a stop
