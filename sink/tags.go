@@ -25,7 +25,7 @@ import (
 //	namespace  Container.Pod.Namespace     } kubelet made; empty (InfluxDB:
 //	container  Container.Pod.Container     } omitted) for the others
 //
-// and, per entry of Labels, the tag it names.
+// and, per entry of Labels, the tag it names, and the Global tags.
 type Tags struct {
 	ID, Name, Image, Runtime, Pod bool
 	// RuntimeNamespace adds the tag runtime_namespace: Container.Namespace,
@@ -35,6 +35,12 @@ type Tags struct {
 	RuntimeNamespace bool
 	// Labels lists the container labels to export and the tag each becomes.
 	Labels []LabelTag
+	// Global tags have fixed values and go on every point and series, the
+	// collector's own (Snapshot.Self) included: the host's name (the
+	// daemon's "host" tag), a cluster, an environment. Without them hosts
+	// writing to one InfluxDB overwrite each other's points. A key follows
+	// the rules of a LabelTag's; a value may not be empty.
+	Global []Tag
 }
 
 // LabelTag exports one container label as a tag.
@@ -72,19 +78,21 @@ const (
 	srcContainer
 	srcRuntimeNamespace
 	srcLabel
+	srcGlobal
 )
 
 type tagSpec struct {
 	key   string
 	src   source
-	label string
+	label string // srcLabel: the label; srcGlobal: the value
 }
 
 // Tagger is a compiled Tags: the tag keys in lexical order and how to fill
 // them from a container. It is immutable and safe for concurrent use.
 type Tagger struct {
-	specs []tagSpec
-	keys  []string
+	specs  []tagSpec
+	keys   []string
+	global []Tag // sorted by key
 }
 
 // NewTagger checks t and compiles it. It fails on a tag name that is not
@@ -125,6 +133,21 @@ func NewTagger(t Tags) (*Tagger, error) {
 		}
 		specs = append(specs, tagSpec{key: key, src: srcLabel, label: l.Label})
 	}
+	var global []Tag
+	for _, g := range t.Global {
+		switch {
+		case !validTagKey(g.Key):
+			errs = append(errs, fmt.Errorf("sink: global tag name %q: want [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", g.Key))
+		case slices.Contains(reservedKeys, g.Key):
+			errs = append(errs, fmt.Errorf("sink: global tag name %q is reserved", g.Key))
+		case g.Value == "":
+			errs = append(errs, fmt.Errorf("sink: global tag %q has an empty value", g.Key))
+		default:
+			specs = append(specs, tagSpec{key: g.Key, src: srcGlobal, label: g.Value})
+			global = append(global, g)
+		}
+	}
+	slices.SortFunc(global, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
 	slices.SortStableFunc(specs, func(a, b tagSpec) int { return strings.Compare(a.key, b.key) })
 	for i := 1; i < len(specs); i++ {
 		if specs[i].key == specs[i-1].key {
@@ -134,7 +157,7 @@ func NewTagger(t Tags) (*Tagger, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	tg := &Tagger{specs: specs, keys: make([]string, len(specs))}
+	tg := &Tagger{specs: specs, keys: make([]string, len(specs)), global: global}
 	for i, s := range specs {
 		tg.keys[i] = s.key
 	}
@@ -153,6 +176,11 @@ func MustTagger(t Tags) *Tagger {
 
 // Keys returns the tag keys in lexical order. The caller must not modify it.
 func (tg *Tagger) Keys() []string { return tg.keys }
+
+// Global returns the global tags (Tags.Global) sorted by key: the only
+// tags of the collector's own points and series. The caller must not
+// modify it.
+func (tg *Tagger) Global() []Tag { return tg.global }
 
 // Append appends c's tags to dst, one per key in Keys order (so sorted by
 // key); a tag whose attribute c does not have gets an empty Value.
@@ -197,6 +225,8 @@ func (tg *Tagger) value(s *tagSpec, c *runtime.Container) string {
 		return c.Namespace
 	case srcLabel:
 		return c.Labels[s.label]
+	case srcGlobal:
+		return s.label
 	}
 	return ""
 }

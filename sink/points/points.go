@@ -89,9 +89,10 @@ func (w *Walker) Walk(s *sink.Snapshot, v Visitor) {
 	w.v = nil
 }
 
-// self writes the collector's own point, "metricsd", with no container tags.
+// self writes the collector's own point, "metricsd", with the global tags
+// only.
 func (w *Walker) self(s *sink.Self) {
-	w.v.Container(nil)
+	w.v.Container(w.tagger.Global())
 	w.begin("metricsd", noTag)
 	w.f("scrape_seconds", s.ScrapeSeconds)
 	w.i("containers", uint64(s.Containers))

@@ -42,7 +42,7 @@ type metrics struct {
 	selfSinkDropped, selfSinkWrite                         *prometheus.Desc
 }
 
-func newMetrics(labels []string) *metrics {
+func newMetrics(labels []string, global []sink.Tag) *metrics {
 	m := &metrics{famIdx: make(map[*prometheus.Desc]int)}
 	add := func(desc *prometheus.Desc, name, help string) *prometheus.Desc {
 		m.famIdx[desc] = len(m.all)
@@ -108,8 +108,15 @@ func newMetrics(labels []string) *metrics {
 	m.tcpConns = d("container_network_tcp_connections", "TCP (IPv4) sockets of the container by state.", "tcp_state")
 	m.tcp6Conns = d("container_network_tcp6_connections", "TCP (IPv6) sockets of the container by state.", "tcp_state")
 
+	var constLabels prometheus.Labels // the self series carry the global tags only
+	for _, g := range global {
+		if constLabels == nil {
+			constLabels = prometheus.Labels{}
+		}
+		constLabels[g.Key] = g.Value
+	}
 	self := func(name, help string, labels ...string) *prometheus.Desc {
-		return add(prometheus.NewDesc(name, help, labels, nil), name, help)
+		return add(prometheus.NewDesc(name, help, labels, constLabels), name, help)
 	}
 	m.selfScrape = self("metricsd_scrape_duration_seconds", "How long taking the latest snapshot took.")
 	m.selfContainers = self("metricsd_containers", "Containers tracked.")

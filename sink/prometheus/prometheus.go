@@ -126,7 +126,7 @@ func New(opts ...Option) (*Collector, error) {
 			col.idIdx = i
 		}
 	}
-	col.m = newMetrics(tg.Keys())
+	col.m = newMetrics(tg.Keys(), tg.Global())
 	col.texts.New = func() any { return &textScrape{fams: make([]textFamily, len(col.m.fams))} }
 	col.gzips.New = func() any { gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed); return gz }
 	return col, nil

@@ -73,10 +73,18 @@ func (e *encoder) appendSnapshot(buf []byte, ends []int, snap *sink.Snapshot) ([
 }
 
 // startSelf prepares the labels of the collector's own series: the
-// external labels alone.
+// global tags (sink.Tags.Global) and the external labels, sorted.
 func (e *encoder) startSelf() {
 	e.vals, e.base = e.vals[:0], e.base[:0]
-	for _, t := range e.ext {
+	g := e.tagger.Global()
+	i, j := 0, 0
+	for i < len(g) || j < len(e.ext) {
+		var t sink.Tag
+		if j >= len(e.ext) || i < len(g) && g[i].Key < e.ext[j].Key {
+			t, i = g[i], i+1
+		} else {
+			t, j = e.ext[j], j+1
+		}
 		lo := len(e.vals)
 		e.vals = wire.AppendValid(e.vals, t.Value, MaxLabelValueLen)
 		e.base = append(e.base, label{name: t.Key, lo: lo, hi: len(e.vals)})

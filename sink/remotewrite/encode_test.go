@@ -128,6 +128,34 @@ func TestExternalLabels(t *testing.T) {
 	}
 }
 
+// TestGlobalTags: the global tags (sink.Tags.Global: the daemon's host tag
+// and -tag) on every series, the self series included, sorted among the
+// external labels.
+func TestGlobalTags(t *testing.T) {
+	tags := sink.DefaultTags()
+	tags.Global = []sink.Tag{{Key: "host", Value: "node-7"}, {Key: "zzz", Value: "last"}}
+	e := newEncoder(sink.MustTagger(tags), true, nil, map[string]string{"instance": "i-1"})
+	self := 0
+	for _, s := range encodeSnapshot(t, e, sinktest.MixedSnapshot(t0)) {
+		have := map[string]string{}
+		for i, l := range s.labels {
+			have[l[0]] = l[1]
+			if i > 0 && s.labels[i-1][0] >= l[0] {
+				t.Fatalf("%s: labels not sorted: %v", s.key(), s.labels)
+			}
+		}
+		if have["host"] != "node-7" || have["zzz"] != "last" || have["instance"] != "i-1" {
+			t.Fatalf("%s: global tags or external label missing: %v", s.key(), s.labels)
+		}
+		if strings.HasPrefix(have["__name__"], "metricsd_") {
+			self++
+		}
+	}
+	if self == 0 {
+		t.Error("no self series")
+	}
+}
+
 // TestHostileLabelValues: a container's name, label and interface with
 // invalid UTF-8 and a huge image name still make a valid request: every
 // value valid UTF-8 (U+FFFD where the bytes were invalid), at most
