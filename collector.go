@@ -801,7 +801,7 @@ func (c *Collector) statGroup(ctx context.Context, e *entry, s *cgroup.Stats) {
 
 func (c *Collector) statNet(ctx context.Context, n *netEntry, s *netns.Stats) bool {
 	if err := n.h.Stat(ctx, s); err != nil {
-		if !errors.Is(err, netns.ErrHandleClosed) { // released by an event meanwhile
+		if !errors.Is(err, netns.ErrClosed) { // released by an event meanwhile
 			c.countErr(StageNet, err, "stat netns", "netns", n.id.String())
 		}
 		return false

@@ -15,6 +15,89 @@ func device(devs *[]IODevice, major, minor uint32) *IODevice {
 	return &(*devs)[len(d)]
 }
 
+// I/O counters, as bits of a set: which totals a file gives.
+const (
+	ioReadBytes uint8 = 1 << iota
+	ioWriteBytes
+	ioReadOps
+	ioWriteOps
+	ioDiscardBytes
+	ioDiscardOps
+
+	ioBytes = ioReadBytes | ioWriteBytes | ioDiscardBytes
+	ioOps   = ioReadOps | ioWriteOps | ioDiscardOps
+	ioAll   = ioBytes | ioOps
+)
+
+// counter returns d's counter k (one of the io* bits).
+func (d *IODevice) counter(k uint8) Value {
+	switch k {
+	case ioReadBytes:
+		return d.ReadBytes
+	case ioWriteBytes:
+		return d.WriteBytes
+	case ioReadOps:
+		return d.ReadOps
+	case ioWriteOps:
+		return d.WriteOps
+	case ioDiscardBytes:
+		return d.DiscardBytes
+	case ioDiscardOps:
+		return d.DiscardOps
+	}
+	return Value{}
+}
+
+// total returns the IOStats total of counter k.
+func (s *IOStats) total(k uint8) *Value {
+	switch k {
+	case ioReadBytes:
+		return &s.ReadBytes
+	case ioWriteBytes:
+		return &s.WriteBytes
+	case ioReadOps:
+		return &s.ReadOps
+	case ioWriteOps:
+		return &s.WriteOps
+	case ioDiscardBytes:
+		return &s.DiscardBytes
+	case ioDiscardOps:
+		return &s.DiscardOps
+	}
+	return nil
+}
+
+// sumDevices sets the totals in set from the devices, once the file that
+// gives them was read: the sum of the devices' Known values, Known 0 with no
+// device, Unavailable when devices had I/O but none gave the counter (or
+// the sum overflows).
+func (s *IOStats) sumDevices(set uint8) {
+	for k := uint8(1); k <= ioDiscardOps; k <<= 1 {
+		if set&k == 0 {
+			continue
+		}
+		var sum uint64
+		seen := 0
+		for i := range s.Devices {
+			if v, ok := s.Devices[i].counter(k).Get(); ok {
+				if sum+v < sum {
+					seen = -1
+					break
+				}
+				sum += v
+				seen++
+			}
+		}
+		t := s.total(k)
+		switch {
+		case seen > 0 || len(s.Devices) == 0:
+			*t = known(sum)
+		default:
+			*t = Value{}
+		}
+	}
+}
+
 // parseBlkio parses a v1 blkio.throttle.io_service_bytes(_recursive) file
 // (bytes=true) or io_serviced(_recursive) file (bytes=false):
 //
@@ -28,8 +111,11 @@ func device(devs *[]IODevice, major, minor uint32) *IODevice {
 //
 // The closing "Total" line and the per-device Sync/Async/Total rows are
 // skipped. A line whose device is not "major:minor" (such as "(unknown)") is
-// skipped too: it can not be attributed.
-func parseBlkio(b []byte, bytes bool, devs *[]IODevice) error {
+// skipped too: it can not be attributed. A device's counters whose rows are
+// missing stay Unavailable. Once the file is read, the totals it gives
+// (bytes or ops) are set from the devices.
+func parseBlkio(b []byte, bytes bool, io *IOStats) error {
+	devs := &io.Devices
 	for n := 1; len(b) > 0; n++ {
 		var l []byte
 		l, b = parse.Line(b)
@@ -60,23 +146,28 @@ func parseBlkio(b []byte, bytes bool, devs *[]IODevice) error {
 		switch string(op) {
 		case "Read":
 			if bytes {
-				d.ReadBytes = v.V
+				d.ReadBytes = v
 			} else {
-				d.ReadOps = v.V
+				d.ReadOps = v
 			}
 		case "Write":
 			if bytes {
-				d.WriteBytes = v.V
+				d.WriteBytes = v
 			} else {
-				d.WriteOps = v.V
+				d.WriteOps = v
 			}
 		case "Discard":
 			if bytes {
-				d.DiscardBytes = v.V
+				d.DiscardBytes = v
 			} else {
-				d.DiscardOps = v.V
+				d.DiscardOps = v
 			}
 		}
+	}
+	if bytes {
+		io.sumDevices(ioBytes)
+	} else {
+		io.sumDevices(ioOps)
 	}
 	return nil
 }

@@ -63,18 +63,33 @@ func parseCPUMax(b []byte, c *CPUStats) error {
 	if len(q) == 0 || len(p) == 0 {
 		return errAt(1, parse.ErrSyntax)
 	}
-	if err := limit(q, 1, 1<<64-1, &c.QuotaUsec); err != nil {
+	if err := limit(q, 1, 1<<64-1, &c.Quota); err != nil {
 		return err
 	}
-	return counter(p, 1, &c.PeriodUsec)
+	if err := usToNs(1, &c.Quota); err != nil {
+		return err
+	}
+	return scaled(p, 1, 1000, &c.Period)
 }
 
 // parseCFSQuota parses v1 cpu.cfs_quota_us: µs, or -1 for no quota.
 func parseCFSQuota(b []byte, c *CPUStats) error {
 	v := parse.TrimSpace(b)
 	if string(v) == "-1" {
-		c.QuotaUsec = unlimited
+		c.Quota = unlimited
 		return nil
 	}
-	return limit(v, 1, 1<<64-1, &c.QuotaUsec)
+	if err := limit(v, 1, 1<<64-1, &c.Quota); err != nil {
+		return err
+	}
+	return usToNs(1, &c.Quota)
+}
+
+// parseCFSPeriod parses v1 cpu.cfs_period_us (µs).
+func parseCFSPeriod(b []byte, c *CPUStats) error {
+	v := parse.TrimSpace(b)
+	if len(v) == 0 {
+		return errAt(1, parse.ErrSyntax)
+	}
+	return scaled(v, 1, 1000, &c.Period)
 }

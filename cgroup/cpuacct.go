@@ -77,7 +77,8 @@ func parseUsagePerCPU(b []byte, c *CPUStats) error {
 		sum += v
 		c.PerCPU = append(c.PerCPU, v)
 	}
-	c.PerCPUAvailable = true
-	c.Usage = known(sum)
+	if len(c.PerCPU) > 0 { // none: unavailable (there is at least one CPU)
+		c.Usage = known(sum)
+	}
 	return nil
 }

@@ -18,8 +18,10 @@
 // its v1 and v2 source.
 //
 // Errors: a group removed before or during a read matches ErrNotExist
-// (ENOENT on open, ENODEV on a kept descriptor); malformed content is a
-// *ParseError naming the file and line. Unknown keys are ignored, so newer
+// (ENOENT on open, ENODEV on a kept descriptor), which also matches
+// fs.ErrNotExist; a closed Group gives ErrClosed, which matches
+// os.ErrClosed; malformed content is a *ParseError naming the file and
+// line. Unknown keys are ignored, so newer
 // kernels do not break older readers.
 //
 // The package is safe for concurrent use: an FS is shared, and Stat calls on

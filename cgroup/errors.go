@@ -3,13 +3,23 @@ package cgroup
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/metricsd/metricsd/internal/errkind"
+	"github.com/metricsd/metricsd/internal/parse"
 )
 
 var (
 	// ErrNotExist reports a cgroup that does not exist or was removed while a
 	// Group was reading it: ENOENT when a file or directory is opened, ENODEV
-	// when a descriptor kept open is read after its cgroup was removed.
-	ErrNotExist = errors.New("cgroup does not exist")
+	// when a descriptor kept open is read after its cgroup was removed. It
+	// matches fs.ErrNotExist too.
+	ErrNotExist = errkind.New("cgroup does not exist", fs.ErrNotExist)
+
+	// ErrClosed is returned by Group.Stat after Group.Close. It matches
+	// os.ErrClosed, as netns.ErrClosed does.
+	ErrClosed = errkind.New("cgroup.Group closed", os.ErrClosed)
 
 	// ErrNoCgroupFS reports a host root whose mount table has no cgroup
 	// (v1) or cgroup2 filesystem.
@@ -27,24 +37,10 @@ var (
 
 // ParseError reports malformed content in a kernel file. File is the path
 // that was read and Line the 1-based line number (0 when the whole file is at
-// fault, e.g. empty). Err is the cause: parse.ErrSyntax (strconv.ErrSyntax)
-// for a malformed line, parse.ErrRange (strconv.ErrRange) for a number too
-// large for its type.
-type ParseError struct {
-	File string
-	Line int
-	Err  error
-}
-
-func (e *ParseError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("cgroup: parse %s line %d: %v", e.File, e.Line, e.Err)
-	}
-	return fmt.Sprintf("cgroup: parse %s: %v", e.File, e.Err)
-}
-
-// Unwrap returns the cause, so errors.Is(err, strconv.ErrRange) works.
-func (e *ParseError) Unwrap() error { return e.Err }
+// fault, e.g. empty). Err is the cause: strconv.ErrSyntax for a malformed
+// line, strconv.ErrRange for a number too large for its type. It is the same
+// type as netns.ParseError; its text is "parse FILE line N: CAUSE".
+type ParseError = parse.Error
 
 // lineError is what the byte-level parsers return: the 1-based line and the
 // cause. Group.Stat turns it into a *ParseError naming the file.

@@ -63,8 +63,8 @@ func TestFixtureV2(t *testing.T) {
 	if err := g.Stat(ctx, &s); err != nil {
 		t.Fatal(err)
 	}
-	psi := func(a10, a60, a300 float64, total uint64) PSILine {
-		return PSILine{Available: true, Avg10: a10, Avg60: a60, Avg300: a300, Total: total}
+	psi := func(a10, a60, a300 float64, totalUsec uint64) PSILine {
+		return PSILine{Avg10: a10, Avg60: a60, Avg300: a300, Total: known(totalUsec * 1000)}
 	}
 	want := Stats{
 		CPU: CPUStats{
@@ -72,7 +72,7 @@ func TestFixtureV2(t *testing.T) {
 			PerCPU:  s.CPU.PerCPU, // v2 has none: checked empty below
 			Periods: known(36), ThrottledPeriods: known(36), ThrottledTime: known(3916281000),
 			Bursts: known(0), BurstTime: known(0),
-			QuotaUsec: known(20000), PeriodUsec: known(100000), Weight: known(100),
+			Quota: known(20000_000), Period: known(100000_000), Weight: known(100),
 		},
 		Memory: MemoryStats{
 			Usage: known(127635456), Limit: known(268435456),
@@ -83,12 +83,17 @@ func TestFixtureV2(t *testing.T) {
 			Pgfault: known(1455), Pgmajfault: known(1), Peak: known(129024000),
 			Events: MemoryEvents{Low: known(0), High: known(0), Max: known(0), OOM: known(0), OOMKill: known(0)},
 		},
-		IO: IOStats{Available: true, Devices: []IODevice{{
-			Major: 254, Minor: 0, Name: "vda",
-			ReadBytes: 67182592, WriteBytes: 67108864, ReadOps: 66, WriteOps: 64,
-		}}},
+		IO: IOStats{
+			ReadBytes: known(67182592), WriteBytes: known(67108864), ReadOps: known(66), WriteOps: known(64),
+			DiscardBytes: known(0), DiscardOps: known(0),
+			Devices: []IODevice{{
+				Major: 254, Minor: 0, Name: "vda",
+				ReadBytes: known(67182592), WriteBytes: known(67108864), ReadOps: known(66), WriteOps: known(64),
+				DiscardBytes: known(0), DiscardOps: known(0),
+			}},
+		},
 		Pids: PidsStats{Current: known(3), Limit: known(64)},
-		Hugetlb: HugetlbStats{Available: true, Sizes: []HugetlbSize{
+		Hugetlb: HugetlbStats{Sizes: []HugetlbSize{
 			{PageSize: "2MB", Usage: known(0), Limit: unlimited, Failcnt: known(0)},
 			{PageSize: "1GB", Usage: known(0), Limit: unlimited, Failcnt: known(0)},
 		}},
@@ -98,8 +103,8 @@ func TestFixtureV2(t *testing.T) {
 			IO:     PSI{Some: psi(0.18, 0.03, 0, 20369), Full: psi(0.18, 0.03, 0, 20369)},
 		},
 	}
-	if len(s.CPU.PerCPU) != 0 || s.CPU.PerCPUAvailable {
-		t.Errorf("PerCPU = %v (available %v), want none on v2", s.CPU.PerCPU, s.CPU.PerCPUAvailable)
+	if len(s.CPU.PerCPU) != 0 {
+		t.Errorf("PerCPU = %v, want none on v2", s.CPU.PerCPU)
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("Stat mismatch\n got %+v\nwant %+v", s, want)
@@ -149,13 +154,13 @@ func TestFixtureV1Docker(t *testing.T) {
 		CPU: CPUStats{
 			// cpuacct.usage_percpu summed; cpuacct.usage_all: cpu0 user
 			// 1183731978 system 12000000, cpu1 user 135968964 system 7840411.
-			Usage:  known(1139127154 + 143807301),
-			User:   known(1183731978 + 135968964),
-			System: known(12000000 + 7840411),
-			PerCPU: []uint64{1139127154, 143807301}, PerCPUAvailable: true,
+			Usage:   known(1139127154 + 143807301),
+			User:    known(1183731978 + 135968964),
+			System:  known(12000000 + 7840411),
+			PerCPU:  []uint64{1139127154, 143807301},
 			Periods: known(41), ThrottledPeriods: known(40), ThrottledTime: known(2782201936),
 			Bursts: known(0), BurstTime: known(0),
-			QuotaUsec: known(30000), PeriodUsec: known(100000), Shares: known(1024),
+			Quota: known(30000_000), Period: known(100000_000), Shares: known(1024),
 		},
 		Memory: MemoryStats{
 			Usage: known(43708416), Limit: known(134217728),
@@ -167,7 +172,11 @@ func TestFixtureV1Docker(t *testing.T) {
 			Pgfault:      known(1511), Pgmajfault: known(0), Peak: known(45113344), Failcnt: known(0),
 			Events: MemoryEvents{OOMKill: known(0), UnderOOM: known(0)},
 		},
-		IO:   IOStats{Available: true, Devices: s.IO.Devices},
+		// The blkio files were read and hold no device: totals Known 0.
+		IO: IOStats{
+			ReadBytes: known(0), WriteBytes: known(0), ReadOps: known(0), WriteOps: known(0),
+			DiscardBytes: known(0), DiscardOps: known(0), Devices: s.IO.Devices,
+		},
 		Pids: PidsStats{Current: known(2), Limit: known(50)},
 		// No hugetlb hierarchy is mounted in the capture, and its unified
 		// hierarchy was not captured: both stay unavailable.

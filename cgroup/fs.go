@@ -107,7 +107,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // cpu.cfs_period_us, v2 cpu.max), the CPU weight (cpu.shares, cpu.weight),
 // the memory and swap limits (memory.limit_in_bytes,
 // memory.memsw.limit_in_bytes, memory.max, memory.swap.max), pids.max and
-// the hugetlb limits: the fields QuotaUsec, PeriodUsec, Shares, Weight,
+// the hugetlb limits: the fields Quota, Period, Shares, Weight,
 // Memory.Limit, Memory.MemSwapLimit, Memory.SwapLimit, Pids.Limit and
 // Hugetlb.Sizes[].Limit. They change only when something writes them (docker
 // update, a pod resize), yet they are 8 of the 27 files a v1 group reads: a

@@ -80,7 +80,7 @@ func FuzzUsagePerCPU(f *testing.F) {
 		var c CPUStats
 		err := parseUsagePerCPU(b, &c)
 		checkErr(t, b, err)
-		if err == nil && c.PerCPUAvailable {
+		if err == nil && len(c.PerCPU) > 0 {
 			var sum uint64
 			for _, v := range c.PerCPU {
 				sum += v
@@ -88,6 +88,9 @@ func FuzzUsagePerCPU(f *testing.F) {
 			if c.Usage != known(sum) {
 				t.Fatalf("usage %v != per-CPU sum %d", c.Usage, sum)
 			}
+		}
+		if err == nil && len(c.PerCPU) == 0 && c.Usage.Available() {
+			t.Fatalf("usage %v with no per-CPU figure", c.Usage)
 		}
 	})
 }
@@ -118,14 +121,18 @@ func FuzzIOStat(f *testing.F) {
 	seed(f, v2Load+"/io.stat")
 	f.Add([]byte("253:0 254:0 rbytes=1 wbytes=2\n(unknown) rbytes=3\n8:0\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var d []IODevice
-		checkErr(t, b, parseIOStat(b, &d))
+		var io IOStats
+		err := parseIOStat(b, &io)
+		checkErr(t, b, err)
 		seen := map[devNum]bool{}
-		for _, x := range d {
+		for _, x := range io.Devices {
 			if seen[devNum{x.Major, x.Minor}] {
 				t.Fatalf("device %d:%d twice", x.Major, x.Minor)
 			}
 			seen[devNum{x.Major, x.Minor}] = true
+		}
+		if err == nil {
+			checkIOTotals(t, &io, ioAll)
 		}
 	})
 }
@@ -134,9 +141,17 @@ func FuzzBlkio(f *testing.F) {
 	seed(f, v1("blkio/"+v1ID+"/blkio.throttle.io_service_bytes"))
 	f.Add([]byte("8:0 Read 1024\n8:0 Write 0\n8:0 Sync 0\n8:0 Async 1024\n8:0 Discard 0\n8:0 Total 1024\n(unknown) Read 1\nTotal 1024\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var d []IODevice
-		checkErr(t, b, parseBlkio(b, true, &d))
-		checkErr(t, b, parseBlkio(b, false, &d))
+		var io IOStats
+		if err := parseBlkio(b, true, &io); err == nil {
+			checkIOTotals(t, &io, ioBytes)
+		} else {
+			checkErr(t, b, err)
+		}
+		if err := parseBlkio(b, false, &io); err == nil {
+			checkIOTotals(t, &io, ioOps)
+		} else {
+			checkErr(t, b, err)
+		}
 	})
 }
 
@@ -212,7 +227,7 @@ func BenchmarkParse(b *testing.B) {
 		{"memory.events", v2Load + "/memory.events", func(x []byte) error { return parseMemoryEvents(x, &s.Memory.Events) }},
 		{"memory.current", v2Load + "/memory.current", func(x []byte) error { return single(x, &s.Memory.Usage) }},
 		{"memory.max", v2Load + "/memory.max", func(x []byte) error { return limitFile(x, pageRoundedMax(4096), &s.Memory.Limit) }},
-		{"io.stat", v2Load + "/io.stat", func(x []byte) error { s.IO.Devices = s.IO.Devices[:0]; return parseIOStat(x, &s.IO.Devices) }},
+		{"io.stat", v2Load + "/io.stat", func(x []byte) error { s.IO.Devices = s.IO.Devices[:0]; return parseIOStat(x, &s.IO) }},
 		{"cpu.pressure", v2Load + "/cpu.pressure", func(x []byte) error { return parsePSI(x, &s.Pressure.CPU) }},
 		{"hugetlb.2MB.events", v2Load + "/hugetlb.2MB.events", func(x []byte) error { return parseHugetlbEvents(x, &s.Pids.Current) }},
 		{"v1/memory.stat", v1("memory/" + v1ID + "/memory.stat"), func(x []byte) error { return parseMemoryStat(x, false, &s.Memory) }},
@@ -229,5 +244,33 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// checkIOTotals checks the totals in set against the devices: the sum of
+// the Known device values, Known 0 without devices, Unavailable when
+// devices exist and none has the counter (or the sum overflows).
+func checkIOTotals(t *testing.T, io *IOStats, set uint8) {
+	t.Helper()
+	for k := uint8(1); k <= ioDiscardOps; k <<= 1 {
+		if set&k == 0 {
+			continue
+		}
+		var sum uint64
+		n, overflow := 0, false
+		for i := range io.Devices {
+			if v, ok := io.Devices[i].counter(k).Get(); ok {
+				overflow = overflow || sum+v < sum
+				sum += v
+				n++
+			}
+		}
+		want := known(sum)
+		if overflow || n == 0 && len(io.Devices) > 0 {
+			want = Value{}
+		}
+		if got := *io.total(k); got != want {
+			t.Fatalf("total %d = %v, want %v (devices %+v)", k, got, want, io.Devices)
+		}
 	}
 }

@@ -113,7 +113,7 @@ func (k kind) isLimit() bool {
 // keep copies s's limits into l.
 func (l *limitValues) keep(s *Stats) {
 	c, m := &s.CPU, &s.Memory
-	l.quota, l.period, l.shares, l.weight = c.QuotaUsec, c.PeriodUsec, c.Shares, c.Weight
+	l.quota, l.period, l.shares, l.weight = c.Quota, c.Period, c.Shares, c.Weight
 	l.mem, l.memSw, l.swap, l.pids = m.Limit, m.MemSwapLimit, m.SwapLimit, s.Pids.Limit
 	l.huge = l.huge[:0]
 	for _, h := range s.Hugetlb.Sizes {
@@ -124,7 +124,7 @@ func (l *limitValues) keep(s *Stats) {
 // put copies l into s's limits.
 func (l *limitValues) put(s *Stats) {
 	c, m := &s.CPU, &s.Memory
-	c.QuotaUsec, c.PeriodUsec, c.Shares, c.Weight = l.quota, l.period, l.shares, l.weight
+	c.Quota, c.Period, c.Shares, c.Weight = l.quota, l.period, l.shares, l.weight
 	m.Limit, m.MemSwapLimit, m.SwapLimit, s.Pids.Limit = l.mem, l.memSw, l.swap, l.pids
 	for i := range min(len(l.huge), len(s.Hugetlb.Sizes)) {
 		s.Hugetlb.Sizes[i].Limit = l.huge[i]
@@ -436,7 +436,7 @@ func (o *opener) hugeSizes(dir int, suffix string) []string {
 }
 
 // Close releases the group's descriptors. Stat after Close fails with
-// os.ErrClosed.
+// ErrClosed (which matches os.ErrClosed).
 func (g *Group) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -472,11 +472,10 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return os.ErrClosed
+		return ErrClosed
 	}
 	s.reset()
 	if len(g.hugeSizes) > 0 {
-		s.Hugetlb.Available = true
 		for i, name := range g.hugeSizes {
 			if i < len(s.Hugetlb.Sizes) {
 				s.Hugetlb.Sizes[i] = HugetlbSize{PageSize: name}
@@ -564,7 +563,7 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 	case kCFSQuota:
 		return parseCFSQuota(b, c)
 	case kCFSPeriod:
-		return single(b, &c.PeriodUsec)
+		return parseCFSPeriod(b, c)
 	case kShares:
 		return single(b, &c.Shares)
 	case kWeight:
@@ -604,14 +603,11 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 	case kSwapMax:
 		return limitFile(b, pageMax, &m.SwapLimit)
 	case kBlkioBytes:
-		s.IO.Available = true
-		return parseBlkio(b, true, &s.IO.Devices)
+		return parseBlkio(b, true, &s.IO)
 	case kBlkioOps:
-		s.IO.Available = true
-		return parseBlkio(b, false, &s.IO.Devices)
+		return parseBlkio(b, false, &s.IO)
 	case kIOStat:
-		s.IO.Available = true
-		return parseIOStat(b, &s.IO.Devices)
+		return parseIOStat(b, &s.IO)
 	case kPidsCurrent:
 		return single(b, &s.Pids.Current)
 	case kPidsMax:

@@ -12,8 +12,12 @@ import "github.com/metricsd/metricsd/internal/parse"
 // that got no values is left out (the kernel omits all-zero devices that
 // way). A device token that is not "major:minor", such as "(unknown)", starts
 // a device whose values are skipped: they can not be attributed. Unknown keys
-// are ignored; a key=value before any device is a parse error.
-func parseIOStat(b []byte, devs *[]IODevice) error {
+// are ignored; a key=value before any device is a parse error. A key the
+// kernel did not print for a device (or printed negative) leaves that
+// counter Unavailable. Once the file is read, the totals are set from the
+// devices.
+func parseIOStat(b []byte, io *IOStats) error {
+	devs := &io.Devices
 	for n := 1; len(b) > 0; n++ {
 		var l []byte
 		l, b = parse.Line(b)
@@ -41,7 +45,7 @@ func parseIOStat(b []byte, devs *[]IODevice) error {
 			if skip {
 				continue
 			}
-			var dst *uint64
+			var dst *Value
 			if cur == nil {
 				cur = device(devs, major, minor)
 			}
@@ -61,12 +65,11 @@ func parseIOStat(b []byte, devs *[]IODevice) error {
 			default:
 				continue
 			}
-			var v Value
-			if err := counter(val, n, &v); err != nil {
-				return err
+			if err := counter(val, n, dst); err != nil {
+				return err // a negative value leaves dst Unavailable
 			}
-			*dst = v.V // a negative value (Unavailable) counts as 0 here
 		}
 	}
+	io.sumDevices(ioAll)
 	return nil
 }

@@ -63,11 +63,15 @@ func TestLiveLimitMaxAge(t *testing.T) {
 		for _, f := range []struct {
 			v   cgroup.Value
 			dst *uint64
-		}{{s.Memory.Limit, &l.mem}, {s.CPU.QuotaUsec, &l.quota}, {s.Pids.Limit, &l.pids}, {s.CPU.PeriodUsec, &l.period}, {s.CPU.Shares, &l.shares}} {
+		}{{s.Memory.Limit, &l.mem}, {s.CPU.Quota, &l.quota}, {s.Pids.Limit, &l.pids}, {s.CPU.Period, &l.period}, {s.CPU.Shares, &l.shares}} {
 			if *f.dst, ok = f.v.Get(); !ok {
 				t.Fatalf("a limit is %v, want Known", f.v.State)
 			}
 		}
+		if l.quota%1000 != 0 || l.period%1000 != 0 {
+			t.Fatalf("quota %d ns, period %d ns: want whole µs", l.quota, l.period)
+		}
+		l.quota, l.period = l.quota/1000, l.period/1000 // the kernel's µs
 		return l
 	}
 	want := func(what string, got limits, mem, quota, pids uint64) {

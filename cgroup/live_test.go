@@ -90,11 +90,11 @@ func TestLiveV1(t *testing.T) {
 	for _, v := range b.CPU.PerCPU {
 		sum += v
 	}
-	if sum < a.CPU.Usage.V || !b.CPU.PerCPUAvailable {
+	if sum < a.CPU.Usage.V || len(b.CPU.PerCPU) == 0 {
 		t.Errorf("per-CPU sum %d below an earlier usage %v", sum, a.CPU.Usage)
 	}
-	if b.CPU.QuotaUsec != (cgroup.Value{V: quotaUsec, State: cgroup.Known}) {
-		t.Errorf("quota = %v, want %d", b.CPU.QuotaUsec, quotaUsec)
+	if b.CPU.Quota != (cgroup.Value{V: quotaUsec * 1000, State: cgroup.Known}) {
+		t.Errorf("quota = %v ns, want %d µs in ns", b.CPU.Quota, quotaUsec)
 	}
 	if c, st := b.CPU.LimitCores(); st != cgroup.Known || c != 0.5 {
 		t.Errorf("LimitCores = %v %v, want 0.5", c, st)
@@ -117,9 +117,9 @@ func TestLiveV1(t *testing.T) {
 	}
 	var wrote, read, wops uint64
 	for _, d := range b.IO.Devices {
-		wrote += d.WriteBytes
-		read += d.ReadBytes
-		wops += d.WriteOps
+		wrote += d.WriteBytes.V
+		read += d.ReadBytes.V
+		wops += d.WriteOps.V
 		if d.Name == "" {
 			t.Errorf("device %d:%d has no name", d.Major, d.Minor)
 		}
@@ -127,17 +127,21 @@ func TestLiveV1(t *testing.T) {
 	if wrote < workIO || read < workIO || wops == 0 {
 		t.Errorf("block I/O written %d read %d (%d write ops), want >= %d each: %+v", wrote, read, wops, workIO, b.IO.Devices)
 	}
+	kv := func(v uint64) cgroup.Value { return cgroup.Value{V: v, State: cgroup.Known} }
+	if io := b.IO; io.WriteBytes != kv(wrote) || io.ReadBytes != kv(read) || io.WriteOps != kv(wops) {
+		t.Errorf("I/O totals written %v read %v write ops %v, want the devices' sums %d %d %d", io.WriteBytes, io.ReadBytes, io.WriteOps, wrote, read, wops)
+	}
 	if b.Pids.Current.V < 1 || b.Pids.Limit != (cgroup.Value{V: 100, State: cgroup.Known}) {
 		t.Errorf("pids %v limit %v, want >= 1 and 100", b.Pids.Current, b.Pids.Limit)
 	}
 	if _, ok := g.Dirs[""]; ok {
 		// Hybrid: PSI comes from the group's directory in the unified
 		// hierarchy, which cgtest made too.
-		if !b.Pressure.CPU.Some.Available || !b.Pressure.Memory.Some.Available || !b.Pressure.IO.Some.Available {
+		if !b.Pressure.CPU.Some.Available() || !b.Pressure.Memory.Some.Available() || !b.Pressure.IO.Some.Available() {
 			t.Errorf("pressure unavailable on a hybrid host: %+v", b.Pressure)
 		}
 	}
-	if fs.Mode() == cgroup.Hybrid && b.Hugetlb.Available {
+	if fs.Mode() == cgroup.Hybrid && len(b.Hugetlb.Sizes) > 0 {
 		t.Errorf("hugetlb available but not mounted here")
 	}
 }
@@ -270,19 +274,24 @@ func TestLiveAgainstOpencontainers(t *testing.T) {
 		t.Fatal("no block I/O devices")
 	}
 	for _, d := range after.IO.Devices {
-		for op, v := range map[string]uint64{
+		for op, v := range map[string]cgroup.Value{
 			"Read bytes": d.ReadBytes, "Write bytes": d.WriteBytes, "Discard bytes": d.DiscardBytes,
 			"Read ops": d.ReadOps, "Write ops": d.WriteOps, "Discard ops": d.DiscardOps,
 		} {
-			if tv, ok := theirs[key{uint64(d.Major), uint64(d.Minor), op}]; !ok || tv != v {
-				t.Errorf("blkio %d:%d %s: ours %d, opencontainers %d (present %v)", d.Major, d.Minor, op, v, tv, ok)
+			// Both read the same rows: a row opencontainers has is Known
+			// here with the same number, and one it lacks is Unavailable.
+			tv, ok := theirs[key{uint64(d.Major), uint64(d.Minor), op}]
+			if got, known := v.Get(); ok != known || tv != got {
+				t.Errorf("blkio %d:%d %s: ours %v, opencontainers %d (present %v)", d.Major, d.Minor, op, v, tv, ok)
 			}
 		}
 	}
 }
 
 // TestLiveRemovedMidScrape removes a group while a Group holds it open:
-// Stat fails with ErrNotExist, and Close gives back every descriptor.
+// Stat fails with ErrNotExist (which is also fs.ErrNotExist), and Close
+// gives back every descriptor; Stat after Close fails with ErrClosed (which
+// is also os.ErrClosed).
 func TestLiveRemovedMidScrape(t *testing.T) {
 	ctx := context.Background()
 	g := cgtest.NewV1(t, v1Controllers...)
@@ -306,8 +315,8 @@ func TestLiveRemovedMidScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = grp.Stat(ctx, &s)
-	if !errors.Is(err, cgroup.ErrNotExist) {
-		t.Fatalf("Stat after removal: %v, want ErrNotExist", err)
+	if !errors.Is(err, cgroup.ErrNotExist) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Stat after removal: %v, want ErrNotExist and fs.ErrNotExist", err)
 	}
 	if err := grp.Close(); err != nil {
 		t.Fatal(err)
@@ -315,8 +324,8 @@ func TestLiveRemovedMidScrape(t *testing.T) {
 	if n := groupFDs(t, g.Path); n != 0 {
 		t.Errorf("descriptors still open on the group after Close: %d", n)
 	}
-	if err := grp.Stat(ctx, &s); !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Stat after Close: %v, want os.ErrClosed", err)
+	if err := grp.Stat(ctx, &s); !errors.Is(err, cgroup.ErrClosed) || !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Stat after Close: %v, want ErrClosed and os.ErrClosed", err)
 	}
 	// Opening the removed group fails with ErrNotExist too.
 	if _, err := fs.Open(ctx, g.Path, cgroup.All); !errors.Is(err, cgroup.ErrNotExist) {
@@ -365,7 +374,7 @@ func TestLiveNoSystemPSI(t *testing.T) {
 	if err := grp.Stat(ctx, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Pressure.CPU.Some.Available || s.Pressure.Memory.Some.Available {
+	if s.Pressure.CPU.Some.Available() || s.Pressure.Memory.Some.Available() {
 		t.Errorf("pressure available for a group that exists only in v1: %+v", s.Pressure)
 	}
 	if !s.Memory.Usage.Available() {

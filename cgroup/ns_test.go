@@ -239,7 +239,7 @@ func TestHugetlbV1Child(t *testing.T) {
 		r.Err = err.Error()
 		return
 	}
-	if !s.Hugetlb.Available {
+	if len(s.Hugetlb.Sizes) == 0 {
 		r.Err = "hugetlb unavailable"
 		return
 	}

@@ -28,9 +28,9 @@ func TestBadInput(t *testing.T) {
 		wantLineErr(t, parseMemoryStat([]byte("total_cache 1\ntotal_rss\n"), false, &m), 2, strconv.ErrSyntax)
 		var p PSI
 		wantLineErr(t, parsePSI([]byte("some avg10=0.00 avg60=0.00\n"), &p), 1, strconv.ErrSyntax)
-		var d []IODevice
-		wantLineErr(t, parseBlkio([]byte("8:0 Read\n"), true, &d), 1, strconv.ErrSyntax)
-		wantLineErr(t, parseIOStat([]byte("8:0 rbytes=\n"), &d), 1, strconv.ErrSyntax)
+		var io IOStats
+		wantLineErr(t, parseBlkio([]byte("8:0 Read\n"), true, &io), 1, strconv.ErrSyntax)
+		wantLineErr(t, parseIOStat([]byte("8:0 rbytes=\n"), &io), 1, strconv.ErrSyntax)
 		wantLineErr(t, parseCPUMax([]byte("max"), &c), 1, strconv.ErrSyntax)
 	})
 	t.Run("truncated line of an unknown key is ignored", func(t *testing.T) {
@@ -48,12 +48,12 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("empty cpu.stat: %v, usage %v: want no error, unavailable", err, c.Usage)
 		}
 		var p PSI
-		if err := parsePSI(nil, &p); err != nil || p.Some.Available {
+		if err := parsePSI(nil, &p); err != nil || p.Some.Available() || p.Some.Total.Available() {
 			t.Errorf("empty pressure file: %v %+v", err, p)
 		}
-		var d []IODevice
-		if err := parseIOStat(nil, &d); err != nil || len(d) != 0 {
-			t.Errorf("empty io.stat: %v %v", err, d)
+		var io IOStats
+		if err := parseIOStat(nil, &io); err != nil || len(io.Devices) != 0 || io.ReadBytes != known(0) {
+			t.Errorf("empty io.stat: %v %+v, want no device and Known 0 totals", err, io)
 		}
 	})
 	t.Run("max", func(t *testing.T) {
@@ -62,14 +62,14 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("max: %v %v", v, err)
 		}
 		var c CPUStats
-		if err := parseCPUMax([]byte("max 100000\n"), &c); err != nil || c.QuotaUsec != unlimited || c.PeriodUsec != known(100000) {
+		if err := parseCPUMax([]byte("max 100000\n"), &c); err != nil || c.Quota != unlimited || c.Period != known(100000_000) {
 			t.Errorf("cpu.max: %v %+v", err, c)
 		}
 		if _, st := c.LimitCores(); st != Unlimited {
 			t.Errorf("LimitCores state %v, want unlimited", st)
 		}
-		if err := parseCFSQuota([]byte("-1\n"), &c); err != nil || c.QuotaUsec != unlimited {
-			t.Errorf("cfs_quota_us -1: %v %v", err, c.QuotaUsec)
+		if err := parseCFSQuota([]byte("-1\n"), &c); err != nil || c.Quota != unlimited {
+			t.Errorf("cfs_quota_us -1: %v %v", err, c.Quota)
 		}
 	})
 	t.Run("page-rounded 2^63 is unlimited", func(t *testing.T) {
@@ -88,33 +88,33 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("(unknown) devices", func(t *testing.T) {
-		var d []IODevice
-		err := parseBlkio([]byte("(unknown) Read 5\n8:0 Read 10\n8:0 Write 7\n8:0 Total 17\nTotal 22\n"), true, &d)
-		if err != nil || !reflect.DeepEqual(d, []IODevice{{Major: 8, Minor: 0, ReadBytes: 10, WriteBytes: 7}}) {
-			t.Errorf("blkio: %v %+v", err, d)
+		var io IOStats
+		err := parseBlkio([]byte("(unknown) Read 5\n8:0 Read 10\n8:0 Write 7\n8:0 Total 17\nTotal 22\n"), true, &io)
+		if err != nil || !reflect.DeepEqual(io.Devices, []IODevice{{Major: 8, Minor: 0, ReadBytes: known(10), WriteBytes: known(7)}}) {
+			t.Errorf("blkio: %v %+v", err, io.Devices)
 		}
-		d = nil
-		err = parseIOStat([]byte("(unknown) rbytes=5\n8:16 rbytes=1 wbytes=2\n"), &d)
-		if err != nil || !reflect.DeepEqual(d, []IODevice{{Major: 8, Minor: 16, ReadBytes: 1, WriteBytes: 2}}) {
-			t.Errorf("io.stat: %v %+v", err, d)
+		io = IOStats{}
+		err = parseIOStat([]byte("(unknown) rbytes=5\n8:16 rbytes=1 wbytes=2\n"), &io)
+		if err != nil || !reflect.DeepEqual(io.Devices, []IODevice{{Major: 8, Minor: 16, ReadBytes: known(1), WriteBytes: known(2)}}) {
+			t.Errorf("io.stat: %v %+v", err, io.Devices)
 		}
 	})
 	t.Run("several devices on one io.stat line", func(t *testing.T) {
-		var d []IODevice
-		err := parseIOStat([]byte("253:0 254:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 253:1 rbytes=9\n"), &d)
+		var io IOStats
+		err := parseIOStat([]byte("253:0 254:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6 253:1 rbytes=9\n"), &io)
 		want := []IODevice{
-			{Major: 254, ReadBytes: 1, WriteBytes: 2, ReadOps: 3, WriteOps: 4, DiscardBytes: 5, DiscardOps: 6},
-			{Major: 253, Minor: 1, ReadBytes: 9},
+			{Major: 254, ReadBytes: known(1), WriteBytes: known(2), ReadOps: known(3), WriteOps: known(4), DiscardBytes: known(5), DiscardOps: known(6)},
+			{Major: 253, Minor: 1, ReadBytes: known(9)},
 		}
-		if err != nil || !reflect.DeepEqual(d, want) {
-			t.Errorf("got %v %+v, want %+v", err, d, want)
+		if err != nil || !reflect.DeepEqual(io.Devices, want) {
+			t.Errorf("got %v %+v, want %+v", err, io.Devices, want)
 		}
 	})
 	t.Run("device IDs with no values", func(t *testing.T) {
-		var d []IODevice
-		err := parseIOStat([]byte("8:0\n8:16 rbytes=5\n8:32 \n"), &d)
-		if err != nil || !reflect.DeepEqual(d, []IODevice{{Major: 8, Minor: 16, ReadBytes: 5}}) {
-			t.Errorf("got %v %+v", err, d)
+		var io IOStats
+		err := parseIOStat([]byte("8:0\n8:16 rbytes=5\n8:32 \n"), &io)
+		if err != nil || !reflect.DeepEqual(io.Devices, []IODevice{{Major: 8, Minor: 16, ReadBytes: known(5)}}) {
+			t.Errorf("got %v %+v", err, io.Devices)
 		}
 	})
 	t.Run("negative values from kernel bugs", func(t *testing.T) {
@@ -126,12 +126,16 @@ func TestBadInput(t *testing.T) {
 		if m.InactiveFile.Available() || m.WorkingSet.Available() || m.Anon != known(10) {
 			t.Errorf("inactive %v working set %v anon %v: want unavailable, unavailable, 10", m.InactiveFile, m.WorkingSet, m.Anon)
 		}
-		var d []IODevice
-		if err := parseBlkio([]byte("8:0 Read -5\n8:0 Write 3\n"), true, &d); err != nil || d[0].ReadBytes != 0 || d[0].WriteBytes != 3 {
-			t.Errorf("blkio: %v %+v", err, d)
+		var io IOStats
+		if err := parseBlkio([]byte("8:0 Read -5\n8:0 Write 3\n"), true, &io); err != nil || io.Devices[0].ReadBytes.Available() || io.Devices[0].WriteBytes != known(3) {
+			t.Errorf("blkio: %v %+v", err, io.Devices)
+		}
+		io = IOStats{}
+		if err := parseIOStat([]byte("8:0 rbytes=-5 wbytes=3\n"), &io); err != nil || io.Devices[0].ReadBytes.Available() || io.Devices[0].WriteBytes != known(3) {
+			t.Errorf("io.stat: %v %+v", err, io.Devices)
 		}
 		var c CPUStats
-		if err := parseUsagePerCPU([]byte("5 -1 7\n"), &c); err != nil || c.PerCPUAvailable || c.Usage.Available() || len(c.PerCPU) != 0 {
+		if err := parseUsagePerCPU([]byte("5 -1 7\n"), &c); err != nil || c.Usage.Available() || len(c.PerCPU) != 0 {
 			t.Errorf("usage_percpu with a negative CPU: %v %+v, want per-CPU and usage unavailable", err, c)
 		}
 		if err := parseUsageAll([]byte("cpu user system\n0 5 -7\n"), &c); err != nil || c.User.Available() || c.System.Available() {
@@ -144,20 +148,20 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%v %+v", err, c)
 		}
 		var p PSI
-		if err := parsePSI([]byte("some avg10=1.00 avg60=2.00 avg300=3.00 total=4 avg5=9.99\nnew x=1\n"), &p); err != nil || p.Some.Total != 4 || p.Some.Avg300 != 3 {
+		if err := parsePSI([]byte("some avg10=1.00 avg60=2.00 avg300=3.00 total=4 avg5=9.99\nnew x=1\n"), &p); err != nil || p.Some.Total != known(4000) || p.Some.Avg300 != 3 {
 			t.Errorf("%v %+v", err, p)
 		}
-		var d []IODevice
-		if err := parseIOStat([]byte("8:0 rbytes=1 cost.usage=77 newkey=x\n"), &d); err != nil || d[0].ReadBytes != 1 {
-			t.Errorf("%v %+v", err, d)
+		var io IOStats
+		if err := parseIOStat([]byte("8:0 rbytes=1 cost.usage=77 newkey=x\n"), &io); err != nil || io.Devices[0].ReadBytes != known(1) {
+			t.Errorf("%v %+v", err, io.Devices)
 		}
 	})
 	t.Run("a number too large for uint64", func(t *testing.T) {
 		var m MemoryStats
 		wantLineErr(t, parseMemoryStat([]byte("anon 1\nfile 18446744073709551616\n"), true, &m), 2, strconv.ErrRange)
-		var d []IODevice
-		wantLineErr(t, parseIOStat([]byte("8:0 rbytes=99999999999999999999\n"), &d), 1, strconv.ErrRange)
-		wantLineErr(t, parseIOStat([]byte("4294967296:0 rbytes=1\n"), &d), 1, strconv.ErrRange)
+		var io IOStats
+		wantLineErr(t, parseIOStat([]byte("8:0 rbytes=99999999999999999999\n"), &io), 1, strconv.ErrRange)
+		wantLineErr(t, parseIOStat([]byte("4294967296:0 rbytes=1\n"), &io), 1, strconv.ErrRange)
 		var c CPUStats
 		// usage_usec fits but its nanoseconds do not.
 		wantLineErr(t, parseCPUStat([]byte("usage_usec 18446744073709552\n"), true, &c), 1, strconv.ErrRange)
@@ -173,7 +177,7 @@ func TestBadInput(t *testing.T) {
 		if !errors.As(err, &pe) || pe.File != "/sys/fs/cgroup/x/memory.stat" || pe.Line != 7 || !errors.Is(err, strconv.ErrSyntax) {
 			t.Errorf("%#v", err)
 		}
-		if got := err.Error(); got != "cgroup: parse /sys/fs/cgroup/x/memory.stat line 7: invalid syntax" {
+		if got := err.Error(); got != "parse /sys/fs/cgroup/x/memory.stat line 7: invalid syntax" {
 			t.Errorf("message %q", got)
 		}
 	})
@@ -199,18 +203,18 @@ func TestMissingFiles(t *testing.T) {
 	}
 	for name, v := range map[string]Value{
 		"memory usage": s.Memory.Usage, "memory limit": s.Memory.Limit, "working set": s.Memory.WorkingSet,
-		"peak": s.Memory.Peak, "pids": s.Pids.Current, "pids limit": s.Pids.Limit, "quota": s.CPU.QuotaUsec,
+		"peak": s.Memory.Peak, "pids": s.Pids.Current, "pids limit": s.Pids.Limit, "quota": s.CPU.Quota,
 		"weight": s.CPU.Weight, "oom_kill": s.Memory.Events.OOMKill,
 	} {
 		if v.Available() {
 			t.Errorf("%s = %v, want unavailable (no such file at the root)", name, v)
 		}
 	}
-	if !s.Memory.Anon.Available() || !s.CPU.Usage.Available() || !s.IO.Available {
-		t.Errorf("root memory.stat, cpu.stat and io.stat exist: anon %v usage %v io %v", s.Memory.Anon, s.CPU.Usage, s.IO.Available)
+	if !s.Memory.Anon.Available() || !s.CPU.Usage.Available() || !s.IO.ReadBytes.Available() {
+		t.Errorf("root memory.stat, cpu.stat and io.stat exist: anon %v usage %v io %v", s.Memory.Anon, s.CPU.Usage, s.IO.ReadBytes)
 	}
-	if _, err := fs.Open(ctx, "/no-such-group", All); !errors.Is(err, ErrNotExist) {
-		t.Errorf("Open of a missing group: %v, want ErrNotExist", err)
+	if _, err := fs.Open(ctx, "/no-such-group", All); !errors.Is(err, ErrNotExist) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open of a missing group: %v, want ErrNotExist and fs.ErrNotExist", err)
 	}
 	if _, err := fs.Open(ctx, "/fixture_load/../..", All); !errors.Is(err, ErrInvalidPath) {
 		t.Errorf("Open with ..: %v, want ErrInvalidPath", err)

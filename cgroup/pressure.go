@@ -23,6 +23,7 @@ func parsePSI(b []byte, p *PSI) error {
 		default:
 			continue // unknown line kind
 		}
+		var line PSILine
 		seen := 0
 		for {
 			var tok []byte
@@ -37,13 +38,20 @@ func parsePSI(b []byte, p *PSI) error {
 			var err error
 			switch string(key) {
 			case "avg10":
-				dst.Avg10, err = parse.Decimal(val)
+				line.Avg10, err = parse.Decimal(val)
 			case "avg60":
-				dst.Avg60, err = parse.Decimal(val)
+				line.Avg60, err = parse.Decimal(val)
 			case "avg300":
-				dst.Avg300, err = parse.Decimal(val)
+				line.Avg300, err = parse.Decimal(val)
 			case "total":
-				dst.Total, err = parse.Uint(val)
+				var us uint64
+				if us, err = parse.Uint(val); err == nil {
+					if us > (1<<64-1)/1000 {
+						err = parse.ErrRange
+					} else {
+						line.Total = known(us * 1000) // µs to ns
+					}
+				}
 			default:
 				continue
 			}
@@ -55,7 +63,7 @@ func parsePSI(b []byte, p *PSI) error {
 		if seen < 4 {
 			return errAt(n, parse.ErrSyntax) // truncated line
 		}
-		dst.Available = true
+		*dst = line
 	}
 	return nil
 }

@@ -55,6 +55,17 @@ func scaled(val []byte, line int, mul uint64, dst *Value) error {
 	return nil
 }
 
+// usToNs turns a Known value in µs into ns; ErrRange on overflow.
+func usToNs(line int, v *Value) error {
+	if v.State == Known {
+		if v.V > (1<<64-1)/1000 {
+			return errAt(line, parse.ErrRange)
+		}
+		v.V *= 1000
+	}
+	return nil
+}
+
 // single parses a file that holds one number.
 func single(b []byte, dst *Value) error {
 	v := parse.TrimSpace(b)

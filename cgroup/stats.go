@@ -38,10 +38,9 @@ type CPUStats struct {
 	// cpuacct.usage_sys). v2: cpu.stat system_usec × 1000.
 	System Value
 	// PerCPU is the CPU time used on each CPU, in nanoseconds, indexed by CPU
-	// number. v1: cpuacct.usage_percpu. v2: not provided by the kernel;
-	// PerCPU is empty and PerCPUAvailable false.
-	PerCPU          []uint64
-	PerCPUAvailable bool
+	// number. v1: cpuacct.usage_percpu. Empty when unavailable (there is at
+	// least one CPU): always on v2, whose kernel does not provide it.
+	PerCPU []uint64
 
 	// Periods is the number of CFS enforcement periods that have elapsed
 	// while the group had runnable tasks. v1: cpu.stat nr_periods. v2: cpu.stat
@@ -61,13 +60,13 @@ type CPUStats struct {
 	// v1: cpu.stat burst_time. v2: cpu.stat burst_usec × 1000.
 	BurstTime Value
 
-	// QuotaUsec is the CPU time the group may use per period, in
-	// microseconds; Unlimited when no quota is set. v1: cpu.cfs_quota_us (-1 is
-	// Unlimited). v2: cpu.max first field ("max" is Unlimited).
-	QuotaUsec Value
-	// PeriodUsec is the enforcement period, in microseconds.
-	// v1: cpu.cfs_period_us. v2: cpu.max second field.
-	PeriodUsec Value
+	// Quota is the CPU time the group may use per Period, in nanoseconds;
+	// Unlimited when no quota is set. v1: cpu.cfs_quota_us × 1000 (-1 is
+	// Unlimited). v2: cpu.max first field × 1000 ("max" is Unlimited).
+	Quota Value
+	// Period is the enforcement period, in nanoseconds.
+	// v1: cpu.cfs_period_us × 1000. v2: cpu.max second field × 1000.
+	Period Value
 	// Shares is the relative CPU weight on cgroup v1 (2..262144, default
 	// 1024). v1: cpu.shares. v2: Unavailable (see Weight).
 	Shares Value
@@ -81,10 +80,10 @@ type CPUStats struct {
 // quota or period was not read.
 func (c *CPUStats) LimitCores() (float64, State) {
 	switch {
-	case c.QuotaUsec.State == Unlimited:
+	case c.Quota.State == Unlimited:
 		return 0, Unlimited
-	case c.QuotaUsec.State == Known && c.PeriodUsec.State == Known && c.PeriodUsec.V > 0:
-		return float64(c.QuotaUsec.V) / float64(c.PeriodUsec.V), Known
+	case c.Quota.State == Known && c.Period.State == Known && c.Period.V > 0:
+		return float64(c.Quota.V) / float64(c.Period.V), Known
 	}
 	return 0, Unavailable
 }
@@ -171,17 +170,28 @@ type MemoryEvents struct {
 	UnderOOM Value
 }
 
-// IOStats holds block I/O per device.
+// IOStats holds block I/O: totals over the devices and the devices
+// themselves. Counters are bytes or operations since the group was created.
 type IOStats struct {
-	// Available is false when the io (v2) or blkio (v1) files were not read.
-	Available bool
+	// ReadBytes, WriteBytes, ReadOps, WriteOps, DiscardBytes and DiscardOps
+	// are the sums of the same counters over Devices. A total is Known
+	// when the file that has the counter was read (v1: the bytes file for
+	// the *Bytes totals, the serviced file for the *Ops totals; v2: io.stat)
+	// and some device reported the counter, or no device had I/O (then it
+	// is Known 0); it is Unavailable when the file was not read (the io or
+	// blkio controller was not requested or is not there) or when devices
+	// had I/O but none reported this counter (an older kernel's io.stat
+	// without discards).
+	ReadBytes, WriteBytes, ReadOps, WriteOps, DiscardBytes, DiscardOps Value
 	// Devices lists one entry per block device with I/O, in the order the
-	// kernel printed them.
+	// kernel printed them; empty when there was none or the files were not
+	// read (the totals tell which).
 	Devices []IODevice
 }
 
 // IODevice is the block I/O of a group on one device. Counters are bytes or
-// operations since the group was created.
+// operations since the group was created; a counter whose row (v1) or key
+// (v2) the kernel did not print for the device is Unavailable, never 0.
 type IODevice struct {
 	Major, Minor uint32
 	// Name is the device name ("vda", "sda1") from <root>/proc/partitions,
@@ -190,13 +200,13 @@ type IODevice struct {
 	// ReadBytes, WriteBytes: v1: blkio.throttle.io_service_bytes_recursive
 	// "Read"/"Write" (blkio.throttle.io_service_bytes where the recursive
 	// file is absent). v2: io.stat rbytes/wbytes.
-	ReadBytes, WriteBytes uint64
+	ReadBytes, WriteBytes Value
 	// ReadOps, WriteOps: v1: blkio.throttle.io_serviced_recursive
 	// "Read"/"Write". v2: io.stat rios/wios.
-	ReadOps, WriteOps uint64
+	ReadOps, WriteOps Value
 	// DiscardBytes, DiscardOps: v1: the "Discard" rows of the same files.
 	// v2: io.stat dbytes/dios.
-	DiscardBytes, DiscardOps uint64
+	DiscardBytes, DiscardOps Value
 }
 
 // PidsStats holds the pids controller's figures.
@@ -211,9 +221,10 @@ type PidsStats struct {
 // HugetlbStats holds the hugetlb controller's figures, one entry per huge page
 // size the kernel supports.
 type HugetlbStats struct {
-	// Available is false when no hugetlb files were read.
-	Available bool
-	Sizes     []HugetlbSize
+	// Sizes is empty when no hugetlb files were read (the controller was
+	// not requested or is not there, or the kernel supports no huge page
+	// size).
+	Sizes []HugetlbSize
 }
 
 // HugetlbSize is the hugetlb usage of a group for one page size, in bytes.
@@ -249,17 +260,23 @@ type PSI struct {
 	Full PSILine
 }
 
-// PSILine is one line of a pressure file.
+// PSILine is one line of a pressure file. Total says whether the line was
+// read: it is Unavailable when the file or line was absent, or PSI is
+// disabled (psi=0), and then the averages are 0 and mean nothing (see
+// Available).
 type PSILine struct {
-	// Available is false when the file or line was absent, or PSI is
-	// disabled (psi=0).
-	Available bool
 	// Avg10, Avg60, Avg300: percent of wall time stalled, averaged over 10 s,
-	// 60 s and 300 s ("avg10=" ...).
+	// 60 s and 300 s ("avg10=" ...). Meaningful only when Total is
+	// available.
 	Avg10, Avg60, Avg300 float64
-	// Total is the total stall time in microseconds ("total=").
-	Total uint64
+	// Total is the total stall time in nanoseconds ("total=", which the
+	// kernel prints in microseconds, × 1000).
+	Total Value
 }
+
+// Available reports whether the line was read (Total is Known), and so
+// whether the averages mean anything.
+func (l PSILine) Available() bool { return l.Total.State == Known }
 
 // reset marks everything Unavailable while keeping the slices' capacity.
 func (s *Stats) reset() {

@@ -15,14 +15,14 @@ func bracket(t *testing.T, what string, lo, ref, hi any) {
 	for i := 0; i < r.NumField(); i++ {
 		name := r.Type().Field(i).Name
 		lv, rv, hv := l.Field(i).Interface().(Value), r.Field(i).Interface().(Value), h.Field(i).Interface().(Value)
-		if lv.Known != rv.Known || hv.Known != rv.Known {
-			t.Errorf("%s.%s known: ours %v/%v, kernel file %v", what, name, lv.Known, hv.Known, rv.Known)
+		if lv.State != rv.State || hv.State != rv.State {
+			t.Errorf("%s.%s state: ours %v/%v, kernel file %v", what, name, lv.State, hv.State, rv.State)
 			continue
 		}
 		if rv.V < lv.V || rv.V > hv.V {
 			t.Errorf("%s.%s: kernel file %d, ours %d..%d", what, name, rv.V, lv.V, hv.V)
 		}
-		if rv.Known {
+		if rv.State == Known {
 			known++
 		}
 	}

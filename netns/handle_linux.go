@@ -131,7 +131,7 @@ func (h *Handle) open(parts Parts) error {
 // the parts read; every other part's fields are reset to unavailable. A part
 // that fails (a *ParseError, a read error) is left out of s.Parts and its
 // error is returned, joined with the others; the remaining parts are still
-// read. After Close it returns ErrHandleClosed.
+// read. After Close it returns ErrClosed (which matches os.ErrClosed).
 func (h *Handle) Stat(ctx context.Context, s *Stats) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -139,7 +139,7 @@ func (h *Handle) Stat(ctx context.Context, s *Stats) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return ErrHandleClosed
+		return ErrClosed
 	}
 	if h.bufs != nil {
 		// Borrow the read buffer for this Stat: a collector with many
@@ -271,7 +271,10 @@ func (h *Handle) tcpStates(st *TCPStates) error {
 		// truncates one; countDiag would report it if it did.
 		h.nlbuf = make([]byte, 32<<10)
 	}
-	st.V6Known = h.ipv6
+	st.V4.dumped()
+	if h.ipv6 {
+		st.V6.dumped()
+	}
 	if !h.perFamily {
 		err := h.dump(tcpdiagGetSock, 0, st)
 		if err == nil {
@@ -281,7 +284,11 @@ func (h *Handle) tcpStates(st *TCPStates) error {
 			return fmt.Errorf("netns: sock_diag dump: %w", err)
 		}
 		h.perFamily = true
-		*st = TCPStates{V6Known: h.ipv6}
+		*st = TCPStates{}
+		st.V4.dumped()
+		if h.ipv6 {
+			st.V6.dumped()
+		}
 	}
 	if err := h.dump(sockDiagType, unix.AF_INET, st); err != nil {
 		return fmt.Errorf("netns: sock_diag dump AF_INET: %w", err)

@@ -12,12 +12,16 @@ import (
 // (dev_seq_printf_stats): RxDropped is rx_dropped+rx_missed_errors, RxFrame
 // is rx_length+rx_over+rx_crc+rx_frame errors, TxCarrier is
 // tx_carrier+tx_aborted+tx_window+tx_heartbeat errors.
+//
+// Every counter is a Value: the kernel prints all 16 columns for every
+// interface (a line with fewer is a *ParseError), so a parsed Interface has
+// them all Known; a zero Interface has them Unavailable, never 0.
 type Interface struct {
 	Name string
 
-	RxBytes, RxPackets, RxErrors, RxDropped, RxFIFO, RxFrame, RxCompressed, RxMulticast uint64
+	RxBytes, RxPackets, RxErrors, RxDropped, RxFIFO, RxFrame, RxCompressed, RxMulticast Value
 
-	TxBytes, TxPackets, TxErrors, TxDropped, TxFIFO, TxCollisions, TxCarrier, TxCompressed uint64
+	TxBytes, TxPackets, TxErrors, TxDropped, TxFIFO, TxCollisions, TxCarrier, TxCompressed Value
 }
 
 // DefaultInterfaceFilter reports whether cAdvisor would keep interface name:
@@ -57,7 +61,7 @@ func parseDev(b []byte, s *Stats) error {
 			s.Interfaces = ifs
 			return parseErr(fileDev, n, parse.ErrSyntax)
 		}
-		var v [16]uint64
+		var v [16]Value
 		for i := range v {
 			var f []byte
 			f, nums = parse.Field(nums)
@@ -66,7 +70,7 @@ func parseDev(b []byte, s *Stats) error {
 				s.Interfaces = ifs
 				return parseErr(fileDev, n, err)
 			}
-			v[i] = x
+			v[i] = known(x)
 		}
 		if f, _ := parse.Field(nums); len(f) != 0 {
 			s.Interfaces = ifs

@@ -59,19 +59,19 @@ func checkCounters(t *testing.T, what string, v any, prefix string, ref map[stri
 		got := rv.Field(i).Interface().(Value)
 		txt, ok := ref[prefix+name]
 		if !ok {
-			if got.Known {
+			if got.Available() {
 				t.Errorf("%s.%s = %v, want unavailable (key absent)", what, name, got)
 			}
 			continue
 		}
 		want, err := strconv.ParseUint(txt, 10, 64)
 		if err != nil { // negative: must be unavailable
-			if got.Known {
+			if got.Available() {
 				t.Errorf("%s.%s = %v, want unavailable for %q", what, name, got, txt)
 			}
 			continue
 		}
-		if !got.Known || got.V != want {
+		if got != (Value{V: want, State: Known}) {
 			t.Errorf("%s.%s = %v, want %d", what, name, got, want)
 		}
 		known++

@@ -98,7 +98,7 @@ func TestOpenShowsOnlyTargetInterfaces(t *testing.T) {
 					t.Fatalf("host interface %s seen through the handle", hi.Name)
 				}
 			}
-			if s.ID != want || s.Parts != TierCheap || !s.Sockets.TCPInUse.Known {
+			if s.ID != want || s.Parts != TierCheap || !s.Sockets.TCPInUse.Available() {
 				t.Fatalf("Stats ID %v parts %v sockets %+v", s.ID, s.Parts, s.Sockets)
 			}
 		})
@@ -252,20 +252,20 @@ func TestTrafficAndIPLinkAgree(t *testing.T) {
 	if txa0 == nil || txa1 == nil || rxb0 == nil || rxb1 == nil {
 		t.Fatalf("veth ends missing: %+v %+v", sa1.Interfaces, sb1.Interfaces)
 	}
-	if d := txa1.TxBytes - txa0.TxBytes; d < n*(size+42) {
+	if d := txa1.TxBytes.V - txa0.TxBytes.V; d < n*(size+42) {
 		t.Errorf("md0 tx bytes moved %d, sent %d", d, n*(size+42))
 	}
-	if d := txa1.TxPackets - txa0.TxPackets; d < n {
+	if d := txa1.TxPackets.V - txa0.TxPackets.V; d < n {
 		t.Errorf("md0 tx packets moved %d, sent %d", d, n)
 	}
-	if d := rxb1.RxBytes - rxb0.RxBytes; d < n*(size+42) {
+	if d := rxb1.RxBytes.V - rxb0.RxBytes.V; d < n*(size+42) {
 		t.Errorf("md1 rx bytes moved %d, received %d", d, n*(size+42))
 	}
-	if d := rxb1.RxPackets - rxb0.RxPackets; d < n {
+	if d := rxb1.RxPackets.V - rxb0.RxPackets.V; d < n {
 		t.Errorf("md1 rx packets moved %d, received %d", d, n)
 	}
 	// The protocol counters saw the same traffic.
-	if d := sa1.UDP.OutDatagrams.V - sa0.UDP.OutDatagrams.V; d < n || !sa1.UDP.OutDatagrams.Known {
+	if d := sa1.UDP.OutDatagrams.V - sa0.UDP.OutDatagrams.V; d < n || !sa1.UDP.OutDatagrams.Available() {
 		t.Errorf("a Udp OutDatagrams moved %d, sent %d", d, n)
 	}
 	if d := sb1.UDP.InDatagrams.V - sb0.UDP.InDatagrams.V; d < n {
@@ -303,7 +303,7 @@ func TestTrafficAndIPLinkAgree(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s: %s not in ip link show", x.ns, it.Name)
 			}
-			lo, hi, ref := ifaceValues(before.Interface(it.Name)), ifaceValues(it), l.asNetDev()
+			lo, hi, ref := ifaceValues(t, before.Interface(it.Name)), ifaceValues(t, it), l.asNetDev()
 			for k := range ref {
 				if ref[k] < lo[k] || ref[k] > hi[k] {
 					t.Errorf("%s %s %s: ip says %d, ours %d..%d", x.ns, it.Name, names[k], ref[k], lo[k], hi[k])
@@ -409,7 +409,7 @@ func TestPartsMatchKernelFiles(t *testing.T) {
 		if lo.Sockets != hi.Sockets && try < 50 {
 			continue
 		}
-		if hi.Sockets != ref || !ref.TCPInUse.Known || !ref.UDP6InUse.Known {
+		if hi.Sockets != ref || !ref.TCPInUse.Available() || !ref.UDP6InUse.Available() {
 			t.Fatalf("sockets: ours %+v, kernel file %+v", hi.Sockets, ref)
 		}
 		if hi.Sockets.UDPInUse.V < 1 {
@@ -590,7 +590,7 @@ func TestDeletedNamespace(t *testing.T) {
 	if got := countFDs(t); got != fds0 {
 		t.Errorf("%d descriptors after Close, %d before Open", got, fds0)
 	}
-	if err := h.Stat(ctx, &s); !errors.Is(err, ErrHandleClosed) {
+	if err := h.Stat(ctx, &s); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Stat after Close: %v", err)
 	}
 	if !waitFor(20*time.Second, func() bool {
@@ -641,7 +641,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // Stat racing Close on one Handle: every Stat either reads or reports
-// ErrHandleClosed, and the descriptors are released once.
+// ErrClosed, and the descriptors are released once.
 func TestHandleStatCloseRace(t *testing.T) {
 	ctx := context.Background()
 	p := newTestPool(t)
@@ -664,7 +664,7 @@ func TestHandleStatCloseRace(t *testing.T) {
 						t.Errorf("Stat without dev: %v", s.Parts)
 						return
 					}
-				case errors.Is(err, ErrHandleClosed):
+				case errors.Is(err, ErrClosed):
 					closedSeen.Add(1)
 				default:
 					t.Error(err)
@@ -682,7 +682,7 @@ func TestHandleStatCloseRace(t *testing.T) {
 	if got := countFDs(t); got != fds0 {
 		t.Fatalf("%d descriptors after Close, %d before Open", got, fds0)
 	}
-	if err := h.Stat(ctx, &Stats{}); !errors.Is(err, ErrHandleClosed) {
+	if err := h.Stat(ctx, &Stats{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Stat after Close: %v", err)
 	}
 }

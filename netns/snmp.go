@@ -153,7 +153,7 @@ func setValue(f *Value, v []byte) error {
 	if err != nil {
 		return err
 	}
-	f.set(x)
+	*f = known(x)
 	return nil
 }
 

@@ -46,7 +46,7 @@ func parseSNMP6(b []byte, s *Stats) error {
 		if err != nil {
 			return parseErr(fileSNMP6, n, err)
 		}
-		f.set(x)
+		*f = known(x)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ func TestParseSNMP6Fixtures(t *testing.T) {
 	if err := parseSNMP6(b, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.IP6.InReceives != (Value{1, true}) { // "Ip6InReceives 1", read by eye
+	if s.IP6.InReceives != known(1) { // "Ip6InReceives 1", read by eye
 		t.Fatalf("%+v", s.IP6.InReceives)
 	}
 	if n := testing.AllocsPerRun(50, func() { _ = parseSNMP6(b, &s) }); n != 0 {
@@ -72,7 +72,7 @@ func TestParseSNMP6Malformed(t *testing.T) {
 	if err := parseSNMP6([]byte("Icmp6InType133 4\nIp6Future 5\nUdp6NoPorts 7\n"), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.UDP6.NoPorts != (Value{7, true}) || s.IP6.InReceives.Known {
+	if s.UDP6.NoPorts != known(7) || s.IP6.InReceives.Available() {
 		t.Fatalf("%+v", s.UDP6)
 	}
 }

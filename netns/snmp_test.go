@@ -30,7 +30,7 @@ func TestParseSNMPFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "Tcp: 1 200 120000 -1 9 2 6 0 0 30 31 0 0 0 0", read by eye.
-	if s.TCP.ActiveOpens != (Value{9, true}) || s.TCP.AttemptFails != (Value{6, true}) || s.TCP.OutSegs != (Value{31, true}) || s.UDP.NoPorts != (Value{20, true}) {
+	if s.TCP.ActiveOpens != known(9) || s.TCP.AttemptFails != known(6) || s.TCP.OutSegs != known(31) || s.UDP.NoPorts != known(20) {
 		t.Fatalf("TCP %+v UDP %+v", s.TCP, s.UDP)
 	}
 	b := readFixture(t, "docker-host", "snmp")
@@ -71,7 +71,7 @@ func TestParseSNMPMalformed(t *testing.T) {
 	if err := parseSNMP([]byte(in), &s, nil); err != nil {
 		t.Fatal(err)
 	}
-	if s.TCP.ActiveOpens != (Value{3, true}) || s.TCP.CurrEstab.Known || s.TCP.InSegs.Known || s.IP.InReceives.Known {
+	if s.TCP.ActiveOpens != known(3) || s.TCP.CurrEstab.Available() || s.TCP.InSegs.Available() || s.IP.InReceives.Available() {
 		t.Fatalf("%+v", s.TCP)
 	}
 }

@@ -121,7 +121,7 @@ func parseSockstat(file string, b []byte, s *Sockets) error {
 				return parseErr(file, n, err)
 			}
 			if f := s.field(proto, k); f != nil {
-				f.set(x)
+				*f = known(x)
 			}
 		}
 	}

@@ -57,11 +57,11 @@ func TestParseSockstatFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "TCP: inuse 1 orphan 0 tw 2 alloc 1 mem 0", read by eye.
-	if s.TCPInUse != (Value{1, true}) || s.TCPTimeWait != (Value{2, true}) || s.Used != (Value{8, true}) {
+	if s.TCPInUse != known(1) || s.TCPTimeWait != known(2) || s.Used != known(8) {
 		t.Fatalf("%+v", s)
 	}
 	// Only sockstat read: the sockstat6 fields are unavailable, not zero.
-	if s.TCP6InUse.Known {
+	if s.TCP6InUse.Available() {
 		t.Fatal("TCP6InUse known without sockstat6")
 	}
 }
@@ -93,7 +93,7 @@ func TestParseSockstatMalformed(t *testing.T) {
 	if err := parseSockstat(fileSockstat, []byte("NEWPROTO: inuse 4\nTCP: inuse -1 newkey 7 tw 3\n"), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.TCPInUse.Known || s.TCPTimeWait != (Value{3, true}) {
+	if s.TCPInUse.Available() || s.TCPTimeWait != known(3) {
 		t.Fatalf("%+v", s)
 	}
 }

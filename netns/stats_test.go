@@ -1,6 +1,12 @@
 package netns
 
-import "testing"
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"strconv"
+	"testing"
+)
 
 func TestPartsString(t *testing.T) {
 	for p, want := range map[Parts]string{
@@ -21,8 +27,8 @@ func TestValue(t *testing.T) {
 	if _, ok := v.Get(); ok || v.String() != "unavailable" {
 		t.Fatal("zero Value must be unavailable")
 	}
-	v.set(42)
-	if n, ok := v.Get(); !ok || n != 42 || v.String() != "42" {
+	v = known(42)
+	if n, ok := v.Get(); !ok || n != 42 || v.String() != "42" || v.State != Known {
 		t.Fatalf("%v", v)
 	}
 }
@@ -38,15 +44,30 @@ func TestIDAndTarget(t *testing.T) {
 			t.Errorf("%q, want %q", tg.String(), want)
 		}
 	}
+}
+
+// TestErrorText: the package name shows once in an error's text, the
+// sentinels are bare, and they match the standard library's classes.
+func TestErrorText(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&TargetError{Target: TargetPID(3), Err: ErrNotExist}, "netns: pid 3: network namespace does not exist"},
+		{&TargetError{Target: TargetPID(3), Err: ErrRestore}, "netns: pid 3: hop thread failed to return home"},
+		{&ParseError{File: "net/dev", Line: 3, Err: strconv.ErrSyntax}, "parse net/dev line 3: invalid syntax"},
+		{&ParseError{File: "net/snmp", Err: strconv.ErrRange}, "parse net/snmp: value out of range"},
+		{ErrClosed, "netns handle closed"},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("%q, want %q", got, c.want)
+		}
+	}
 	e := &TargetError{Target: TargetPID(3), Err: ErrNotExist}
-	if e.Error() != "netns: pid 3: "+ErrNotExist.Error() || e.Unwrap() != ErrNotExist {
-		t.Fatal(e.Error())
+	if e.Unwrap() != ErrNotExist || !errors.Is(e, ErrNotExist) || !errors.Is(e, fs.ErrNotExist) {
+		t.Errorf("%v does not match ErrNotExist and fs.ErrNotExist", e)
 	}
-	pe := &ParseError{File: "net/dev", Line: 3, Err: ErrNotExist}
-	if pe.Error() != "netns: parse net/dev line 3: "+ErrNotExist.Error() {
-		t.Fatal(pe.Error())
-	}
-	if (&ParseError{File: "net/snmp", Err: ErrNotExist}).Error() != "netns: parse net/snmp: "+ErrNotExist.Error() {
-		t.Fatal("ParseError without line")
+	if !errors.Is(ErrClosed, os.ErrClosed) || errors.Is(ErrClosed, fs.ErrNotExist) || errors.Is(ErrNotExist, os.ErrClosed) {
+		t.Error("ErrClosed must match os.ErrClosed only, ErrNotExist fs.ErrNotExist only")
 	}
 }

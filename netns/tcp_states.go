@@ -56,24 +56,39 @@ func (s TCPState) String() string {
 // Connections not yet accepted by a listener that the kernel keeps as
 // request sockets are counted under TCPNewSynRecv (ss shows them as
 // SYN-RECV).
-type TCPStateCounts [16]uint64
+//
+// Once its family was dumped, every state the kernel defines
+// (TCPEstablished through TCPBoundInactive) is Known, 0 when no socket is in
+// it; the other indexes are Unavailable unless the kernel reported a socket
+// there. A family not dumped (IPv6 in a kernel without it, or the part not
+// read) is Unavailable throughout.
+type TCPStateCounts [16]Value
 
-// Total is the number of sockets of every state.
-func (c *TCPStateCounts) Total() uint64 {
-	var n uint64
+// Total is the number of sockets of every state: Known when the family was
+// dumped, else Unavailable.
+func (c *TCPStateCounts) Total() Value {
+	var n Value
 	for _, x := range c {
-		n += x
+		if x.State == Known {
+			n = known(n.V + x.V)
+		}
 	}
 	return n
 }
 
+// dumped marks every state the kernel defines Known 0, before a dump.
+func (c *TCPStateCounts) dumped() {
+	for s := TCPEstablished; s <= TCPBoundInactive; s++ {
+		c[s] = known(0)
+	}
+}
+
 // TCPStates is TCP sockets by state for IPv4 and IPv6, dumped through
 // NETLINK_SOCK_DIAG. IPv6 sockets that carry IPv4-mapped traffic are counted
-// under V6, as the kernel lists them. V6Known is false when the namespace's
-// kernel has no IPv6.
+// under V6, as the kernel lists them. V6 is Unavailable throughout when the
+// namespace's kernel has no IPv6.
 type TCPStates struct {
-	V4, V6  TCPStateCounts
-	V6Known bool
+	V4, V6 TCPStateCounts
 }
 
 // Netlink and socket constants, here so that the parser builds on every
@@ -135,7 +150,7 @@ func countDiag(b []byte, seq uint32, st *TCPStates) (done bool, err error) {
 				continue
 			}
 			if s := msg[1]; int(s) < len(c) {
-				c[s]++
+				c[s] = known(c[s].V + 1)
 			}
 		}
 	}

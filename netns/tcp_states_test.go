@@ -36,12 +36,23 @@ func TestCountDiag(t *testing.T) {
 	in = append(in, diagMsg(sockDiagType, 7, sock(afInet, byte(TCPTimeWait)))...)
 	in = append(in, diagMsg(tcpdiagGetSock, 7, sock(1, byte(TCPListen)))...) // not inet: skipped
 	var st TCPStates
+	st.V4.dumped()
+	st.V6.dumped()
 	done, err := countDiag(in, 7, &st)
 	if err != nil || done {
 		t.Fatalf("done %v err %v", done, err)
 	}
-	if st.V4[TCPListen] != 1 || st.V4[TCPTimeWait] != 1 || st.V4[TCPEstablished] != 0 || st.V6[TCPEstablished] != 1 || st.V4.Total()+st.V6.Total() != 3 {
+	if st.V4[TCPListen] != known(1) || st.V4[TCPTimeWait] != known(1) || st.V4[TCPEstablished] != known(0) || st.V6[TCPEstablished] != known(1) || st.V4.Total().V+st.V6.Total().V != 3 {
 		t.Fatalf("v4 %v v6 %v", st.V4, st.V6)
+	}
+	// A family that was not dumped (no IPv6) is Unavailable, not 0.
+	var v4only TCPStates
+	v4only.V4.dumped()
+	if _, err := countDiag(diagMsg(tcpdiagGetSock, 7, sock(afInet, byte(TCPListen))), 7, &v4only); err != nil {
+		t.Fatal(err)
+	}
+	if v4only.V4.Total() != known(1) || v4only.V6.Total().Available() || v4only.V6[TCPListen].Available() {
+		t.Fatalf("v4 %v v6 %v, want v6 unavailable", v4only.V4, v4only.V6)
 	}
 	if done, err := countDiag(diagMsg(nlmsgDone, 7, make([]byte, 4)), 7, &st); !done || err != nil {
 		t.Fatalf("DONE: %v %v", done, err)
@@ -73,7 +84,7 @@ func FuzzCountDiag(f *testing.F) {
 				t.Fatalf("unexpected error %v (done %v)", err, done)
 			}
 		}
-		if n := st.V4.Total() + st.V6.Total(); n > uint64(len(b)/nlmsgHdrLen) {
+		if n := st.V4.Total().V + st.V6.Total().V; n > uint64(len(b)/nlmsgHdrLen) {
 			t.Fatalf("%d sockets counted from %d bytes", n, len(b))
 		}
 	})

@@ -1,25 +1,28 @@
 package netns
 
-import "strconv"
+import "github.com/metricsd/metricsd/internal/value"
 
-// Value is one counter or gauge read from a kernel file. The zero Value is
-// unavailable: the file did not have the key (an older kernel, no IPv6), or
-// it printed a negative number for a counter. A field that was not read can
-// therefore never pass for a zero.
-type Value struct {
-	V     uint64
-	Known bool
-}
+// Value is one counter or gauge read from a kernel file, with its State.
+// The zero Value is Unavailable: the file did not have the key, row or
+// column (an older kernel, no IPv6, a part not read), or it printed a
+// negative number for a counter. A field that was not read can therefore
+// never pass for a zero. It is the same type as cgroup.Value: Get returns
+// the number and whether it is Known, and in JSON it is its number when
+// Known and null when Unavailable.
+type Value = value.Value
 
-// Get returns the number and whether the kernel reported it.
-func (v Value) Get() (uint64, bool) { return v.V, v.Known }
+// State says whether a Value holds a number. It is the same type as
+// cgroup.State.
+type State = value.State
 
-// String formats the number, or "unavailable".
-func (v Value) String() string {
-	if !v.Known {
-		return "unavailable"
-	}
-	return strconv.FormatUint(v.V, 10)
-}
+const (
+	// Unavailable is the zero State: V is 0 and means nothing.
+	Unavailable = value.Unavailable
+	// Known means V holds the number the kernel reported.
+	Known = value.Known
+	// Unlimited is cgroup's State for a limit that is not set; no netns
+	// field has it.
+	Unlimited = value.Unlimited
+)
 
-func (v *Value) set(n uint64) { v.V, v.Known = n, true }
+func known(n uint64) Value { return value.Of(n) }

@@ -19,6 +19,6 @@
 // A Sink has two methods, Write and Close. Write must not keep the
 // Snapshot after it returns (the collector reuses it): read what you need,
 // or copy it with Snapshot.CopyTo. A value the kernel did not provide is
-// Unavailable (cgroup.Value) or not Known (netns.Value): leave it out rather
-// than write 0. See the example.
+// Unavailable (cgroup.Value and netns.Value are one type): leave it out
+// rather than write 0. See the example.
 package sink

@@ -92,11 +92,11 @@ func TestCopyTo(t *testing.T) {
 	for i := range src.Containers {
 		c := &src.Containers[i]
 		c.Cgroup.CPU.PerCPU[0] = 1
-		c.Cgroup.IO.Devices[0].ReadBytes = 1
+		c.Cgroup.IO.Devices[0].ReadBytes.V = 1
 		c.Cgroup.Hugetlb.Sizes[0].PageSize = "x"
 		c.Cgroup.Memory.Usage.V = 1
 		if c.Net != nil {
-			c.Net.Interfaces[0].RxBytes = 1
+			c.Net.Interfaces[0].RxBytes.V = 1
 			c.Net.Interfaces[0].Name = "x"
 			c.Net.TCP.InSegs.V = 1
 		}

@@ -220,13 +220,11 @@ func (m *meter) summary(argv []string, wall time.Duration, version int, job *job
 	} else if m.peakMem > 0 {
 		s.PeakMemoryBytes = &m.peakMem
 	}
-	if st.IO.Available {
-		var r, w uint64
-		for _, d := range st.IO.Devices {
-			r += d.ReadBytes
-			w += d.WriteBytes
-		}
-		s.ReadBytes, s.WriteBytes = &r, &w
+	if r, ok := st.IO.ReadBytes.Get(); ok {
+		s.ReadBytes = &r
+	}
+	if w, ok := st.IO.WriteBytes.Get(); ok {
+		s.WriteBytes = &w
 	}
 	if v, ok := job.pidsPeak(); ok && v >= m.peakPids {
 		s.PeakPids = &v

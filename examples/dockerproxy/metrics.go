@@ -62,14 +62,15 @@ type IOMetrics struct {
 	Devices []IODevice
 }
 
-// IODevice is one block device's I/O: bytes and operations.
+// IODevice is one block device's I/O: bytes and operations, each a number,
+// or null when the kernel did not print it for the device.
 type IODevice struct {
 	Major, Minor uint32
 	Name         string `json:",omitempty"`
-	ReadBytes    uint64
-	WriteBytes   uint64
-	ReadOps      uint64
-	WriteOps     uint64
+	ReadBytes    cgroup.Value
+	WriteBytes   cgroup.Value
+	ReadOps      cgroup.Value
+	WriteOps     cgroup.Value
 }
 
 // NetworkMetrics is net/dev of the container's network namespace.
@@ -271,8 +272,9 @@ func (c *cache) read(ctx context.Context, e *entry, pid int) (m *Metrics, retry 
 			m.Network = &NetworkMetrics{Interfaces: make([]Interface, 0, len(e.ns.Interfaces))}
 			for _, it := range e.ns.Interfaces {
 				m.Network.Interfaces = append(m.Network.Interfaces, Interface{
-					Name: it.Name, RxBytes: it.RxBytes, RxPackets: it.RxPackets, RxErrors: it.RxErrors, RxDropped: it.RxDropped,
-					TxBytes: it.TxBytes, TxPackets: it.TxPackets, TxErrors: it.TxErrors, TxDropped: it.TxDropped,
+					// net/dev has every column for every interface: all Known.
+					Name: it.Name, RxBytes: it.RxBytes.V, RxPackets: it.RxPackets.V, RxErrors: it.RxErrors.V, RxDropped: it.RxDropped.V,
+					TxBytes: it.TxBytes.V, TxPackets: it.TxPackets.V, TxErrors: it.TxErrors.V, TxDropped: it.TxDropped.V,
 				})
 			}
 		}
@@ -450,7 +452,7 @@ func fillCgroup(m *Metrics, s *cgroup.Stats) {
 	if mem != (MemoryMetrics{}) {
 		m.Memory = &mem
 	}
-	if s.IO.Available {
+	if s.IO.ReadBytes.Available() || s.IO.ReadOps.Available() || len(s.IO.Devices) > 0 { // the io or blkio files were read
 		io := &IOMetrics{Devices: make([]IODevice, 0, len(s.IO.Devices))}
 		for _, d := range s.IO.Devices {
 			io.Devices = append(io.Devices, IODevice{

@@ -23,8 +23,31 @@ import (
 // K is a Known cgroup value.
 func K(v uint64) cgroup.Value { return cgroup.Value{V: v, State: cgroup.Known} }
 
-// N is a Known netns value.
-func N(v uint64) netns.Value { return netns.Value{V: v, Known: true} }
+// N is a Known netns value (the same type as a cgroup value).
+func N(v uint64) netns.Value { return netns.Value{V: v, State: netns.Known} }
+
+// Iface is an interface as net/dev gives it: every counter Known, 0 but
+// for the four given.
+func Iface(name string, rxBytes, rxPackets, txBytes, txPackets uint64) netns.Interface {
+	z := N(0)
+	return netns.Interface{
+		Name:    name,
+		RxBytes: N(rxBytes), RxPackets: N(rxPackets), RxErrors: z, RxDropped: z,
+		RxFIFO: z, RxFrame: z, RxCompressed: z, RxMulticast: z,
+		TxBytes: N(txBytes), TxPackets: N(txPackets), TxErrors: z, TxDropped: z,
+		TxFIFO: z, TxCollisions: z, TxCarrier: z, TxCompressed: z,
+	}
+}
+
+// Counts is TCP state counts as a dump gives them: every state the kernel
+// defines Known, 0 unless n says otherwise.
+func Counts(n map[netns.TCPState]uint64) netns.TCPStateCounts {
+	var c netns.TCPStateCounts
+	for s := netns.TCPEstablished; s <= netns.TCPBoundInactive; s++ {
+		c[s] = N(n[s])
+	}
+	return c
+}
 
 // Unlimited is an Unlimited cgroup value.
 var Unlimited = cgroup.Value{State: cgroup.Unlimited}
@@ -51,10 +74,10 @@ func FullStats(seed uint64) cgroup.Stats {
 	return cgroup.Stats{
 		CPU: cgroup.CPUStats{
 			Usage: K(b + 3_000_000_000), User: K(b + 2_000_000_000), System: K(b + 1_000_000_000),
-			PerCPU: []uint64{b + 1_500_000_000, 1_500_000_000}, PerCPUAvailable: true,
+			PerCPU:  []uint64{b + 1_500_000_000, 1_500_000_000},
 			Periods: K(b + 100), ThrottledPeriods: K(7), ThrottledTime: K(70_000_000),
 			Bursts: K(1), BurstTime: K(2000),
-			QuotaUsec: K(50_000), PeriodUsec: K(100_000), Shares: K(1024), Weight: K(100),
+			Quota: K(50_000_000), Period: K(100_000_000), Shares: K(1024), Weight: K(100),
 		},
 		Memory: cgroup.MemoryStats{
 			Usage: K(b + 200<<20), Limit: K(512 << 20), WorkingSet: K(b + 150<<20),
@@ -64,16 +87,20 @@ func FullStats(seed uint64) cgroup.Stats {
 			Pgfault: K(b + 5000), Pgmajfault: K(12), Peak: K(300 << 20), Failcnt: K(3),
 			Events: cgroup.MemoryEvents{Low: K(0), High: K(1), Max: K(2), OOM: K(1), OOMKill: K(1), UnderOOM: K(0)},
 		},
-		IO: cgroup.IOStats{Available: true, Devices: []cgroup.IODevice{
-			{Major: 254, Minor: 0, Name: "vda", ReadBytes: b + 4096, WriteBytes: b + 8192, ReadOps: 10, WriteOps: 20},
-			{Major: 7, Minor: 3, ReadBytes: 512, ReadOps: 1},
-		}},
+		IO: cgroup.IOStats{
+			ReadBytes: K(b + 4096 + 512), WriteBytes: K(b + 8192), ReadOps: K(11), WriteOps: K(20), DiscardBytes: K(0), DiscardOps: K(0),
+			Devices: []cgroup.IODevice{
+				{Major: 254, Minor: 0, Name: "vda", ReadBytes: K(b + 4096), WriteBytes: K(b + 8192), ReadOps: K(10), WriteOps: K(20), DiscardBytes: K(0), DiscardOps: K(0)},
+				{Major: 7, Minor: 3, ReadBytes: K(512), WriteBytes: K(0), ReadOps: K(1), WriteOps: K(0), DiscardBytes: K(0), DiscardOps: K(0)},
+			},
+		},
 		Pids:    cgroup.PidsStats{Current: K(seed%50 + 5), Limit: K(1000)},
-		Hugetlb: cgroup.HugetlbStats{Available: true, Sizes: []cgroup.HugetlbSize{{PageSize: "2MB", Usage: K(0), Limit: Unlimited, Failcnt: K(0)}}},
+		Hugetlb: cgroup.HugetlbStats{Sizes: []cgroup.HugetlbSize{{PageSize: "2MB", Usage: K(0), Limit: Unlimited, Failcnt: K(0)}}},
 		Pressure: cgroup.PressureStats{
-			CPU:    cgroup.PSI{Some: cgroup.PSILine{Available: true, Avg10: 1.5, Avg60: 0.75, Avg300: 0.25, Total: b + 123456}, Full: cgroup.PSILine{Available: true, Avg10: 0.5, Total: 1000}},
-			Memory: cgroup.PSI{Some: cgroup.PSILine{Available: true, Total: 42}, Full: cgroup.PSILine{Available: true, Total: 21}},
-			IO:     cgroup.PSI{Some: cgroup.PSILine{Available: true, Avg10: 0.1, Total: 77}, Full: cgroup.PSILine{Available: true, Total: 66}},
+			// Totals in ns, from the kernel's µs.
+			CPU:    cgroup.PSI{Some: cgroup.PSILine{Avg10: 1.5, Avg60: 0.75, Avg300: 0.25, Total: K((b + 123456) * 1000)}, Full: cgroup.PSILine{Avg10: 0.5, Total: K(1000_000)}},
+			Memory: cgroup.PSI{Some: cgroup.PSILine{Total: K(42_000)}, Full: cgroup.PSILine{Total: K(21_000)}},
+			IO:     cgroup.PSI{Some: cgroup.PSILine{Avg10: 0.1, Total: K(77_000)}, Full: cgroup.PSILine{Total: K(66_000)}},
 		},
 	}
 }
@@ -89,8 +116,11 @@ func FullNet(seed uint64, ifaces int) *netns.Stats {
 		}
 		x := seed*1000 + uint64(i)*100
 		n.Interfaces = append(n.Interfaces, netns.Interface{
-			Name: name, RxBytes: x + 1_000_000, RxPackets: x + 1000, RxErrors: 1, RxDropped: 2, RxMulticast: 3,
-			TxBytes: x + 2_000_000, TxPackets: x + 2000, TxErrors: 4, TxDropped: 5,
+			Name:    name,
+			RxBytes: N(x + 1_000_000), RxPackets: N(x + 1000), RxErrors: N(1), RxDropped: N(2),
+			RxFIFO: N(0), RxFrame: N(0), RxCompressed: N(0), RxMulticast: N(3),
+			TxBytes: N(x + 2_000_000), TxPackets: N(x + 2000), TxErrors: N(4), TxDropped: N(5),
+			TxFIFO: N(0), TxCollisions: N(0), TxCarrier: N(0), TxCompressed: N(0),
 		})
 	}
 	n.Sockets = netns.Sockets{Used: N(200), TCPInUse: N(10), TCPOrphan: N(0), TCPTimeWait: N(3), TCPAlloc: N(12), TCPMem: N(4), UDPInUse: N(2), UDPMem: N(1), RawInUse: N(0), FragInUse: N(0), FragMemory: N(0), TCP6InUse: N(5), UDP6InUse: N(1)}
@@ -99,11 +129,8 @@ func FullNet(seed uint64, ifaces int) *netns.Stats {
 	n.TCP = netns.TCP{ActiveOpens: N(seed + 40), PassiveOpens: N(30), AttemptFails: N(1), EstabResets: N(2), CurrEstab: N(10), InSegs: N(9000), OutSegs: N(8000), RetransSegs: N(11), InErrs: N(0), OutRsts: N(4), InCsumErrors: N(0)}
 	n.TCPExt = netns.TCPExt{ListenOverflows: N(0), ListenDrops: N(0), TCPTimeouts: N(1), TCPSynRetrans: N(1), TCPLostRetransmit: N(0), TCPFastRetrans: N(2), TCPAbortOnData: N(0), TCPAbortOnClose: N(0), TCPAbortOnMemory: N(0), TCPAbortOnTimeout: N(0), TCPBacklogDrop: N(0), SyncookiesSent: N(0)}
 	n.UDP = netns.UDP{InDatagrams: N(100), NoPorts: N(1), InErrors: N(0), OutDatagrams: N(99), RcvbufErrors: N(0), SndbufErrors: N(0), InCsumErrors: N(0), MemErrors: N(0)}
-	n.TCPStates.V4[netns.TCPEstablished] = 7
-	n.TCPStates.V4[netns.TCPListen] = 2
-	n.TCPStates.V6[netns.TCPEstablished] = 3
-	n.TCPStates.V6[netns.TCPTimeWait] = 3
-	n.TCPStates.V6Known = true
+	n.TCPStates.V4 = Counts(map[netns.TCPState]uint64{netns.TCPEstablished: 7, netns.TCPListen: 2})
+	n.TCPStates.V6 = Counts(map[netns.TCPState]uint64{netns.TCPEstablished: 3, netns.TCPTimeWait: 3})
 	return n
 }
 

@@ -91,10 +91,10 @@ func status(code int, header, body string) func(w http.ResponseWriter) {
 func tinySnapshot() *sink.Snapshot {
 	var st cgroup.Stats
 	st.CPU.Usage = sinktest.K(5_000_000_000)
-	st.CPU.QuotaUsec = sinktest.Unlimited
+	st.CPU.Quota = sinktest.Unlimited
 	st.Memory.Usage = sinktest.K(10 << 20)
 	st.Memory.Limit = sinktest.Unlimited
-	net := &netns.Stats{Parts: netns.PartDev, Interfaces: []netns.Interface{{Name: "eth0", RxBytes: 7, RxPackets: 1, TxBytes: 9, TxPackets: 2}}}
+	net := &netns.Stats{Parts: netns.PartDev, Interfaces: []netns.Interface{sinktest.Iface("eth0", 7, 1, 9, 2)}}
 	return &sink.Snapshot{Time: t0, Containers: []sink.Sample{{
 		Container: runtime.Container{ID: "abc", Name: "web", Image: "nginx:1", Runtime: "containerd", Labels: map[string]string{"com.example.team": "core", "secret": "x"}},
 		Cgroup:    st, Net: net,

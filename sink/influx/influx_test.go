@@ -44,7 +44,7 @@ func mixedSnapshot(t time.Time) *sink.Snapshot {
 	c1.Container.Pod = &runtime.Pod{Name: "web-7d9", Namespace: "shop", UID: "u1", Container: "nginx"}
 	c1.Cgroup.Memory.Kernel = cgroup.Value{}
 	c1.Cgroup.Memory.Limit = sinktest.Unlimited
-	c1.Cgroup.CPU.QuotaUsec = sinktest.Unlimited
+	c1.Cgroup.CPU.Quota = sinktest.Unlimited
 	c1.Cgroup.Pids.Limit = sinktest.Unlimited
 	c1.Net.Parts = netns.PartDev | netns.PartSockstat
 	c2 := &s.Containers[2]

@@ -18,8 +18,9 @@
 //	container_ip, container_tcp, container_udp   net/snmp (+ net/netstat TcpExt)
 //	container_tcp_states                  TCP sockets by state (sock_diag)
 //
-// A value the kernel did not provide (cgroup.Unavailable, netns.Value not
-// Known) is left out, never written as 0, and so is a limit that is not set
+// A value the kernel did not provide (an Unavailable cgroup.Value or
+// netns.Value, such as a block I/O or net/dev counter the kernel did not
+// print) is left out, never written as 0, and so is a limit that is not set
 // (cgroup.Unlimited). A point with no field left is not written. Integers
 // are written as signed 64-bit integers (InfluxDB 1.x has no unsigned type);
 // counters past 2^63-1 are clamped to it.
@@ -132,17 +133,18 @@ func (w *Walker) f(key string, v float64) {
 	w.v.Float(key, v)
 }
 
-// c adds a cgroup value when Known (Unavailable and Unlimited are left out).
+// c adds a cgroup or netns value when Known (Unavailable and Unlimited are
+// left out).
 func (w *Walker) c(key string, v cgroup.Value) {
 	if v.State == cgroup.Known {
 		w.i(key, v.V)
 	}
 }
 
-// n adds a netns value when Known.
-func (w *Walker) n(key string, v netns.Value) {
-	if v.Known {
-		w.i(key, v.V)
+// us adds a value in nanoseconds as whole microseconds, when Known.
+func (w *Walker) us(key string, v cgroup.Value) {
+	if v.State == cgroup.Known {
+		w.i(key, v.V/1000)
 	}
 }
 
@@ -169,8 +171,8 @@ func (w *Walker) container(s *sink.Sample) {
 	w.c("throttled_ns", cpu.ThrottledTime)
 	w.c("bursts", cpu.Bursts)
 	w.c("burst_ns", cpu.BurstTime)
-	w.c("quota_us", cpu.QuotaUsec)
-	w.c("period_us", cpu.PeriodUsec)
+	w.us("quota_us", cpu.Quota)
+	w.us("period_us", cpu.Period)
 	w.c("shares", cpu.Shares)
 	w.c("weight", cpu.Weight)
 	if cores, state := cpu.LimitCores(); state == cgroup.Known {
@@ -210,42 +212,38 @@ func (w *Walker) container(s *sink.Sample) {
 	w.c("limit", st.Pids.Limit)
 	w.end()
 
-	if st.IO.Available {
-		for i := range st.IO.Devices {
-			d := &st.IO.Devices[i]
-			w.begin("container_blkio", sink.Tag{Key: "device", Value: w.device(d)})
-			w.i("read_bytes", d.ReadBytes)
-			w.i("write_bytes", d.WriteBytes)
-			w.i("read_ops", d.ReadOps)
-			w.i("write_ops", d.WriteOps)
-			w.i("discard_bytes", d.DiscardBytes)
-			w.i("discard_ops", d.DiscardOps)
-			w.end()
-		}
+	for i := range st.IO.Devices {
+		d := &st.IO.Devices[i]
+		w.begin("container_blkio", sink.Tag{Key: "device", Value: w.device(d)})
+		w.c("read_bytes", d.ReadBytes)
+		w.c("write_bytes", d.WriteBytes)
+		w.c("read_ops", d.ReadOps)
+		w.c("write_ops", d.WriteOps)
+		w.c("discard_bytes", d.DiscardBytes)
+		w.c("discard_ops", d.DiscardOps)
+		w.end()
 	}
-	if st.Hugetlb.Available {
-		for i := range st.Hugetlb.Sizes {
-			h := &st.Hugetlb.Sizes[i]
-			w.begin("container_hugetlb", sink.Tag{Key: "page_size", Value: h.PageSize})
-			w.c("usage_bytes", h.Usage)
-			w.c("limit_bytes", h.Limit)
-			w.c("failcnt", h.Failcnt)
-			w.end()
-		}
+	for i := range st.Hugetlb.Sizes {
+		h := &st.Hugetlb.Sizes[i]
+		w.begin("container_hugetlb", sink.Tag{Key: "page_size", Value: h.PageSize})
+		w.c("usage_bytes", h.Usage)
+		w.c("limit_bytes", h.Limit)
+		w.c("failcnt", h.Failcnt)
+		w.end()
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
 		w.begin("container_pressure", sink.Tag{Key: "resource", Value: psiResources[i]})
-		if p.Some.Available {
+		if p.Some.Available() {
 			w.f("some_avg10", p.Some.Avg10)
 			w.f("some_avg60", p.Some.Avg60)
 			w.f("some_avg300", p.Some.Avg300)
-			w.i("some_total_us", p.Some.Total)
+			w.us("some_total_us", p.Some.Total)
 		}
-		if p.Full.Available {
+		if p.Full.Available() {
 			w.f("full_avg10", p.Full.Avg10)
 			w.f("full_avg60", p.Full.Avg60)
 			w.f("full_avg300", p.Full.Avg300)
-			w.i("full_total_us", p.Full.Total)
+			w.us("full_total_us", p.Full.Total)
 		}
 		w.end()
 	}
@@ -296,113 +294,121 @@ func (w *Walker) net(n *netns.Stats) {
 		for i := range n.Interfaces {
 			it := &n.Interfaces[i]
 			w.begin("container_net", sink.Tag{Key: "interface", Value: it.Name})
-			w.i("rx_bytes", it.RxBytes)
-			w.i("rx_packets", it.RxPackets)
-			w.i("rx_errors", it.RxErrors)
-			w.i("rx_dropped", it.RxDropped)
-			w.i("rx_fifo", it.RxFIFO)
-			w.i("rx_frame", it.RxFrame)
-			w.i("rx_compressed", it.RxCompressed)
-			w.i("rx_multicast", it.RxMulticast)
-			w.i("tx_bytes", it.TxBytes)
-			w.i("tx_packets", it.TxPackets)
-			w.i("tx_errors", it.TxErrors)
-			w.i("tx_dropped", it.TxDropped)
-			w.i("tx_fifo", it.TxFIFO)
-			w.i("tx_collisions", it.TxCollisions)
-			w.i("tx_carrier", it.TxCarrier)
-			w.i("tx_compressed", it.TxCompressed)
+			w.c("rx_bytes", it.RxBytes)
+			w.c("rx_packets", it.RxPackets)
+			w.c("rx_errors", it.RxErrors)
+			w.c("rx_dropped", it.RxDropped)
+			w.c("rx_fifo", it.RxFIFO)
+			w.c("rx_frame", it.RxFrame)
+			w.c("rx_compressed", it.RxCompressed)
+			w.c("rx_multicast", it.RxMulticast)
+			w.c("tx_bytes", it.TxBytes)
+			w.c("tx_packets", it.TxPackets)
+			w.c("tx_errors", it.TxErrors)
+			w.c("tx_dropped", it.TxDropped)
+			w.c("tx_fifo", it.TxFIFO)
+			w.c("tx_collisions", it.TxCollisions)
+			w.c("tx_carrier", it.TxCarrier)
+			w.c("tx_compressed", it.TxCompressed)
 			w.end()
 		}
 	}
 	if n.Parts.Has(netns.PartSockstat) {
 		k := &n.Sockets
 		w.begin("container_sockets", noTag)
-		w.n("used", k.Used)
-		w.n("tcp_inuse", k.TCPInUse)
-		w.n("tcp_orphan", k.TCPOrphan)
-		w.n("tcp_tw", k.TCPTimeWait)
-		w.n("tcp_alloc", k.TCPAlloc)
-		w.n("tcp_mem_pages", k.TCPMem)
-		w.n("udp_inuse", k.UDPInUse)
-		w.n("udp_mem_pages", k.UDPMem)
-		w.n("udplite_inuse", k.UDPLiteInUse)
-		w.n("raw_inuse", k.RawInUse)
-		w.n("frag_inuse", k.FragInUse)
-		w.n("frag_memory", k.FragMemory)
-		w.n("tcp6_inuse", k.TCP6InUse)
-		w.n("udp6_inuse", k.UDP6InUse)
-		w.n("udplite6_inuse", k.UDPLite6InUse)
-		w.n("raw6_inuse", k.Raw6InUse)
-		w.n("frag6_inuse", k.Frag6InUse)
-		w.n("frag6_memory", k.Frag6Memory)
+		w.c("used", k.Used)
+		w.c("tcp_inuse", k.TCPInUse)
+		w.c("tcp_orphan", k.TCPOrphan)
+		w.c("tcp_tw", k.TCPTimeWait)
+		w.c("tcp_alloc", k.TCPAlloc)
+		w.c("tcp_mem_pages", k.TCPMem)
+		w.c("udp_inuse", k.UDPInUse)
+		w.c("udp_mem_pages", k.UDPMem)
+		w.c("udplite_inuse", k.UDPLiteInUse)
+		w.c("raw_inuse", k.RawInUse)
+		w.c("frag_inuse", k.FragInUse)
+		w.c("frag_memory", k.FragMemory)
+		w.c("tcp6_inuse", k.TCP6InUse)
+		w.c("udp6_inuse", k.UDP6InUse)
+		w.c("udplite6_inuse", k.UDPLite6InUse)
+		w.c("raw6_inuse", k.Raw6InUse)
+		w.c("frag6_inuse", k.Frag6InUse)
+		w.c("frag6_memory", k.Frag6Memory)
 		w.end()
 	}
 	if n.Parts.Has(netns.PartSNMP) {
 		ip := &n.IP
 		w.begin("container_ip", noTag)
-		w.n("in_receives", ip.InReceives)
-		w.n("in_delivers", ip.InDelivers)
-		w.n("out_requests", ip.OutRequests)
-		w.n("in_discards", ip.InDiscards)
-		w.n("out_discards", ip.OutDiscards)
-		w.n("in_hdr_errors", ip.InHdrErrors)
-		w.n("in_addr_errors", ip.InAddrErrors)
-		w.n("out_no_routes", ip.OutNoRoutes)
-		w.n("forw_datagrams", ip.ForwDatagrams)
-		w.n("icmp_in_msgs", n.ICMP.InMsgs)
-		w.n("icmp_out_msgs", n.ICMP.OutMsgs)
-		w.n("icmp_in_errors", n.ICMP.InErrors)
-		w.n("icmp_out_errors", n.ICMP.OutErrors)
+		w.c("in_receives", ip.InReceives)
+		w.c("in_delivers", ip.InDelivers)
+		w.c("out_requests", ip.OutRequests)
+		w.c("in_discards", ip.InDiscards)
+		w.c("out_discards", ip.OutDiscards)
+		w.c("in_hdr_errors", ip.InHdrErrors)
+		w.c("in_addr_errors", ip.InAddrErrors)
+		w.c("out_no_routes", ip.OutNoRoutes)
+		w.c("forw_datagrams", ip.ForwDatagrams)
+		w.c("icmp_in_msgs", n.ICMP.InMsgs)
+		w.c("icmp_out_msgs", n.ICMP.OutMsgs)
+		w.c("icmp_in_errors", n.ICMP.InErrors)
+		w.c("icmp_out_errors", n.ICMP.OutErrors)
 		w.end()
 	}
 	if n.Parts.Has(netns.PartSNMP) || n.Parts.Has(netns.PartNetstat) {
 		t := &n.TCP
 		w.begin("container_tcp", noTag)
-		w.n("active_opens", t.ActiveOpens)
-		w.n("passive_opens", t.PassiveOpens)
-		w.n("attempt_fails", t.AttemptFails)
-		w.n("estab_resets", t.EstabResets)
-		w.n("curr_estab", t.CurrEstab)
-		w.n("in_segs", t.InSegs)
-		w.n("out_segs", t.OutSegs)
-		w.n("retrans_segs", t.RetransSegs)
-		w.n("in_errs", t.InErrs)
-		w.n("out_rsts", t.OutRsts)
-		w.n("in_csum_errors", t.InCsumErrors)
+		w.c("active_opens", t.ActiveOpens)
+		w.c("passive_opens", t.PassiveOpens)
+		w.c("attempt_fails", t.AttemptFails)
+		w.c("estab_resets", t.EstabResets)
+		w.c("curr_estab", t.CurrEstab)
+		w.c("in_segs", t.InSegs)
+		w.c("out_segs", t.OutSegs)
+		w.c("retrans_segs", t.RetransSegs)
+		w.c("in_errs", t.InErrs)
+		w.c("out_rsts", t.OutRsts)
+		w.c("in_csum_errors", t.InCsumErrors)
 		x := &n.TCPExt
-		w.n("listen_overflows", x.ListenOverflows)
-		w.n("listen_drops", x.ListenDrops)
-		w.n("timeouts", x.TCPTimeouts)
-		w.n("syn_retrans", x.TCPSynRetrans)
-		w.n("lost_retransmit", x.TCPLostRetransmit)
-		w.n("fast_retrans", x.TCPFastRetrans)
-		w.n("abort_on_data", x.TCPAbortOnData)
-		w.n("abort_on_close", x.TCPAbortOnClose)
-		w.n("abort_on_memory", x.TCPAbortOnMemory)
-		w.n("abort_on_timeout", x.TCPAbortOnTimeout)
-		w.n("backlog_drop", x.TCPBacklogDrop)
-		w.n("syncookies_sent", x.SyncookiesSent)
+		w.c("listen_overflows", x.ListenOverflows)
+		w.c("listen_drops", x.ListenDrops)
+		w.c("timeouts", x.TCPTimeouts)
+		w.c("syn_retrans", x.TCPSynRetrans)
+		w.c("lost_retransmit", x.TCPLostRetransmit)
+		w.c("fast_retrans", x.TCPFastRetrans)
+		w.c("abort_on_data", x.TCPAbortOnData)
+		w.c("abort_on_close", x.TCPAbortOnClose)
+		w.c("abort_on_memory", x.TCPAbortOnMemory)
+		w.c("abort_on_timeout", x.TCPAbortOnTimeout)
+		w.c("backlog_drop", x.TCPBacklogDrop)
+		w.c("syncookies_sent", x.SyncookiesSent)
 		w.end()
 	}
 	if n.Parts.Has(netns.PartSNMP) {
 		u := &n.UDP
 		w.begin("container_udp", noTag)
-		w.n("in_datagrams", u.InDatagrams)
-		w.n("no_ports", u.NoPorts)
-		w.n("in_errors", u.InErrors)
-		w.n("out_datagrams", u.OutDatagrams)
-		w.n("rcvbuf_errors", u.RcvbufErrors)
-		w.n("sndbuf_errors", u.SndbufErrors)
-		w.n("in_csum_errors", u.InCsumErrors)
-		w.n("mem_errors", u.MemErrors)
+		w.c("in_datagrams", u.InDatagrams)
+		w.c("no_ports", u.NoPorts)
+		w.c("in_errors", u.InErrors)
+		w.c("out_datagrams", u.OutDatagrams)
+		w.c("rcvbuf_errors", u.RcvbufErrors)
+		w.c("sndbuf_errors", u.SndbufErrors)
+		w.c("in_csum_errors", u.InCsumErrors)
+		w.c("mem_errors", u.MemErrors)
 		w.end()
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		ts := &n.TCPStates
 		w.begin("container_tcp_states", noTag)
 		for st := netns.TCPEstablished; st <= netns.TCPNewSynRecv; st++ {
-			w.i(tcpStateFields[st], ts.V4[st]+ts.V6[st])
+			// IPv4 and IPv6 together: the Known ones (V6 is Unavailable
+			// without IPv6).
+			var n netns.Value
+			for _, v := range [2]netns.Value{ts.V4[st], ts.V6[st]} {
+				if x, ok := v.Get(); ok {
+					n = netns.Value{V: n.V + x, State: netns.Known}
+				}
+			}
+			w.c(tcpStateFields[st], n)
 		}
 		w.end()
 	}

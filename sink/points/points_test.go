@@ -8,7 +8,9 @@ import (
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
+	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/sinktest"
+	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/sink"
 	"github.com/metricsd/metricsd/sink/points"
 )
@@ -140,5 +142,45 @@ func TestSelfPoint(t *testing.T) {
 		if m, err := dec.Measurement(); err != nil || string(m) != "metricsd" {
 			t.Errorf("decoded %q, %v", m, err)
 		}
+	}
+}
+
+// fields records each point's field keys, by "measurement,own tag value".
+type fields struct {
+	cur    string
+	points map[string]map[string]bool
+}
+
+func (f *fields) Container([]sink.Tag) {}
+func (f *fields) Begin(m string, extra sink.Tag) {
+	f.cur = m + "," + extra.Value
+	f.points[f.cur] = map[string]bool{}
+}
+func (f *fields) Int(key string, _ int64)     { f.points[f.cur][key] = true }
+func (f *fields) Float(key string, _ float64) { f.points[f.cur][key] = true }
+func (f *fields) End(time.Time)               {}
+
+// TestUnavailableCountersLeftOut: a block I/O or net/dev counter the
+// kernel did not print (Unavailable) is left out of its point, never
+// written as 0; the point's other fields, zeros included, stay.
+func TestUnavailableCountersLeftOut(t *testing.T) {
+	snap := sinktest.FullSnapshot(1, 2, t0)
+	dev := &snap.Containers[0].Cgroup.IO.Devices[0]
+	dev.WriteOps = sinktest.K(0)
+	dev.DiscardOps = cgroup.Value{V: 9} // Unavailable: V means nothing
+	eth := &snap.Containers[0].Net.Interfaces[1]
+	eth.TxCarrier = sinktest.N(0)
+	eth.RxFIFO = netns.Value{}
+	f := &fields{points: map[string]map[string]bool{}}
+	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(snap, f)
+	blk, net := f.points["container_blkio,vda"], f.points["container_net,eth0"]
+	if blk == nil || net == nil {
+		t.Fatalf("points missing: %v", f.points)
+	}
+	if blk["discard_ops"] || !blk["write_ops"] || !blk["discard_bytes"] || !blk["read_bytes"] {
+		t.Errorf("blkio fields %v: want discard_ops left out, write_ops (0), discard_bytes and read_bytes in", blk)
+	}
+	if net["rx_fifo"] || !net["tx_carrier"] || !net["rx_bytes"] {
+		t.Errorf("net fields %v: want rx_fifo left out, tx_carrier (0) and rx_bytes in", net)
 	}
 }

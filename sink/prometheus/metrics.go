@@ -328,6 +328,24 @@ func (e *emitter) gauge(d *prometheus.Desc, v cgroup.Value) {
 	}
 }
 
+// counterL is counter with the labels ls.
+func (e *emitter) counterL(d *prometheus.Desc, v cgroup.Value, ls []*dto.LabelPair) {
+	if v.State == cgroup.Known {
+		e.emitL(d, prometheus.CounterValue, float64(v.V), ls)
+	}
+}
+
+// usec turns a Known value in nanoseconds into the kernel's whole
+// microseconds, the unit cAdvisor's series are computed from: dividing the
+// integer first keeps every float exactly what it was when the library
+// held microseconds.
+func usec(v cgroup.Value) cgroup.Value {
+	if v.State == cgroup.Known {
+		v.V /= 1000
+	}
+	return v
+}
+
 // limit emits a limit: its value when Known, 0 when Unlimited.
 func (e *emitter) limit(d *prometheus.Desc, v cgroup.Value) {
 	if v.State != cgroup.Unavailable {
@@ -358,8 +376,8 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
 	e.counter(m.cfsPeriods, cpu.Periods, 1)
 	e.counter(m.cfsThrottledPeriods, cpu.ThrottledPeriods, 1)
 	e.counter(m.cfsThrottledSecs, cpu.ThrottledTime, nsPerSec)
-	e.gauge(m.specCPUQuota, cpu.QuotaUsec) // left out when unlimited, as cAdvisor
-	e.gauge(m.specCPUPeriod, cpu.PeriodUsec)
+	e.gauge(m.specCPUQuota, usec(cpu.Quota)) // left out when unlimited, as cAdvisor
+	e.gauge(m.specCPUPeriod, usec(cpu.Period))
 	switch {
 	case cpu.Shares.State == cgroup.Known:
 		e.gauge(m.specCPUShares, cpu.Shares)
@@ -399,32 +417,24 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
 		e.emit(m.startTime, prometheus.GaugeValue, float64(t.UnixNano())/1e9)
 	}
 
-	if st.IO.Available {
-		for i := range st.IO.Devices {
-			d := &st.IO.Devices[i]
-			dev := deviceLabel(d)
-			ls := e.with(&lnDevice, &dev)
-			e.emitL(m.fsReadsBytes, prometheus.CounterValue, float64(d.ReadBytes), ls)
-			e.emitL(m.fsWritesBytes, prometheus.CounterValue, float64(d.WriteBytes), ls)
-			e.emitL(m.fsReads, prometheus.CounterValue, float64(d.ReadOps), ls)
-			e.emitL(m.fsWrites, prometheus.CounterValue, float64(d.WriteOps), ls)
-		}
+	for i := range st.IO.Devices {
+		d := &st.IO.Devices[i]
+		dev := deviceLabel(d)
+		ls := e.with(&lnDevice, &dev)
+		e.counterL(m.fsReadsBytes, d.ReadBytes, ls)
+		e.counterL(m.fsWritesBytes, d.WriteBytes, ls)
+		e.counterL(m.fsReads, d.ReadOps, ls)
+		e.counterL(m.fsWrites, d.WriteOps, ls)
 	}
-	if st.Hugetlb.Available {
-		for i := range st.Hugetlb.Sizes {
-			h := &st.Hugetlb.Sizes[i]
-			if v, ok := h.Usage.Get(); ok {
-				e.emitL(m.hugetlbUsage, prometheus.GaugeValue, float64(v), e.with(&lnPagesize, e.own(&h.PageSize)))
-			}
+	for i := range st.Hugetlb.Sizes {
+		h := &st.Hugetlb.Sizes[i]
+		if v, ok := h.Usage.Get(); ok {
+			e.emitL(m.hugetlbUsage, prometheus.GaugeValue, float64(v), e.with(&lnPagesize, e.own(&h.PageSize)))
 		}
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
-		if p.Some.Available {
-			e.emit(m.psiWaiting[i], prometheus.CounterValue, float64(p.Some.Total)/usPerSec)
-		}
-		if p.Full.Available {
-			e.emit(m.psiStalled[i], prometheus.CounterValue, float64(p.Full.Total)/usPerSec)
-		}
+		e.counter(m.psiWaiting[i], usec(p.Some.Total), usPerSec)
+		e.counter(m.psiStalled[i], usec(p.Full.Total), usPerSec)
 	}
 
 	n := s.Net
@@ -437,24 +447,25 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
 			if e.keep != nil && !e.keep(it.Name) {
 				continue
 			}
-			c := prometheus.CounterValue
 			ls := e.with(&lnInterface, e.own(&it.Name))
-			e.emitL(m.netRxBytes, c, float64(it.RxBytes), ls)
-			e.emitL(m.netRxPackets, c, float64(it.RxPackets), ls)
-			e.emitL(m.netRxDropped, c, float64(it.RxDropped), ls)
-			e.emitL(m.netRxErrors, c, float64(it.RxErrors), ls)
-			e.emitL(m.netTxBytes, c, float64(it.TxBytes), ls)
-			e.emitL(m.netTxPackets, c, float64(it.TxPackets), ls)
-			e.emitL(m.netTxDropped, c, float64(it.TxDropped), ls)
-			e.emitL(m.netTxErrors, c, float64(it.TxErrors), ls)
+			e.counterL(m.netRxBytes, it.RxBytes, ls)
+			e.counterL(m.netRxPackets, it.RxPackets, ls)
+			e.counterL(m.netRxDropped, it.RxDropped, ls)
+			e.counterL(m.netRxErrors, it.RxErrors, ls)
+			e.counterL(m.netTxBytes, it.TxBytes, ls)
+			e.counterL(m.netTxPackets, it.TxPackets, ls)
+			e.counterL(m.netTxDropped, it.TxDropped, ls)
+			e.counterL(m.netTxErrors, it.TxErrors, ls)
 		}
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
 			ls := e.with(&lnTCPState, &tcpStates[st])
-			e.emitL(m.tcpConns, prometheus.GaugeValue, float64(n.TCPStates.V4[st]), ls)
-			if n.TCPStates.V6Known {
-				e.emitL(m.tcp6Conns, prometheus.GaugeValue, float64(n.TCPStates.V6[st]), ls)
+			if v, ok := n.TCPStates.V4[st].Get(); ok {
+				e.emitL(m.tcpConns, prometheus.GaugeValue, float64(v), ls)
+			}
+			if v, ok := n.TCPStates.V6[st].Get(); ok { // Unavailable without IPv6
+				e.emitL(m.tcp6Conns, prometheus.GaugeValue, float64(v), ls)
 			}
 		}
 	}

@@ -89,16 +89,19 @@ func newCollector(t *testing.T, opts ...sinkprom.Option) *sinkprom.Collector {
 }
 
 // snapshot2 has c-0 (everything, cgroup v2 style: weight, no shares) and
-// c-1 in a pod with unlimited limits and an unavailable kernel memory.
+// c-1 in a pod with unlimited limits, an unavailable kernel memory, and a
+// block I/O and a net/dev counter the kernel did not print.
 func snapshot2(t time.Time) *sink.Snapshot {
 	s := sinktest.FullSnapshot(2, 2, t)
 	s.Containers[0].Cgroup.CPU.Shares = cgroup.Value{}
 	c1 := &s.Containers[1]
 	c1.Container.Pod = &runtime.Pod{Name: "web-7d9", Namespace: "shop", Container: "nginx"}
 	c1.Cgroup.Memory.Limit = sinktest.Unlimited
-	c1.Cgroup.CPU.QuotaUsec = sinktest.Unlimited
+	c1.Cgroup.CPU.Quota = sinktest.Unlimited
 	c1.Cgroup.Pids.Limit = sinktest.Unlimited
 	c1.Cgroup.Memory.Kernel = cgroup.Value{}
+	c1.Cgroup.IO.Devices[1].WriteOps = cgroup.Value{}
+	c1.Net.Interfaces[1].TxErrors = netns.Value{}
 	c1.Net.Parts = netns.PartDev
 	return s
 }
@@ -122,7 +125,7 @@ func TestCollect(t *testing.T) {
 	c0, c1 := snap.Containers[0].Container, snap.Containers[1].Container
 	// The caller reuses its snapshot: the Collector must have copied it.
 	snap.Containers[0].Cgroup.CPU.Usage = sinktest.K(1)
-	snap.Containers[0].Net.Interfaces[1].RxBytes = 1
+	snap.Containers[0].Net.Interfaces[1].RxBytes = sinktest.N(1)
 	snap.Containers = snap.Containers[:0]
 
 	g := gather(t, reg)
@@ -163,6 +166,9 @@ func TestCollect(t *testing.T) {
 		{"container_fs_writes_bytes_total", labels(c0, "device=/dev/vda"), 8192},
 		{"container_fs_reads_total", labels(c0, "device=7:3"), 1},
 		{"container_fs_writes_total", labels(c0, "device=/dev/vda"), 20},
+		{"container_fs_writes_total", labels(c0, "device=7:3"), 0},
+		{"container_fs_reads_total", labels(c1, "device=7:3"), 1},
+		{"container_network_transmit_errors_total", labels(c1, "interface=lo"), 4},
 		{"container_hugetlb_usage_bytes", labels(c0, "pagesize=2MB"), 0},
 		{"container_pressure_cpu_waiting_seconds_total", labels(c0), 0.123456},
 		{"container_pressure_cpu_stalled_seconds_total", labels(c0), 0.001},
@@ -195,6 +201,8 @@ func TestCollect(t *testing.T) {
 		{"container_memory_kernel_usage", labels(c1)},                              // unavailable
 		{"container_network_tcp_connections", labels(c1, "tcp_state=established")}, // part not read
 		{"container_start_time_seconds", labels(c0)},                               // unknown
+		{"container_fs_writes_total", labels(c1, "device=7:3")},                    // no such row
+		{"container_network_transmit_errors_total", labels(c1, "interface=eth0")},  // no such column
 	}
 	for _, a := range absent {
 		if v, ok := g[a.name][a.labels]; ok {

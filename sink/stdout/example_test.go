@@ -13,21 +13,26 @@ import (
 )
 
 // exampleSnapshot is one container with a CPU time, a memory usage (its
-// limit not set) and one interface; the rest was not read.
+// limit not set) and one interface (every net/dev counter, as the kernel
+// prints them all); the rest was not read.
 func exampleSnapshot() *sink.Snapshot {
 	var st cgroup.Stats
 	st.CPU.Usage = cgroup.Value{V: 1_500_000_000, State: cgroup.Known}
 	st.Memory.Usage = cgroup.Value{V: 52428800, State: cgroup.Known}
 	st.Memory.Limit = cgroup.Value{State: cgroup.Unlimited}
+	n := func(v uint64) netns.Value { return netns.Value{V: v, State: netns.Known} }
+	eth0 := netns.Interface{Name: "eth0", RxBytes: n(2048), RxPackets: n(16), TxBytes: n(1024), TxPackets: n(8)}
+	for _, v := range []*netns.Value{&eth0.RxErrors, &eth0.RxDropped, &eth0.RxFIFO, &eth0.RxFrame, &eth0.RxCompressed, &eth0.RxMulticast,
+		&eth0.TxErrors, &eth0.TxDropped, &eth0.TxFIFO, &eth0.TxCollisions, &eth0.TxCarrier, &eth0.TxCompressed} {
+		*v = n(0)
+	}
 	return &sink.Snapshot{
 		Time: time.Date(2026, 11, 28, 7, 0, 0, 0, time.UTC),
 		Containers: []sink.Sample{{
 			Container: runtime.Container{ID: "4f2a", Name: "web", Image: "nginx:1.27", Runtime: "docker",
 				Labels: map[string]string{"team": "shop", "build": "1234"}},
 			Cgroup: st,
-			Net: &netns.Stats{Parts: netns.PartDev, Interfaces: []netns.Interface{
-				{Name: "eth0", RxBytes: 2048, RxPackets: 16, TxBytes: 1024, TxPackets: 8},
-			}},
+			Net:    &netns.Stats{Parts: netns.PartDev, Interfaces: []netns.Interface{eth0}},
 		}},
 	}
 }
