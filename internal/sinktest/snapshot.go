@@ -159,7 +159,7 @@ func MixedSnapshot(t time.Time) *sink.Snapshot {
 	c1.Container.Pod = &runtime.Pod{Name: "web-7d9", Namespace: "shop", UID: "2f1c0f3e-0b7a-4c1e-9d7e-5b1c2a3d4e5f", Container: "nginx"}
 	c1.Cgroup.Memory.Kernel = cgroup.Value{}
 	c1.Cgroup.Memory.Limit = Unlimited
-	c1.Cgroup.CPU.QuotaUsec = Unlimited
+	c1.Cgroup.CPU.Quota = Unlimited
 	c1.Cgroup.Pids.Limit = Unlimited
 	c1.Net.Parts = netns.PartDev
 	c2 := &s.Containers[2]

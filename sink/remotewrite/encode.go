@@ -218,6 +218,22 @@ func (e *encoder) gauge(name string, v cgroup.Value) {
 	}
 }
 
+// known1 emits a Known value with one label, label=value.
+func (e *encoder) known1(name string, v cgroup.Value, label, value string) {
+	if x, ok := v.Get(); ok {
+		e.emit1(name, float64(x), label, value)
+	}
+}
+
+// usec turns a Known value in nanoseconds into the kernel's whole
+// microseconds, as sink/prometheus does, so the floats are the same.
+func usec(v cgroup.Value) cgroup.Value {
+	if v.State == cgroup.Known {
+		v.V /= 1000
+	}
+	return v
+}
+
 // limit emits a limit: its value when Known, 0 when Unlimited.
 func (e *encoder) limit(name string, v cgroup.Value) {
 	if v.Available() {
@@ -268,8 +284,8 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	e.counter("container_cpu_cfs_periods_total", cpu.Periods, 1)
 	e.counter("container_cpu_cfs_throttled_periods_total", cpu.ThrottledPeriods, 1)
 	e.counter("container_cpu_cfs_throttled_seconds_total", cpu.ThrottledTime, nsPerSec)
-	e.gauge("container_spec_cpu_quota", cpu.QuotaUsec) // left out when unlimited, as cAdvisor
-	e.gauge("container_spec_cpu_period", cpu.PeriodUsec)
+	e.gauge("container_spec_cpu_quota", usec(cpu.Quota)) // left out when unlimited, as cAdvisor
+	e.gauge("container_spec_cpu_period", usec(cpu.Period))
 	if x, ok := cpu.Shares.Get(); ok {
 		e.emit("container_spec_cpu_shares", float64(x))
 	} else if w, ok := cpu.Weight.Get(); ok && w >= 1 {
@@ -307,32 +323,24 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		e.emit("container_start_time_seconds", float64(t.UnixNano())/1e9)
 	}
 
-	if st.IO.Available {
-		for i := range st.IO.Devices {
-			d := &st.IO.Devices[i]
-			e.dev = deviceLabel(e.dev[:0], d)
-			dev := unsafe.String(unsafe.SliceData(e.dev), len(e.dev))
-			e.emit1("container_fs_reads_bytes_total", float64(d.ReadBytes), "device", dev)
-			e.emit1("container_fs_writes_bytes_total", float64(d.WriteBytes), "device", dev)
-			e.emit1("container_fs_reads_total", float64(d.ReadOps), "device", dev)
-			e.emit1("container_fs_writes_total", float64(d.WriteOps), "device", dev)
-		}
+	for i := range st.IO.Devices {
+		d := &st.IO.Devices[i]
+		e.dev = deviceLabel(e.dev[:0], d)
+		dev := unsafe.String(unsafe.SliceData(e.dev), len(e.dev))
+		e.known1("container_fs_reads_bytes_total", d.ReadBytes, "device", dev)
+		e.known1("container_fs_writes_bytes_total", d.WriteBytes, "device", dev)
+		e.known1("container_fs_reads_total", d.ReadOps, "device", dev)
+		e.known1("container_fs_writes_total", d.WriteOps, "device", dev)
 	}
-	if st.Hugetlb.Available {
-		for i := range st.Hugetlb.Sizes {
-			h := &st.Hugetlb.Sizes[i]
-			if v, ok := h.Usage.Get(); ok {
-				e.emit1("container_hugetlb_usage_bytes", float64(v), "pagesize", h.PageSize)
-			}
+	for i := range st.Hugetlb.Sizes {
+		h := &st.Hugetlb.Sizes[i]
+		if v, ok := h.Usage.Get(); ok {
+			e.emit1("container_hugetlb_usage_bytes", float64(v), "pagesize", h.PageSize)
 		}
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
-		if p.Some.Available {
-			e.emit(psiWaiting[i], float64(p.Some.Total)/usPerSec)
-		}
-		if p.Full.Available {
-			e.emit(psiStalled[i], float64(p.Full.Total)/usPerSec)
-		}
+		e.counter(psiWaiting[i], usec(p.Some.Total), usPerSec)
+		e.counter(psiStalled[i], usec(p.Full.Total), usPerSec)
 	}
 
 	n := s.Net
@@ -345,22 +353,20 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 			if e.keep != nil && !e.keep(it.Name) {
 				continue
 			}
-			e.emit1("container_network_receive_bytes_total", float64(it.RxBytes), "interface", it.Name)
-			e.emit1("container_network_receive_packets_total", float64(it.RxPackets), "interface", it.Name)
-			e.emit1("container_network_receive_packets_dropped_total", float64(it.RxDropped), "interface", it.Name)
-			e.emit1("container_network_receive_errors_total", float64(it.RxErrors), "interface", it.Name)
-			e.emit1("container_network_transmit_bytes_total", float64(it.TxBytes), "interface", it.Name)
-			e.emit1("container_network_transmit_packets_total", float64(it.TxPackets), "interface", it.Name)
-			e.emit1("container_network_transmit_packets_dropped_total", float64(it.TxDropped), "interface", it.Name)
-			e.emit1("container_network_transmit_errors_total", float64(it.TxErrors), "interface", it.Name)
+			e.known1("container_network_receive_bytes_total", it.RxBytes, "interface", it.Name)
+			e.known1("container_network_receive_packets_total", it.RxPackets, "interface", it.Name)
+			e.known1("container_network_receive_packets_dropped_total", it.RxDropped, "interface", it.Name)
+			e.known1("container_network_receive_errors_total", it.RxErrors, "interface", it.Name)
+			e.known1("container_network_transmit_bytes_total", it.TxBytes, "interface", it.Name)
+			e.known1("container_network_transmit_packets_total", it.TxPackets, "interface", it.Name)
+			e.known1("container_network_transmit_packets_dropped_total", it.TxDropped, "interface", it.Name)
+			e.known1("container_network_transmit_errors_total", it.TxErrors, "interface", it.Name)
 		}
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
-			e.emit1("container_network_tcp_connections", float64(n.TCPStates.V4[st]), "tcp_state", tcpStates[st])
-			if n.TCPStates.V6Known {
-				e.emit1("container_network_tcp6_connections", float64(n.TCPStates.V6[st]), "tcp_state", tcpStates[st])
-			}
+			e.known1("container_network_tcp_connections", n.TCPStates.V4[st], "tcp_state", tcpStates[st])
+			e.known1("container_network_tcp6_connections", n.TCPStates.V6[st], "tcp_state", tcpStates[st]) // Unavailable without IPv6
 		}
 	}
 }
