@@ -72,7 +72,7 @@ func TestCollectOwnGroupOnly(t *testing.T) {
 	if s.Pids.Current.Available() {
 		t.Errorf("pids %v: the container has no pids group; want Unavailable, not the root's", s.Pids.Current)
 	}
-	if p := s.Pressure; p.CPU.Some.Available || p.Memory.Some.Available || p.IO.Some.Available {
+	if p := s.Pressure; p.CPU.Some.Available() || p.Memory.Some.Available() || p.IO.Some.Available() {
 		t.Errorf("pressure %+v: the container has no unified group; want Unavailable, not the host's", p)
 	}
 }

@@ -214,14 +214,13 @@ func procfsTCPStates(fs procfs.FS) (netns.TCPStates, error) {
 	}
 	for _, l := range v4 {
 		if l.St < uint64(len(st.V4)) {
-			st.V4[l.St]++
+			st.V4[l.St] = netns.Value{V: st.V4[l.St].V + 1, State: netns.Known}
 		}
 	}
 	for _, l := range v6 {
 		if l.St < uint64(len(st.V6)) {
-			st.V6[l.St]++
+			st.V6[l.St] = netns.Value{V: st.V6[l.St].V + 1, State: netns.Known}
 		}
 	}
-	st.V6Known = true
 	return st, nil
 }
