@@ -107,10 +107,10 @@ func sumOverContainers(snap *sink.Snapshot) map[string][4]uint64 {
 		}
 		for _, i := range s.Net.Interfaces {
 			v := m[i.Name]
-			v[0] += i.RxBytes
-			v[1] += i.RxPackets
-			v[2] += i.TxBytes
-			v[3] += i.TxPackets
+			v[0] += i.RxBytes.V // net/dev prints every column: all Known
+			v[1] += i.RxPackets.V
+			v[2] += i.TxBytes.V
+			v[3] += i.TxPackets.V
 			m[i.Name] = v
 		}
 	}

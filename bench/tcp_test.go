@@ -125,8 +125,8 @@ func BenchmarkTCPStatesScale(b *testing.B) {
 // for the two listeners.
 func checkStates(b *testing.B, st netns.TCPStates, want uint64) {
 	b.Helper()
-	got := st.V4.Total() + st.V6.Total()
-	est := st.V4[netns.TCPEstablished] + st.V6[netns.TCPEstablished]
+	got := st.V4.Total().V + st.V6.Total().V
+	est := st.V4[netns.TCPEstablished].V + st.V6[netns.TCPEstablished].V
 	if got != want || (want > 0 && est != want-2) {
 		b.Fatalf("counted %d sockets, %d established; want %d, %d", got, est, want, want-2)
 	}

@@ -368,6 +368,23 @@ func (e *encoder) intV(m *metricDef, v cgroup.Value) {
 	}
 }
 
+// knownInt adds a cgroup or netns value with attributes when Known.
+func (e *encoder) knownInt(m *metricDef, v cgroup.Value, attrs ...attr) {
+	if x, ok := v.Get(); ok {
+		e.addInt(m, x, attrs...)
+	}
+}
+
+// usec turns a Known value in nanoseconds into the kernel's whole
+// microseconds, so the seconds are the floats they were when the library
+// held microseconds (as sink/prometheus).
+func usec(v cgroup.Value) cgroup.Value {
+	if v.State == cgroup.Known {
+		v.V /= 1000
+	}
+	return v
+}
+
 func (e *encoder) secondsV(m *metricDef, v cgroup.Value, div float64) {
 	if x, ok := v.Get(); ok {
 		e.addDouble(m, float64(x)/div)
@@ -389,8 +406,8 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	e.intV(&mCPUPeriods, cpu.Periods)
 	e.intV(&mCPUThrottled, cpu.ThrottledPeriods)
 	e.secondsV(&mCPUThrottledTime, cpu.ThrottledTime, nsPerSec)
-	if q, ok := cpu.QuotaUsec.Get(); ok {
-		if p, ok := cpu.PeriodUsec.Get(); ok && p > 0 {
+	if q, ok := cpu.Quota.Get(); ok {
+		if p, ok := cpu.Period.Get(); ok && p > 0 {
 			e.addDouble(&mCPULimit, float64(q)/float64(p))
 		}
 	}
@@ -425,7 +442,7 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		e.addDouble(&mUptime, snap.Time.Sub(t).Seconds())
 	}
 
-	if st.IO.Available && len(st.IO.Devices) > 0 {
+	if len(st.IO.Devices) > 0 {
 		for len(e.dev) < len(st.IO.Devices) {
 			e.dev = append(e.dev, nil)
 		}
@@ -435,32 +452,26 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		devs := st.IO.Devices
 		for i := range devs {
 			dev := attr{"system.device", unsafeString(e.dev[i])}
-			e.addInt(&mDiskIO, devs[i].ReadBytes, attr{"disk.io.direction", "read"}, dev)
-			e.addInt(&mDiskIO, devs[i].WriteBytes, attr{"disk.io.direction", "write"}, dev)
+			e.knownInt(&mDiskIO, devs[i].ReadBytes, attr{"disk.io.direction", "read"}, dev)
+			e.knownInt(&mDiskIO, devs[i].WriteBytes, attr{"disk.io.direction", "write"}, dev)
 		}
 		for i := range devs {
 			dev := attr{"system.device", unsafeString(e.dev[i])}
-			e.addInt(&mDiskOps, devs[i].ReadOps, attr{"disk.io.direction", "read"}, dev)
-			e.addInt(&mDiskOps, devs[i].WriteOps, attr{"disk.io.direction", "write"}, dev)
+			e.knownInt(&mDiskOps, devs[i].ReadOps, attr{"disk.io.direction", "read"}, dev)
+			e.knownInt(&mDiskOps, devs[i].WriteOps, attr{"disk.io.direction", "write"}, dev)
 		}
 	}
-	if st.Hugetlb.Available {
-		for i := range st.Hugetlb.Sizes {
-			h := &st.Hugetlb.Sizes[i]
-			if v, ok := h.Usage.Get(); ok {
-				e.addInt(&mHugetlb, v, attr{"hugetlb.page_size", h.PageSize})
-			}
+	for i := range st.Hugetlb.Sizes {
+		h := &st.Hugetlb.Sizes[i]
+		if v, ok := h.Usage.Get(); ok {
+			e.addInt(&mHugetlb, v, attr{"hugetlb.page_size", h.PageSize})
 		}
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
-		if p.Some.Available {
-			e.addDouble(&mPSIWaiting[i], float64(p.Some.Total)/usPerSec)
-		}
+		e.secondsV(&mPSIWaiting[i], usec(p.Some.Total), usPerSec)
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
-		if p.Full.Available {
-			e.addDouble(&mPSIStalled[i], float64(p.Full.Total)/usPerSec)
-		}
+		e.secondsV(&mPSIStalled[i], usec(p.Full.Total), usPerSec)
 	}
 
 	n := s.Net
@@ -477,7 +488,7 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 					continue
 				}
 				name := attr{"network.interface.name", it.Name}
-				var r, t uint64
+				var r, t netns.Value
 				switch m {
 				case &mNetIO:
 					r, t = it.RxBytes, it.TxBytes
@@ -488,20 +499,18 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 				default:
 					r, t = it.RxErrors, it.TxErrors
 				}
-				e.addInt(m, r, rx, name)
-				e.addInt(m, t, tx, name)
+				e.knownInt(m, r, rx, name)
+				e.knownInt(m, t, tx, name)
 			}
 		}
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		tcp := attr{"network.transport", "tcp"}
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
-			e.addInt(&mNetConns, uint64(n.TCPStates.V4[st]), attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv4"})
+			e.knownInt(&mNetConns, n.TCPStates.V4[st], attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv4"})
 		}
-		if n.TCPStates.V6Known {
-			for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
-				e.addInt(&mNetConns, uint64(n.TCPStates.V6[st]), attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv6"})
-			}
+		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ { // V6 is Unavailable without IPv6
+			e.knownInt(&mNetConns, n.TCPStates.V6[st], attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv6"})
 		}
 	}
 }

@@ -200,8 +200,8 @@ func TestReceiver(t *testing.T) {
 	memUsage, _ := st.Memory.Usage.Get()
 	pgfault, _ := st.Memory.Pgfault.Get()
 	pgmaj, _ := st.Memory.Pgmajfault.Get()
-	quota, _ := st.CPU.QuotaUsec.Get()
-	period, _ := st.CPU.PeriodUsec.Get()
+	quota, _ := st.CPU.Quota.Get()
+	period, _ := st.CPU.Period.Get()
 	want := []dp{
 		{metric: "container.cpu.time", unit: "s", sum: true, value: float64(usage) / 1e9, start: started},
 		{metric: "container.cpu.limit", unit: "{cpu}", value: float64(quota) / float64(period)},
@@ -209,12 +209,12 @@ func TestReceiver(t *testing.T) {
 		{metric: "container.paging.faults", unit: "{fault}", sum: true, attrs: "system.paging.fault.type=minor", value: float64(pgfault - pgmaj), start: started},
 		{metric: "container.paging.faults", unit: "{fault}", sum: true, attrs: "system.paging.fault.type=major", value: float64(pgmaj), start: started},
 		{metric: "container.uptime", unit: "s", value: t0.Sub(c0.Started).Seconds()},
-		{metric: "container.disk.io", unit: "By", sum: true, attrs: "disk.io.direction=write,system.device=/dev/vda", value: float64(st.IO.Devices[0].WriteBytes), start: started},
-		{metric: "container.disk.operations", unit: "{operation}", sum: true, attrs: "disk.io.direction=read,system.device=7:3", value: float64(st.IO.Devices[1].ReadOps), start: started},
-		{metric: "container.network.io", unit: "By", sum: true, attrs: "network.interface.name=eth0,network.io.direction=receive", value: float64(net.Interfaces[1].RxBytes), start: started},
-		{metric: "container.network.packet.dropped", unit: "{packet}", sum: true, attrs: "network.interface.name=lo,network.io.direction=transmit", value: float64(net.Interfaces[0].TxDropped), start: started},
-		{metric: "container.network.connection.count", unit: "{connection}", attrs: "network.connection.state=established,network.transport=tcp,network.type=ipv6", value: float64(net.TCPStates.V6[netns.TCPEstablished])},
-		{metric: "container.pressure.cpu.waiting", unit: "s", sum: true, value: float64(st.Pressure.CPU.Some.Total) / 1e6, start: started},
+		{metric: "container.disk.io", unit: "By", sum: true, attrs: "disk.io.direction=write,system.device=/dev/vda", value: float64(st.IO.Devices[0].WriteBytes.V), start: started},
+		{metric: "container.disk.operations", unit: "{operation}", sum: true, attrs: "disk.io.direction=read,system.device=7:3", value: float64(st.IO.Devices[1].ReadOps.V), start: started},
+		{metric: "container.network.io", unit: "By", sum: true, attrs: "network.interface.name=eth0,network.io.direction=receive", value: float64(net.Interfaces[1].RxBytes.V), start: started},
+		{metric: "container.network.packet.dropped", unit: "{packet}", sum: true, attrs: "network.interface.name=lo,network.io.direction=transmit", value: float64(net.Interfaces[0].TxDropped.V), start: started},
+		{metric: "container.network.connection.count", unit: "{connection}", attrs: "network.connection.state=established,network.transport=tcp,network.type=ipv6", value: float64(net.TCPStates.V6[netns.TCPEstablished].V)},
+		{metric: "container.pressure.cpu.waiting", unit: "s", sum: true, value: float64(st.Pressure.CPU.Some.Total.V) / 1e9, start: started},
 		{metric: "container.hugetlb.usage", unit: "By", attrs: "hugetlb.page_size=2MB", value: 0},
 	}
 	for _, w := range want {
