@@ -19,12 +19,27 @@ type Multi struct {
 	hasDocker bool
 }
 
-// NewMulti combines discoverers, in order of precedence.
+// NamespaceSkipper is a Discoverer that can leave containerd namespaces out
+// of List and Watch altogether (the containerd adapter).
+type NamespaceSkipper interface {
+	SkipNamespaces(ns ...string)
+}
+
+// NewMulti combines discoverers, in order of precedence. With a Docker
+// discoverer present, a containerd one that is a NamespaceSkipper is told to
+// skip "moby" instead of listing containers only for Multi to drop them.
 func NewMulti(ds ...Discoverer) *Multi {
 	m := &Multi{ds: ds}
 	for _, d := range ds {
 		if d.Name() == "docker" {
 			m.hasDocker = true
+		}
+	}
+	if m.hasDocker {
+		for _, d := range ds {
+			if s, ok := d.(NamespaceSkipper); ok && d.Name() == "containerd" {
+				s.SkipNamespaces("moby")
+			}
 		}
 	}
 	return m

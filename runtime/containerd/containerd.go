@@ -22,8 +22,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	eventtypes "github.com/containerd/containerd/api/events"
@@ -65,6 +67,7 @@ const namespaceKey = "containerd-namespace"
 type options struct {
 	address    string
 	namespaces []string
+	without    []string
 	timeout    time.Duration
 	resync     time.Duration
 	log        *slog.Logger
@@ -86,6 +89,14 @@ func WithAddress(addr string) Option {
 // WithNamespaces limits discovery to these namespaces; default all.
 func WithNamespaces(ns ...string) Option {
 	return func(o *options) { o.namespaces = append([]string(nil), ns...) }
+}
+
+// WithoutNamespaces leaves these namespaces out of List and Watch: they are
+// not listed, and containerd itself filters their events out. A
+// runtime.Multi with a Docker discoverer does the same for "moby", where
+// Docker keeps its containers (SkipNamespaces).
+func WithoutNamespaces(ns ...string) Option {
+	return func(o *options) { o.without = append([]string(nil), ns...) }
 }
 
 // WithTimeout bounds each call (default 10 s).
@@ -122,9 +133,15 @@ type Discoverer struct {
 	events     eventsapi.EventsClient
 	fs         *cgroup.FS
 	version    string
+
+	mu      sync.RWMutex
+	without []string // namespaces left out: WithoutNamespaces, SkipNamespaces
 }
 
-var _ runtime.Discoverer = (*Discoverer)(nil)
+var (
+	_ runtime.Discoverer       = (*Discoverer)(nil)
+	_ runtime.NamespaceSkipper = (*Discoverer)(nil)
+)
 
 // New connects to containerd and checks that it answers (its Version call).
 func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
@@ -139,7 +156,7 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	if o.timeout <= 0 {
 		o.timeout = DefaultTimeout
 	}
-	for _, ns := range o.namespaces {
+	for _, ns := range append(append([]string(nil), o.namespaces...), o.without...) {
 		if err := runtime.CheckID(ns); err != nil {
 			return nil, fmt.Errorf("containerd: namespace: %w", err)
 		}
@@ -168,6 +185,7 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 		tasks:      tasksapi.NewTasksClient(conn),
 		namespaces: namespacesapi.NewNamespacesClient(conn),
 		events:     eventsapi.NewEventsClient(conn),
+		without:    o.without,
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -225,7 +243,13 @@ func (d *Discoverer) List(ctx context.Context) ([]runtime.Container, error) {
 
 func (d *Discoverer) nsList(ctx context.Context) ([]string, error) {
 	if len(d.o.namespaces) > 0 {
-		return d.o.namespaces, nil
+		out := make([]string, 0, len(d.o.namespaces))
+		for _, n := range d.o.namespaces {
+			if d.wanted(n) {
+				out = append(out, n)
+			}
+		}
+		return out, nil
 	}
 	r, err := d.namespaces.List(ctx, &namespacesapi.ListNamespacesRequest{})
 	if err != nil {
@@ -233,7 +257,9 @@ func (d *Discoverer) nsList(ctx context.Context) ([]string, error) {
 	}
 	out := make([]string, 0, len(r.Namespaces))
 	for _, n := range r.Namespaces {
-		out = append(out, n.Name)
+		if d.wanted(n.Name) {
+			out = append(out, n.Name)
+		}
 	}
 	return out, nil
 }
@@ -384,16 +410,40 @@ func netNS(c *containersapi.Container, pid int) runtime.NetNS {
 	return runtime.NetNS{PID: pid, Host: true}
 }
 
-func (d *Discoverer) wanted(ns string) bool {
-	if len(d.o.namespaces) == 0 {
-		return true
-	}
-	for _, n := range d.o.namespaces {
-		if n == ns {
-			return true
+// SkipNamespaces leaves these namespaces out of List and Watch from now on,
+// as WithoutNamespaces does; an event subscription already made takes the
+// change when it reconnects (events of those namespaces are dropped
+// meanwhile). runtime.NewMulti calls it with "moby" when a Docker
+// discoverer is present: Docker reports those containers itself, and
+// listing them here too fetched every one's OCI spec once a minute only to
+// drop it (docs/BENCHMARKS.md, the deployed daemon).
+func (d *Discoverer) SkipNamespaces(ns ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range ns {
+		if !slices.Contains(d.without, n) {
+			d.without = append(slices.Clip(d.without), n)
 		}
 	}
-	return false
+}
+
+func (d *Discoverer) wanted(ns string) bool {
+	d.mu.RLock()
+	skip := slices.Contains(d.without, ns)
+	d.mu.RUnlock()
+	return !skip && (len(d.o.namespaces) == 0 || slices.Contains(d.o.namespaces, ns))
+}
+
+// eventFilter is the subscription's filter: task events, of no namespace
+// left out.
+func (d *Discoverer) eventFilter() string {
+	f := `topic~="^/tasks/"`
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, ns := range d.without {
+		f += `,namespace!=` + strconv.Quote(ns)
+	}
+	return f
 }
 
 // Watch lists the running containers, then streams task events. When the
@@ -438,7 +488,7 @@ type recvResult struct {
 func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event, bo *runtime.Backoff) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := d.events.Subscribe(sctx, &eventsapi.SubscribeRequest{Filters: []string{`topic~="^/tasks/"`}})
+	stream, err := d.events.Subscribe(sctx, &eventsapi.SubscribeRequest{Filters: []string{d.eventFilter()}})
 	if err != nil {
 		return d.wrap("subscribe", err)
 	}

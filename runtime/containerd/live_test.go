@@ -274,3 +274,44 @@ func TestWatchEvents(t *testing.T) {
 }
 
 func isUnavailable(err error) bool { return errors.Is(err, runtime.ErrUnavailable) }
+
+// TestWithoutNamespaces: a namespace left out is neither listed nor
+// watched (containerd filters its events out: the filter must be one
+// containerd 1.6 accepts, or no event would come at all), while another
+// namespace is.
+func TestWithoutNamespaces(t *testing.T) {
+	skipped := testNS + "-skip"
+	d := connect(t, WithoutNamespaces(skipped))
+	rttest.Lock(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ch, err := d.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := rttest.Record(ch)
+	out, in := rttest.Name("out"), rttest.Name("in")
+	rttest.CtrRun(t, skipped, out, nil)
+	pid := rttest.CtrRun(t, testNS, in, nil)
+	if ev := rec.Wait(t, runtime.EventStarted, in, 10*time.Second); ev.Container.PID != pid {
+		t.Errorf("started: %+v, want PID %d", ev.Container, pid)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the post-connect resync
+	if n := rec.Count(runtime.EventStarted, out); n != 0 {
+		t.Errorf("%d started events for %s in the namespace left out\n%s", n, out, rec)
+	}
+	cs, err := d.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := find(cs, testNS, in); !ok {
+		t.Errorf("%s/%s not listed", testNS, in)
+	}
+	for _, c := range cs {
+		if c.Namespace == skipped {
+			t.Errorf("listed %s/%s, in the namespace left out", c.Namespace, c.ID)
+		}
+	}
+	cancel()
+	<-rec.Done()
+}

@@ -136,6 +136,22 @@ func TestDetectDaemons(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s: docker container listed %d times", name, n)
 		}
+		// containerd does not list Docker's containers at all (it would
+		// fetch each one's OCI spec once a minute for Multi to drop).
+		for _, sub := range d.(*runtime.Multi).Discoverers() {
+			if sub.Name() != "containerd" {
+				continue
+			}
+			cs, err := sub.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cs {
+				if c.Namespace == "moby" {
+					t.Errorf("%s: the containerd adapter lists Docker's container %s in moby", name, c.ID)
+				}
+			}
+		}
 		d.Close()
 	}
 
