@@ -39,6 +39,10 @@
 // net.ipv4.tcp_child_ehash_entries gave the namespace its own: on the test
 // VM (262144 buckets) a dump of an empty namespace costs about 0.25 ms,
 // 0.08 ms with its own 1024-bucket table, so it is not in TierCheap. A part the namespace lacks (snmp6 without IPv6) is left out
-// of Stats.Parts rather than reported as zeros. Malformed kernel output gives
-// a *ParseError naming the file and line, never a panic.
+// of Stats.Parts rather than reported as zeros, and every counter is a Value
+// (the same type as cgroup.Value) that is Unavailable, not 0, when the
+// kernel did not report it. Malformed kernel output gives a *ParseError
+// naming the file and line, never a panic. A namespace that is gone gives
+// an error matching ErrNotExist (and fs.ErrNotExist); a closed Handle gives
+// ErrClosed (and os.ErrClosed).
 package netns
