@@ -93,8 +93,8 @@ type config struct {
 	net                                         string
 	labels                                      string
 	influxURL, influxDB, influxRP, influxUser   string
-	influxPassword, influxOrg, influxBucket     string
-	influxToken                                 string
+	influxOrg, influxBucket                     string
+	push                                        *pushFlags // remotewrite, otlp, and every secret
 	limitMaxAge                                 time.Duration
 }
 
@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.hostRoot, "host-root", "/", "the host's root, where its /proc, /sys and runtime sockets are (/host in a container)")
 	fl.DurationVar(&c.interval, "interval", 10*time.Second, "collection interval")
 	fl.BoolVar(&c.once, "once", false, "collect once, write, and exit")
-	fl.Var(&c.sinks, "sink", "where to write: stdout|influx|prometheus (repeatable; default stdout)")
+	fl.Var(&c.sinks, "sink", "where to write: stdout|influx|prometheus|remotewrite|otlp (repeatable; default stdout)")
 	fl.StringVar(&c.format, "format", "line", "stdout format: line (InfluxDB line protocol) or json (JSON lines)")
 	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
 	fl.BoolVar(&c.version, "version", false, "print the version and VCS revision, and exit")
@@ -119,10 +119,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.influxDB, "influx-db", "metricsd", "InfluxDB 1.x database")
 	fl.StringVar(&c.influxRP, "influx-rp", "", "InfluxDB 1.x retention policy")
 	fl.StringVar(&c.influxUser, "influx-user", "", "InfluxDB 1.x user")
-	fl.StringVar(&c.influxPassword, "influx-password", "", "InfluxDB 1.x password")
 	fl.StringVar(&c.influxOrg, "influx-org", "", "InfluxDB 2.x organisation (with -influx-bucket and -influx-token: use the 2.x API)")
 	fl.StringVar(&c.influxBucket, "influx-bucket", "", "InfluxDB 2.x bucket")
-	fl.StringVar(&c.influxToken, "influx-token", "", "InfluxDB 2.x token")
+	c.push = addPushFlags(fl)
+	c.push.addInfluxSecrets(fl)
 	fl.StringVar(&c.logLevel, "log-level", "warn", "log level: debug|info|warn|error (to standard error)")
 	fl.SetOutput(io.Discard) // errors are reported on one line below
 	if err := fl.Parse(args); err != nil {
@@ -159,6 +159,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return fail("-interval must be positive, got %v", c.interval)
 	}
 	if err := filter.check(); err != nil {
+		return fail("%v", err)
+	}
+	if err := c.push.resolve(); err != nil {
 		return fail("%v", err)
 	}
 	parts, err := netParts(c.net)
@@ -353,12 +356,13 @@ func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out i
 			return nil, nil, fmt.Errorf("InfluxDB at %s unreachable: %v", c.influxURL, err)
 		}
 		opts := []influx.Option{influx.WithTags(tags), influx.WithLogger(log)}
-		if c.influxOrg != "" || c.influxBucket != "" || c.influxToken != "" {
-			opts = append(opts, influx.WithV2(c.influxOrg, c.influxBucket, c.influxToken))
+		token, password := c.push.influxToken.value, c.push.influxPassword.value
+		if c.influxOrg != "" || c.influxBucket != "" || token != "" {
+			opts = append(opts, influx.WithV2(c.influxOrg, c.influxBucket, token))
 		} else {
 			opts = append(opts, influx.WithV1(c.influxDB, c.influxRP))
 			if c.influxUser != "" {
-				opts = append(opts, influx.WithCredentials(c.influxUser, c.influxPassword))
+				opts = append(opts, influx.WithCredentials(c.influxUser, password))
 			}
 		}
 		s, err := influx.New(c.influxURL, opts...)
@@ -369,8 +373,14 @@ func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out i
 			return nil, nil, err
 		}
 		return p, p.Handler(), nil
+	case "remotewrite":
+		s, err := c.push.openRemoteWrite(tags, log)
+		return s, nil, err
+	case "otlp":
+		s, err := c.push.openOTLP(tags, moduleVersion(), log)
+		return s, nil, err
 	}
-	return nil, nil, errors.New("want stdout, influx or prometheus")
+	return nil, nil, errors.New("want stdout, influx, prometheus, remotewrite or otlp")
 }
 
 // ping checks that an InfluxDB answers (1.x and 2.x both serve /ping).

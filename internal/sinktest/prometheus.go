@@ -73,5 +73,5 @@ type Sample struct {
 // Query runs an instant PromQL query through /api/v1/query and returns the
 // vector.
 func (p *Prometheus) Query(ctx context.Context, q string) ([]Sample, error) {
-	return queryVector(ctx, p.URL, url.Values{"query": {q}})
+	return queryVector(ctx, p.URL, url.Values{"query": {q}}, nil)
 }

@@ -21,7 +21,10 @@ type Receiver struct {
 	// URL is the HTTP API's base, "http://127.0.0.1:PORT"; WriteURL is
 	// where remote_write requests go.
 	URL, WriteURL string
-	ready         string
+	// User and Password, when set, are sent as basic auth with the
+	// queries (VictoriaMetrics -httpAuth.*).
+	User, Password string
+	ready          string
 	proc          proc
 }
 
@@ -109,6 +112,7 @@ func (r *Receiver) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.auth(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -124,15 +128,25 @@ func (r *Receiver) Flush(ctx context.Context) error {
 // returns the vector.
 func (r *Receiver) QueryAt(ctx context.Context, q string, t time.Time) ([]Sample, error) {
 	v := url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', 3, 64)}}
-	return queryVector(ctx, r.URL, v)
+	return queryVector(ctx, r.URL, v, r.auth)
 }
 
-// queryVector runs /api/v1/query with parameters v against base.
-func queryVector(ctx context.Context, base string, v url.Values) ([]Sample, error) {
+func (r *Receiver) auth(req *http.Request) {
+	if r.User != "" || r.Password != "" {
+		req.SetBasicAuth(r.User, r.Password)
+	}
+}
+
+// queryVector runs /api/v1/query with parameters v against base; auth,
+// when not nil, adds credentials.
+func queryVector(ctx context.Context, base string, v url.Values, auth func(*http.Request)) ([]Sample, error) {
 	q := v.Get("query")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?"+v.Encode(), nil)
 	if err != nil {
 		return nil, err
+	}
+	if auth != nil {
+		auth(req)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -185,6 +199,7 @@ func (r *Receiver) CountSamples(ctx context.Context, selector string, window tim
 	if err != nil {
 		return 0, err
 	}
+	r.auth(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

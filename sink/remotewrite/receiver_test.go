@@ -59,14 +59,21 @@ func newSink(t *testing.T, url string, opts ...Option) *Sink {
 }
 
 // readBack returns every series the receiver has at time at, keyed as
-// series.key makes them.
-func readBack(t *testing.T, r *sinktest.Receiver, at time.Time) map[string]float64 {
+// series.key makes them, once it has want of them or 10 s have passed:
+// VictoriaMetrics makes a new series searchable within a second or so of
+// a force_flush.
+func readBack(t *testing.T, r *sinktest.Receiver, at time.Time, want int) map[string]float64 {
 	t.Helper()
 	ctx := t.Context()
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	vec, err := r.QueryAt(ctx, `{__name__=~".+"}`, at)
+	var vec []sinktest.Sample
+	var err error
+	sinktest.Poll(10*time.Second, func() bool {
+		vec, err = r.QueryAt(ctx, `{__name__=~".+"}`, at)
+		return err != nil || len(vec) >= want
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +88,19 @@ func readBack(t *testing.T, r *sinktest.Receiver, at time.Time) map[string]float
 	return out
 }
 
-// sampleCount is the number of samples the receiver holds in (at-window, at].
-func sampleCount(t *testing.T, r *sinktest.Receiver, at time.Time, window time.Duration) int {
+// sampleCount is the number of samples the receiver holds in (at-window,
+// at], once it is want or 10 s have passed (see readBack).
+func sampleCount(t *testing.T, r *sinktest.Receiver, at time.Time, window time.Duration, want int) int {
 	t.Helper()
 	if err := r.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	n, err := r.CountSamples(t.Context(), `{__name__=~".+"}`, window, at)
+	var n int
+	var err error
+	sinktest.Poll(10*time.Second, func() bool {
+		n, err = r.CountSamples(t.Context(), `{__name__=~".+"}`, window, at)
+		return err != nil || n >= want
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +146,7 @@ func TestReceivers(t *testing.T) {
 		for k, v := range expected(t, e, hostile) {
 			want[k] = v
 		}
-		got := readBack(t, r, at)
+		got := readBack(t, r, at, len(want))
 		if len(got) != len(want) {
 			t.Errorf("%s holds %d series, want %d", r.Name, len(got), len(want))
 		}
@@ -200,7 +213,7 @@ func TestOutage(t *testing.T) {
 		if !sinktest.Poll(30*time.Second, func() bool { return s.Stats().Buffered == 0 }) {
 			t.Fatalf("not delivered after the restart: %+v", s.Stats())
 		}
-		if n := sampleCount(t, r, base.Add(2*time.Second), time.Minute); n != 3*perSnap {
+		if n := sampleCount(t, r, base.Add(2*time.Second), time.Minute, 3*perSnap); n != 3*perSnap {
 			t.Errorf("after an outage within the buffer: %d samples stored, want %d", n, 3*perSnap)
 		}
 
@@ -223,12 +236,12 @@ func TestOutage(t *testing.T) {
 		if st.Sent != st.Written-st.Dropped || st.Rejected != 0 {
 			t.Errorf("stats %+v", st)
 		}
-		if n := sampleCount(t, r, base.Add(19*time.Second), 10*time.Second); n != limit {
+		if n := sampleCount(t, r, base.Add(19*time.Second), 10*time.Second, limit); n != limit {
 			t.Errorf("after an outage past the buffer: %d samples stored, want %d (the buffer)", n, limit)
 		}
 		// The newest snapshots are the ones kept: the last two whole.
 		last := expected(t, defaultEncoder(nil), sinktest.MixedSnapshot(base.Add(19*time.Second)))
-		got := readBack(t, r, base.Add(19*time.Second))
+		got := readBack(t, r, base.Add(19*time.Second), len(last))
 		for k := range last {
 			if _, ok := got[k]; !ok {
 				t.Errorf("newest snapshot: %s missing", k)
@@ -287,7 +300,7 @@ func TestRejectedOutOfOrder(t *testing.T) {
 	if err := s.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := readBack(t, r, snap.Time); len(got) != n {
+	if got := readBack(t, r, snap.Time, n); len(got) != n {
 		t.Errorf("%d series after the rejection, want %d", len(got), n)
 	}
 	t.Logf("rejected: %s", st.Rejections[0].Reason)

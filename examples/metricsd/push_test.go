@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metricsd/metricsd/internal/sinktest"
+)
+
+// TestPushSinks runs the daemon once with -sink remotewrite, -sink otlp
+// and -sink stdout together, against a real VictoriaMetrics that demands
+// basic auth and the OpenTelemetry Collector's OTLP receiver, with every
+// secret out of the command line: the remote_write password in a file,
+// the OTLP Authorization header in the environment. The same snapshot
+// reaches all three: the container count of the JSON lines in
+// VictoriaMetrics' metricsd_containers (labelled job and instance, as
+// -remotewrite-labels says by default) and in the OTLP receiver's
+// resources.
+func TestPushSinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to read every cgroup and enter namespaces")
+	}
+	vmBin, why := sinktest.Binary("METRICSD_TEST_VICTORIAMETRICS")
+	if vmBin == "" {
+		t.Skip("no VictoriaMetrics: " + why)
+	}
+	otlpBin, why := sinktest.Binary("METRICSD_TEST_OTLPRECEIVER")
+	if otlpBin == "" {
+		t.Skip("no OTLP receiver: " + why)
+	}
+	dir := t.TempDir()
+	vm, err := sinktest.StartVictoriaMetrics(vmBin, dir, "-httpAuth.username=metricsd", "-httpAuth.password=pa55")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Stop()
+	vm.User, vm.Password = "metricsd", "pa55"
+	rcv, err := sinktest.StartOTLPReceiver(otlpBin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Stop()
+	pwFile := filepath.Join(dir, "rw-password")
+	if err := os.WriteFile(pwFile, []byte("pa55\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("METRICSD_OTLP_HEADERS", "Authorization=Bearer%20otlp-s3cret")
+
+	before := time.Now()
+	code, out, errOut := runArgs(t, "-once", "-runtime", "cgroupfs", "-format", "json",
+		"-sink", "stdout", "-sink", "remotewrite", "-sink", "otlp",
+		"-remotewrite-url", vm.WriteURL, "-remotewrite-user", "metricsd", "-remotewrite-password-file", pwFile,
+		"-otlp-url", rcv.MetricsURL)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if strings.Contains(strings.Join(os.Args, " "), "pa55") {
+		t.Fatal("the password is on the command line")
+	}
+
+	// The number of containers in the snapshot: the collector's own point
+	// of the JSON lines.
+	containers := -1
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var p struct {
+			Name   string
+			Fields map[string]float64
+		}
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Name == "metricsd" {
+			containers = int(p.Fields["containers"])
+		}
+	}
+	if containers < 0 {
+		t.Fatalf("no metricsd point in the JSON lines:\n%s", out)
+	}
+
+	host, _ := os.Hostname()
+	at := time.Now()
+	ctx := t.Context()
+	if err := vm.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// VictoriaMetrics makes a new series searchable within a second or
+	// so of a force_flush.
+	var self []sinktest.Sample
+	sinktest.Poll(10*time.Second, func() bool {
+		self, err = vm.QueryAt(ctx, `metricsd_containers`, at)
+		return err != nil || len(self) > 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(self) != 1 || self[0].Metric["job"] != "metricsd" || self[0].Metric["instance"] != host {
+		t.Fatalf("metricsd_containers in VictoriaMetrics: %+v, want one series with job metricsd and instance %s", self, host)
+	}
+	if int(self[0].Value) != containers {
+		t.Errorf("VictoriaMetrics: metricsd_containers %v, the JSON lines %d", self[0].Value, containers)
+	}
+
+	reqs, err := rcv.Received(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resContainers, selfRes := 0, 0
+	for _, r := range reqs {
+		for _, rm := range r.ResourceMetrics {
+			if _, ok := sinktest.Attr(rm.Resource.Attributes, "container.id"); ok {
+				resContainers++
+			} else if n, _ := sinktest.Attr(rm.Resource.Attributes, "service.name"); n == "metricsd" {
+				selfRes++
+			}
+			if h, _ := sinktest.Attr(rm.Resource.Attributes, "host.name"); h != host {
+				t.Errorf("resource without host.name %s", host)
+			}
+		}
+	}
+	if resContainers != containers || selfRes != 1 {
+		t.Errorf("OTLP receiver: %d containers and %d collector resources, want %d and 1", resContainers, selfRes, containers)
+	}
+	hs, err := rcv.Headers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if fmt.Sprint(h["Authorization"]) != "[Bearer otlp-s3cret]" {
+			t.Errorf("OTLP request headers %v, want the Authorization from $METRICSD_OTLP_HEADERS", h)
+		}
+	}
+	t.Logf("%d containers in all three sinks (%v)", containers, time.Since(before).Round(time.Millisecond))
+}
+
+// TestSecrets: a secret comes from its flag, its -file or its environment
+// variable, in that order; a flag and a file both is an error, as are a
+// file that cannot be read and a remote_write sink without a URL or with
+// a wrong header.
+func TestSecrets(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "token")
+	os.WriteFile(f, []byte("from-file\r\n"), 0o600)
+	t.Setenv("METRICSD_X", "from-env")
+	for _, c := range []struct {
+		flag, file, want string
+	}{
+		{"", "", "from-env"},
+		{"", f, "from-file"},
+		{"from-flag", "", "from-flag"},
+	} {
+		s := &secret{name: "x", env: "METRICSD_X", flag: c.flag, file: c.file}
+		if err := s.resolve(); err != nil || s.value != c.want {
+			t.Errorf("%+v: %q %v, want %q", c, s.value, err, c.want)
+		}
+	}
+	for _, s := range []*secret{
+		{name: "x", flag: "a", file: f},
+		{name: "x", file: filepath.Join(dir, "missing")},
+	} {
+		if err := s.resolve(); err == nil {
+			t.Errorf("%+v: no error", s)
+		}
+	}
+	for _, args := range [][]string{
+		{"-sink", "remotewrite"},
+		{"-sink", "remotewrite", "-remotewrite-url", "http://127.0.0.1:1/api/v1/write", "-remotewrite-headers", "novalue"},
+		{"-sink", "remotewrite", "-remotewrite-url", "http://127.0.0.1:1/api/v1/write", "-remotewrite-bearer-token", "t", "-remotewrite-bearer-token-file", f},
+		{"-sink", "otlp", "-otlp-url", "127.0.0.1:4318"},
+		{"-influx-token-file", filepath.Join(dir, "missing")},
+	} {
+		code, _, errOut := runArgs(t, args...)
+		if code != 2 || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
+		}
+	}
+}
