@@ -87,6 +87,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 type config struct {
 	runtime, hostRoot, format, listen, logLevel string
 	dockerHost, containerdAddress               string
+	cgroupSubtree                               string
 	interval                                    time.Duration
 	once, version                               bool
 	sinks                                       multi
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.runtime, "runtime", "auto", "where containers come from: auto|docker|containerd|cgroupfs")
 	fl.StringVar(&c.dockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "Docker endpoint (unix:///path or tcp://host:port); default $DOCKER_HOST, else /var/run/docker.sock beneath -host-root")
 	fl.StringVar(&c.containerdAddress, "containerd-address", os.Getenv("CONTAINERD_ADDRESS"), "containerd socket; default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock beneath -host-root")
+	fl.StringVar(&c.cgroupSubtree, "cgroup-subtree", "/", "with -runtime cgroupfs (or auto finding no daemon): walk only the groups beneath this cgroup path, such as /kubepods")
 	fl.StringVar(&c.hostRoot, "host-root", "/", "the host's root, where its /proc, /sys and runtime sockets are (/host in a container)")
 	fl.DurationVar(&c.interval, "interval", 10*time.Second, "collection interval")
 	fl.BoolVar(&c.once, "once", false, "collect once, write, and exit")
@@ -315,9 +317,11 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 		}
 		return os.Getenv(k)
 	}
+	subtree := cgroupfs.WithSubtree(c.cgroupSubtree)
 	switch c.runtime {
 	case "auto":
-		return detect.New(ctx, detect.WithHostRoot(root), detect.WithLogger(log), detect.WithGetenv(getenv))
+		return detect.New(ctx, detect.WithHostRoot(root), detect.WithLogger(log), detect.WithGetenv(getenv),
+			detect.WithCgroupFS(cgroupfs.Opener(subtree)))
 	case "docker":
 		opts := []docker.Option{docker.WithRoot(root), docker.WithLogger(log)}
 		if c.dockerHost != "" {
@@ -331,7 +335,7 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 		}
 		return containerd.New(ctx, opts...)
 	case "cgroupfs":
-		return cgroupfs.New(ctx, cgroupfs.WithRoot(root), cgroupfs.WithLogger(log))
+		return cgroupfs.New(ctx, cgroupfs.WithRoot(root), cgroupfs.WithLogger(log), subtree)
 	}
 	return nil, errors.New("want auto, docker, containerd or cgroupfs")
 }

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metricsd/metricsd/internal/rttest"
 )
 
 func TestMain(m *testing.M) {
@@ -138,5 +141,42 @@ func TestRuntimeEndpoints(t *testing.T) {
 		if code != 2 || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
 		}
+	}
+}
+
+// TestCgroupSubtree: with -runtime cgroupfs -cgroup-subtree, the daemon
+// reports the groups beneath that path and nothing else on the host.
+func TestCgroupSubtree(t *testing.T) {
+	tr := rttest.NewTree(t)
+	want := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		id := fmt.Sprintf("%064x", 0xabc0+i)
+		tr.Spawn("docker/" + id)
+		want[id] = true
+	}
+	code, out, errOut := runArgs(t, "-once", "-listen", "", "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base, "-format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	got := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var p struct {
+			Name string
+			Tags map[string]string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatalf("not a JSON point: %v %q", err, sc.Text())
+		}
+		if id := p.Tags["id"]; p.Name == "container_memory" { // the tree is in the memory hierarchy
+			got[id] = true
+			if !want[id] {
+				t.Errorf("reported %q (%v), outside %s", id, p.Tags, tr.Base)
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("reported %v, want %v\n%s\n%s", got, want, out, errOut)
 	}
 }
