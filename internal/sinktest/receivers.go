@@ -25,7 +25,7 @@ type Receiver struct {
 	// queries (VictoriaMetrics -httpAuth.*).
 	User, Password string
 	ready          string
-	proc          proc
+	proc           proc
 }
 
 // StartPrometheusReceiver starts bin (prometheus 2.x) with
