@@ -10,9 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
-# Debian packages the tests use: iproute2 (ip netns, ss), util-linux (unshare),
-# procps (ps, for debugging output).
-packages=(iproute2 util-linux procps)
+# Debian packages the tests use: iproute2 (ip netns, ss), util-linux (unshare,
+# setpriv), procps (ps, for debugging output), and for the deploy/ checks
+# systemd (systemd-analyze verify and security, which need no systemd
+# running), strace (the unit's filters against the daemon's system calls)
+# and ca-certificates (the CA bundle deploy/docker/build.sh puts in the
+# image).
+packages=(iproute2 util-linux procps systemd strace ca-certificates)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
