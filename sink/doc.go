@@ -5,8 +5,10 @@
 //
 // The sinks are packages of their own, each importing only its own client
 // library: sink/influx (InfluxDB 1.x and 2.x), sink/prometheus (a
-// prometheus.Collector with cAdvisor's names) and sink/stdout (line protocol
-// or JSON lines to any io.Writer). sink/points is the measurement and field
+// prometheus.Collector with cAdvisor's names), sink/stdout (line protocol
+// or JSON lines to any io.Writer), sink/remotewrite (Prometheus remote_write
+// 1.0, the Prometheus sink's series) and sink/otlp (OTLP/HTTP, the
+// OpenTelemetry semantic conventions). sink/points is the measurement and field
 // schema the InfluxDB and stdout sinks share. docs/METRICS.md lists every
 // series with its type, unit and source.
 //

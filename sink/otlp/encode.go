@@ -221,9 +221,7 @@ func (e *encoder) keyStrings(num int, key string, values ...string) {
 // semantic conventions, backwards: the Tags allow-list says which.
 func (e *encoder) containerResource(s *sink.Sample) {
 	c := &s.Container
-	for i := len(e.resAttrs) - 1; i >= 0; i-- {
-		e.keyValue(1, e.resAttrs[i].key, e.resAttrs[i].value)
-	}
+	e.common()
 	for i := len(e.tags.Labels) - 1; i >= 0; i-- {
 		l := e.tags.Labels[i].Label
 		if v, ok := c.Labels[l]; ok {
@@ -267,10 +265,20 @@ func (e *encoder) containerResource(s *sink.Sample) {
 // selfResource writes the collector's resource: service.name metricsd and
 // the user's attributes.
 func (e *encoder) selfResource() {
+	e.common()
+	e.keyValue(1, "service.name", "metricsd")
+}
+
+// common writes the attributes of every resource, backwards: the user's
+// resource attributes, then the global tags (sink.Tags.Global) under their
+// own keys.
+func (e *encoder) common() {
 	for i := len(e.resAttrs) - 1; i >= 0; i-- {
 		e.keyValue(1, e.resAttrs[i].key, e.resAttrs[i].value)
 	}
-	e.keyValue(1, "service.name", "metricsd")
+	for i := len(e.tags.Global) - 1; i >= 0; i-- {
+		e.keyValue(1, e.tags.Global[i].Key, e.tags.Global[i].Value)
+	}
 }
 
 // splitImage splits an image reference into the name and the tag

@@ -135,7 +135,8 @@ func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.client =
 // (default sink.DefaultTags()): ID container.id, Name container.name, Image
 // container.image.name and .tags, Runtime container.runtime, Pod the k8s.*
 // attributes, RuntimeNamespace metricsd.runtime.namespace, and each
-// LabelTag container.label.<Label> (its Tag is not used).
+// LabelTag container.label.<Label> (its Tag is not used); each Global tag
+// is an attribute of every resource, under its own key.
 func WithTags(t sink.Tags) Option { return func(c *config) { c.tags = t } }
 
 // WithInterfaceFilter keeps only the interfaces for which keep returns true

@@ -132,6 +132,7 @@ func TestReceiver(t *testing.T) {
 	r := startReceiver(t)
 	tags := sink.DefaultTags()
 	tags.Labels = []sink.LabelTag{{Label: "com.example.team"}}
+	tags.Global = []sink.Tag{{Key: "cluster", Value: "eu-1"}}
 	s := newSink(t, r.MetricsURL, WithTags(tags), WithResourceAttributes(map[string]string{"host.name": "node-1"}),
 		WithHeaders(map[string]string{"Authorization": "Bearer s3cret", "X-Test": "yes"}), WithScopeVersion("v1.2.3"))
 	snap := sinktest.MixedSnapshot(t0)
@@ -159,6 +160,7 @@ func TestReceiver(t *testing.T) {
 	wantAttrs := map[string]string{
 		"container.id": c0.ID, "container.name": "c-0", "container.image.name": "registry.example/app",
 		"container.runtime": "docker", "container.label.com.example.team": "core", "host.name": "node-1",
+		"cluster": "eu-1",
 	}
 	rm := res["c-0"]
 	for k, v := range wantAttrs {
@@ -246,6 +248,9 @@ func TestReceiver(t *testing.T) {
 	}
 	if d := self["metricsd.containers{}"]; d.value != 3 || d.sum {
 		t.Errorf("metricsd.containers = %+v", d)
+	}
+	if c, _ := sinktest.Attr(res["metricsd"].Resource.Attributes, "cluster"); c != "eu-1" {
+		t.Errorf("the collector's resource has cluster %q, want the global tag", c)
 	}
 
 	// Hostile values arrive as valid UTF-8, bounded.
