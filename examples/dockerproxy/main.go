@@ -27,7 +27,8 @@
 // # Metrics
 //
 // The container's init PID (State.Pid of the inspect) leads to its cgroup
-// (cgroup.FS.OpenPID: cpu, cpuacct, memory and blkio kept open) and to its
+// (<host-root>/proc/PID/cgroup, which must name the container's ID; cpu,
+// cpuacct, memory and blkio kept open) and to its
 // network namespace (a netns.Pool hop, net/dev kept open). These handles are
 // cached per container ID: on the 2-vCPU test VM reading a cached
 // container's Metrics takes ~30 µs (22 allocations), opening, reading and
@@ -102,7 +103,7 @@
 // refused, and so is a Docker context other than the default (give
 // -docker-host or DOCKER_HOST). A daemon that does not answer at start is an
 // error. An inspect whose State.Pid is not in a cgroup named after the
-// container (a daemon in another PID namespace, such as rootless Docker,
+// container (a daemon in another PID namespace, such as Docker in Docker,
 // or behind a forwarded socket; or a PID reused meanwhile) gets no figures
 // but an Errors entry saying so.
 //

@@ -329,8 +329,9 @@ func (c *cache) open(ctx context.Context, e *entry, pid int) error {
 }
 
 // errNotTheContainer: the PID an inspect gave is not in the container's
-// cgroup. The daemon then runs in another PID namespace (rootless Docker),
-// on another host behind a forwarded socket, or the PID was reused.
+// cgroup. The daemon then runs in another PID namespace (Docker in
+// Docker), on another host behind a forwarded socket, or the PID was
+// reused.
 var errNotTheContainer = errors.New("the inspect's State.Pid is not this host's process of the container (a daemon on another host or in another PID namespace, or a reused PID)")
 
 // containerPath is the cgroup path a container's process has: the memory
