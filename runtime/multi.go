@@ -11,9 +11,9 @@ import (
 // containerd (Docker keeps its containers in containerd's "moby" namespace)
 // is reported once, by the Docker discoverer: when one named "docker" is
 // present, containerd containers and events in the namespace "moby" are
-// dropped. Beyond that, List keeps the first container of each namespace
-// and ID (Key) in the order the discoverers were given: the same ID in two
-// containerd namespaces is two containers.
+// dropped. Beyond that, List keeps the first container of each runtime,
+// namespace and ID in the order the discoverers were given: the same ID in
+// two containerd namespaces, or given by two runtimes, is two containers.
 type Multi struct {
 	ds        []Discoverer
 	hasDocker bool
@@ -93,10 +93,11 @@ func (m *Multi) List(ctx context.Context) ([]Container, error) {
 		}
 		ok = true
 		for _, c := range r.cs {
-			if m.shadowed(c) || seen[Key(c)] {
+			k := c.Runtime + "/" + Key(c)
+			if m.shadowed(c) || seen[k] {
 				continue
 			}
-			seen[Key(c)] = true
+			seen[k] = true
 			all = append(all, c)
 		}
 	}

@@ -22,3 +22,17 @@ func TestMultiSameIDTwoNamespaces(t *testing.T) {
 		t.Fatalf("listed %+v, want job in namespaces a and b once each", cs)
 	}
 }
+
+// TestMultiSameIDTwoRuntimes: the same ID from two runtimes (neither with a
+// namespace) is two containers.
+func TestMultiSameIDTwoRuntimes(t *testing.T) {
+	a := staticDiscoverer{{ID: "web", Name: "web", Runtime: "cgroupfs"}}
+	b := staticDiscoverer{{ID: "web", Name: "web", Runtime: "lxc"}, {ID: "web", Name: "web", Runtime: "cgroupfs"}}
+	cs, err := runtime.NewMulti(a, b).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 || cs[0].Runtime != "cgroupfs" || cs[1].Runtime != "lxc" {
+		t.Fatalf("listed %+v, want web from cgroupfs and from lxc once each", cs)
+	}
+}
