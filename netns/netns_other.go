@@ -21,9 +21,21 @@ func (p *Pool) Home() ID { return ID{} }
 func (p *Pool) Close() error { return nil }
 
 // Identify returns errors.ErrUnsupported off Linux.
-func (p *Pool) Identify(ctx context.Context, t Target) (ID, error) {
-	return ID{}, errors.ErrUnsupported
+func (p *Pool) Identify(ctx context.Context, t Target) (*Ref, error) {
+	return nil, errors.ErrUnsupported
 }
+
+// Ref is a network namespace held open by Identify; off Linux there is none.
+type Ref struct {
+	// ID identifies the namespace.
+	ID ID
+}
+
+// Target returns the zero Target off Linux.
+func (r *Ref) Target() Target { return Target{} }
+
+// Close does nothing off Linux.
+func (r *Ref) Close() error { return nil }
 
 // Open returns errors.ErrUnsupported off Linux.
 func (p *Pool) Open(ctx context.Context, t Target, parts Parts) (*Handle, error) {

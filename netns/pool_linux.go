@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
+	vns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/metricsd/metricsd/internal/proc"
 )
 
 // Pool is a small set of goroutines, each locked to its own OS thread for
@@ -87,24 +91,57 @@ func (p *Pool) Close() error {
 	return nil
 }
 
-// Identify returns the ID of t's namespace without hopping, so that a caller
-// can find that two targets share a namespace before opening it twice.
-func (p *Pool) Identify(ctx context.Context, t Target) (ID, error) {
+// Identify opens t's namespace without hopping and returns a Ref that holds
+// it open: Ref.ID tells whether two targets share a namespace before opening
+// it twice, and Open(ctx, ref.Target(), parts) then hops into exactly the
+// namespace identified. A target is opened once: a process that exits (and
+// whose PID is reused) between Identify and Open changes nothing. Close the
+// Ref when done; a Handle opened from it does not need it.
+func (p *Pool) Identify(ctx context.Context, t Target) (*Ref, error) {
 	if err := ctx.Err(); err != nil {
-		return ID{}, err
+		return nil, err
 	}
 	fd, owned, err := p.openTarget(t)
-	if err != nil {
-		return ID{}, &TargetError{Target: t, Err: err}
+	if err == nil && !owned {
+		// A handle the caller owns: the Ref keeps its own descriptor.
+		if fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			err = fmt.Errorf("dup: %w", err)
+		}
 	}
-	if owned {
-		defer unix.Close(fd)
+	if err != nil {
+		return nil, &TargetError{Target: t, Err: err}
 	}
 	id, err := fdID(fd)
 	if err != nil {
-		return ID{}, &TargetError{Target: t, Err: err}
+		unix.Close(fd)
+		return nil, &TargetError{Target: t, Err: err}
 	}
-	return id, nil
+	return &Ref{ID: id, fd: fd, of: t}, nil
+}
+
+// Ref is a network namespace held open by Identify. It is not safe for
+// concurrent use with its Close.
+type Ref struct {
+	// ID identifies the namespace.
+	ID ID
+	fd int
+	of Target
+}
+
+// Target names the namespace the Ref holds, for Open and OpenAll, until
+// the Ref is closed.
+func (r *Ref) Target() Target {
+	return Target{kind: targetHandle, h: vns.NsHandle(r.fd), of: r.of.String()}
+}
+
+// Close releases the namespace. A second Close does nothing.
+func (r *Ref) Close() error {
+	if r.fd < 0 {
+		return nil
+	}
+	err := unix.Close(r.fd)
+	r.fd = -1
+	return err
 }
 
 // Open hops into t's namespace and returns a Handle that reads parts of it.
@@ -329,6 +366,9 @@ func (p *Pool) openTarget(t Target) (fd int, owned bool, err error) {
 		if t.pid <= 0 {
 			return -1, false, fmt.Errorf("%w: invalid pid %d", ErrNotExist, t.pid)
 		}
+		if t.start != 0 {
+			return p.openProcess(t)
+		}
 		path = fmt.Sprintf("%s/proc/%d/ns/net", p.cfg.root, t.pid)
 	case targetPath:
 		path = t.path
@@ -346,6 +386,27 @@ func (p *Pool) openTarget(t Target) (fd int, owned bool, err error) {
 			return -1, false, fmt.Errorf("%w: open %s: %w", ErrNotExist, path, err)
 		}
 		return -1, false, fmt.Errorf("open %s: %w", path, err)
+	}
+	return fd, true, nil
+}
+
+// openProcess opens ns/net of a TargetProcess through its /proc/<pid>
+// directory, once the start time there is the one expected.
+func (p *Pool) openProcess(t Target) (int, bool, error) {
+	d, err := proc.Open(p.cfg.root, t.pid, t.start)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return -1, false, fmt.Errorf("%w: %w", ErrNotExist, err)
+		}
+		return -1, false, err
+	}
+	defer d.Close()
+	fd, err := d.OpenFile("ns/net")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return -1, false, fmt.Errorf("%w: %w", ErrNotExist, err)
+		}
+		return -1, false, err
 	}
 	return fd, true, nil
 }

@@ -78,9 +78,11 @@ func TestOpenShowsOnlyTargetInterfaces(t *testing.T) {
 			if h.ID() != want || h.IsHome() || h.ID() == p.Home() {
 				t.Fatalf("ID %v (home %v, IsHome %v), want %v", h.ID(), p.Home(), h.IsHome(), want)
 			}
-			if id, err := p.Identify(ctx, tg); err != nil || id != want {
-				t.Fatalf("Identify = %v, %v; want %v", id, err, want)
+			ref, err := p.Identify(ctx, tg)
+			if err != nil || ref.ID != want {
+				t.Fatalf("Identify = %v, %v; want %v", ref, err, want)
 			}
+			ref.Close()
 			var s Stats
 			if err := h.Stat(ctx, &s); err != nil {
 				t.Fatal(err)
@@ -696,16 +698,19 @@ func TestWithRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newTestPool(t, WithRoot(root), WithSize(2))
-	id, err := p.Identify(ctx, TargetPID(os.Getpid()))
-	if err != nil || id != pathID(t, "/proc/self/ns/net") {
-		t.Fatalf("Identify under root: %v, %v", id, err)
+	ref, err := p.Identify(ctx, TargetPID(os.Getpid()))
+	if err != nil || ref.ID != pathID(t, "/proc/self/ns/net") {
+		t.Fatalf("Identify under root: %v, %v", ref, err)
 	}
+	ref.Close()
 	empty := newTestPool(t, WithRoot(t.TempDir()))
 	if _, err := empty.Open(ctx, TargetPID(os.Getpid()), TierCheap); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("root without proc: %v, want ErrNotExist", err)
 	}
 	// A path target is used as given, whatever the root.
-	if _, err := empty.Identify(ctx, TargetPath("/proc/self/ns/net")); err != nil {
+	if ref, err := empty.Identify(ctx, TargetPath("/proc/self/ns/net")); err != nil {
 		t.Fatal(err)
+	} else {
+		ref.Close()
 	}
 }

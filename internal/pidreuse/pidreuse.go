@@ -113,9 +113,13 @@ func (n *NS) Spawn(newNet bool, procsFiles ...string) int {
 }
 
 // SpawnAt is Spawn with a chosen PID, which must be free (Kill the process
-// that had it first): ns_last_pid is set to pid-1 just before the fork.
+// that had it first): ns_last_pid is set to pid-1 just before the fork. It
+// first waits two clock ticks (20 ms), so that the new process's start time
+// (in ticks) differs from that of a process that had the PID just before:
+// a reuse within one tick is not told apart by start time.
 func (n *NS) SpawnAt(pid int, newNet bool, procsFiles ...string) {
 	n.t.Helper()
+	time.Sleep(20 * time.Millisecond)
 	if got := n.spawn(pid, newNet, procsFiles); got != pid {
 		n.t.Fatalf("spawned PID %d, want %d", got, pid)
 	}
