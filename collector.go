@@ -397,15 +397,19 @@ func (c *Collector) trim(ct runtime.Container) runtime.Container {
 // The group is the one at the path the listing gave, in every hierarchy: a
 // controller whose hierarchy has no group there is Unavailable, never the
 // figures of the group the process happens to be in (the root, on a host
-// where the runtime made no group for that controller). Its PID must still
-// be the container's process (runtime.CheckProcess): a PID reused since the
-// listing attaches no other process's figures.
+// where the runtime made no group for that controller). The network
+// namespace is that of the process named by PID and start time. Once both
+// are open, the PID must still be the container's process
+// (runtime.CheckProcess: its start time, and in the container's group): a
+// PID reused since the listing attaches no other process's figures, and the
+// container is not tracked (its process is gone: the next listing names the
+// new one). The check comes last: a namespace taken from a process that then
+// passes it was the container's.
 func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64) {
 	k := key(ct)
 	e := &entry{id: ct.ID, key: k, c: c.trim(ct)}
-	err := runtime.CheckProcess(ctx, c.fs, ct)
+	var err error
 	switch {
-	case err != nil:
 	case ct.CgroupPath != "":
 		e.group, err = c.fs.Open(ctx, ct.CgroupPath, c.o.controllers)
 	case ct.PID > 0:
@@ -423,6 +427,11 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 	}
 	if c.pool != nil {
 		c.openNet(ctx, e)
+	}
+	if err := runtime.CheckProcess(ctx, c.fs, ct); err != nil {
+		c.countErr(StageOpen, err, "container process", "container", ct.ID, "name", ct.Name, "pid", ct.PID)
+		c.release(e)
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -457,15 +466,19 @@ func (c *Collector) start(ctx context.Context, ct runtime.Container) {
 }
 
 // netTarget is where a container's network namespace is; ok is false
-// when the container names none.
+// when the container names none. Its own process is named by PID and start
+// time, so that a PID reused since the listing names no other process's
+// namespace.
 func netTarget(ct *runtime.Container) (t netns.Target, ok bool) {
 	switch {
+	case ct.NetNS.PID > 0 && ct.NetNS.PID == ct.PID:
+		return netns.TargetProcess(ct.PID, ct.PIDStart), true
 	case ct.NetNS.PID > 0:
 		return netns.TargetPID(ct.NetNS.PID), true
 	case ct.NetNS.Path != "":
 		return netns.TargetPath(ct.NetNS.Path), true
 	case ct.PID > 0:
-		return netns.TargetPID(ct.PID), true
+		return netns.TargetProcess(ct.PID, ct.PIDStart), true
 	}
 	return netns.Target{}, false
 }
@@ -482,12 +495,15 @@ func (c *Collector) openNet(ctx context.Context, e *entry) {
 	if !ok {
 		return
 	}
-	id, err := c.pool.Identify(ctx, t)
+	// The namespace identified is the one opened: the Ref holds it.
+	ref, err := c.pool.Identify(ctx, t)
 	if err != nil {
 		c.countErr(StageOpen, err, "identify netns", "container", e.id, "name", e.c.Name)
 		c.setNet(e, nil, true)
 		return
 	}
+	defer ref.Close()
+	id := ref.ID
 	if id == c.pool.Home() {
 		e.netHost = true
 		c.setNet(e, nil, false)
@@ -500,7 +516,7 @@ func (c *Collector) openNet(ctx context.Context, e *entry) {
 		return
 	}
 	c.mu.Unlock()
-	h, err := c.pool.Open(ctx, t, c.o.netParts)
+	h, err := c.pool.Open(ctx, ref.Target(), c.o.netParts)
 	if err != nil {
 		c.countErr(StageOpen, err, "open netns", "container", e.id, "name", e.c.Name)
 		c.setNet(e, nil, true)
