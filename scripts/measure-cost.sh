@@ -1,44 +1,81 @@
 #!/usr/bin/env bash
-# Measures what the metricsd daemon costs (issue 6's budget: at most 0.3% of
-# one core and 20 MB RSS at -interval 1s, reading every cgroup controller and
-# the cheap network tier, its defaults). It is a measurement, not a test:
+# Measures what the metricsd daemon costs: CPU (% of one core) and resident
+# memory, for the static build with its defaults (every cgroup controller,
+# the cheap network tier). It is a measurement, not a test:
 #
-#   scripts/measure-cost.sh            # as root
+#   scripts/measure-cost.sh                       # as root: the Docker host
+#   MEASURE_LAYOUT=scale scripts/measure-cost.sh  # 1,000 groups, 100 namespaces
 #
-# It starts the private test daemons (scripts/daemons.sh), runs
-# $MEASURE_CONTAINERS busybox containers (33; each in a network namespace of
-# its own, --network none) in that dockerd, builds examples/metricsd and runs
-# it once per sink: stdout (line protocol to /dev/null) and prometheus (its
-# /metrics fetched every $MEASURE_PROM_SCRAPE s over loopback, 15 by default,
-# 0 for never), each serving HTTP on $MEASURE_PROM_LISTEN. For each it waits
-# $MEASURE_WARMUP s (5), then reads utime+stime from /proc/<pid>/stat at t=0
-# and t=$MEASURE_SECONDS (60), and VmRSS and VmHWM from /proc/<pid>/status at
-# the end, and prints
+# MEASURE_LAYOUT=docker (the default) is issue 6's testbed and its budget
+# (at most 0.3% of one core and 20 MB RSS at -interval 1s): it starts the
+# private test daemons (scripts/daemons.sh) and runs $MEASURE_CONTAINERS
+# busybox containers (33; each in a network namespace of its own, --network
+# none) in that dockerd. Each configuration in $MEASURE_CONFIGS is
+# RUNTIME:SINK:
 #
-#   sink containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
+#   docker     the Docker adapter alone (CONTAINERD_ADDRESS unset)
+#   auto       the deployed configuration: Docker and containerd sockets both
+#              present, -runtime auto uses both (a Docker host always runs
+#              containerd)
 #
-# It removes its containers, stops its daemons and deletes its files at exit.
+# default "docker:stdout auto:stdout auto:prometheus", at -interval 1s.
 #
-# The daemon finds the test dockerd through DOCKER_HOST with -runtime auto
-# (-runtime docker -docker-host would do the same).
+# MEASURE_LAYOUT=scale is issue 15's: the scale benchmark's layout,
+# $MEASURE_GROUPS bare v1 groups (1,000; cpu, cpuacct, memory, blkio, pids)
+# with a sleep process each, every tenth of those in a network namespace of
+# its own ($MEASURE_NAMESPACES, 100), found by the cgroupfs discoverer
+# (-runtime cgroupfs -cgroup-subtree: only these groups). Configurations
+# default to "cgroupfs:stdout cgroupfs:prometheus", each at every interval
+# of $MEASURE_INTERVALS ("1s 10s"); no daemon is started.
+#
+# Sinks: stdout (line protocol to /dev/null) and prometheus (its /metrics
+# fetched every $MEASURE_PROM_SCRAPE s over loopback, 15 by default, 0 for
+# never). The configurations run one at a time, interleaved, in
+# $MEASURE_ROUNDS rounds (2). For each run it waits $MEASURE_WARMUP s (5),
+# then reads utime+stime from /proc/<pid>/stat at t=0 and t=$MEASURE_SECONDS
+# (60), and VmRSS and VmHWM from /proc/<pid>/status at the end, and prints
+#
+#   round runtime sink interval containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
+#
+# It removes its containers, groups, processes and namespaces, stops its
+# daemons and deletes its files at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
-n=${MEASURE_CONTAINERS:-33}
+layout=${MEASURE_LAYOUT:-docker}
 secs=${MEASURE_SECONDS:-60}
 warm=${MEASURE_WARMUP:-5}
+rounds=${MEASURE_ROUNDS:-2}
 scrape=${MEASURE_PROM_SCRAPE:-15}
 listen=${MEASURE_PROM_LISTEN:-127.0.0.1:19338}
-sinks=${MEASURE_SINKS:-stdout prometheus}
+case $layout in
+docker)
+	n=${MEASURE_CONTAINERS:-33}
+	configs=${MEASURE_CONFIGS:-docker:stdout auto:stdout auto:prometheus}
+	intervals=${MEASURE_INTERVALS:-1s}
+	;;
+scale)
+	n=${MEASURE_GROUPS:-1000}
+	nns=${MEASURE_NAMESPACES:-100}
+	configs=${MEASURE_CONFIGS:-cgroupfs:stdout cgroupfs:prometheus}
+	intervals=${MEASURE_INTERVALS:-1s 10s}
+	;;
+*)
+	echo "measure-cost.sh: MEASURE_LAYOUT=$layout: want docker or scale" >&2
+	exit 2
+	;;
+esac
 
 if [ "$(id -u)" != 0 ]; then
-	echo "measure-cost.sh: needs root (containers, and the daemon reads every cgroup and namespace)" >&2
+	echo "measure-cost.sh: needs root (containers or cgroups, and the daemon reads every cgroup and namespace)" >&2
 	exit 1
 fi
 work=$(mktemp -d /tmp/mdcost.XXXX)
 daemon_pid="" scraper_pid=""
-containers=()
+containers=() sleepers=() netnses=()
+tag=mdcost-$$
+controllers=(cpu cpuacct memory blkio pids)
 cleanup() {
 	set +e
 	[ -n "$scraper_pid" ] && kill "$scraper_pid" 2>/dev/null && wait "$scraper_pid" 2>/dev/null
@@ -47,69 +84,130 @@ cleanup() {
 		docker -H "$METRICSD_TEST_DOCKER_HOST" rm -f "${containers[@]}" >/dev/null 2>&1
 	fi
 	declare -F daemons_stop >/dev/null && daemons_stop
+	if [ ${#sleepers[@]} -gt 0 ]; then
+		kill -KILL "${sleepers[@]}" 2>/dev/null
+		wait 2>/dev/null
+	fi
+	local c
+	for c in "${controllers[@]}"; do
+		[ -d "/sys/fs/cgroup/$c/$tag" ] && find "/sys/fs/cgroup/$c/$tag" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	for c in "${netnses[@]}"; do ip netns del "$c" 2>/dev/null; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
-
-# shellcheck source=/dev/null
-source scripts/daemons.sh
-if [ -z "${METRICSD_TEST_DOCKER_HOST:-}" ] || [ -z "${METRICSD_TEST_IMAGE:-}" ]; then
-	echo "measure-cost.sh: the test dockerd did not start (see the daemons.sh lines above)" >&2
-	exit 1
-fi
-export DOCKER_HOST=$METRICSD_TEST_DOCKER_HOST
-unset CONTAINERD_ADDRESS # docker alone, as with -runtime docker
 
 # Static, as the README builds it to ship: a cgo build also maps libc (~1.7 MB
 # more RSS).
 CGO_ENABLED=0 go build -o "$work/metricsd" ./examples/metricsd
 
-for i in $(seq 1 "$n"); do
-	name=mdcost-$i-$$
-	docker run -d --name "$name" --network none "$METRICSD_TEST_IMAGE" /bin/sleep 3600 >/dev/null
-	containers+=("$name")
-done
+if [ "$layout" = docker ]; then
+	# shellcheck source=/dev/null
+	source scripts/daemons.sh
+	if [ -z "${METRICSD_TEST_DOCKER_HOST:-}" ] || [ -z "${METRICSD_TEST_IMAGE:-}" ] || [ -z "${METRICSD_TEST_CONTAINERD:-}" ]; then
+		echo "measure-cost.sh: the test dockerd or containerd did not start (see the daemons.sh lines above)" >&2
+		exit 1
+	fi
+	export DOCKER_HOST=$METRICSD_TEST_DOCKER_HOST
+	for i in $(seq 1 "$n"); do
+		name=mdcost-$i-$$
+		docker run -d --name "$name" --network none "$METRICSD_TEST_IMAGE" /bin/sleep 3600 >/dev/null
+		containers+=("$name")
+	done
+else
+	for c in "${controllers[@]}"; do
+		[ -d "/sys/fs/cgroup/$c" ] || { echo "measure-cost.sh: no v1 $c hierarchy at /sys/fs/cgroup/$c" >&2; exit 1; }
+	done
+	for i in $(seq 0 $((nns - 1))); do
+		ip netns add "$tag-$i"
+		netnses+=("$tag-$i")
+	done
+	every=$((n / nns))
+	for i in $(seq 0 $((n - 1))); do
+		if [ $((i % every)) = 0 ] && [ $((i / every)) -lt "$nns" ]; then
+			ip netns exec "$tag-$((i / every))" sleep 36000 &
+		else
+			sleep 36000 &
+		fi
+		sleepers+=($!)
+	done
+	for c in "${controllers[@]}"; do
+		mkdir -p "/sys/fs/cgroup/$c/$tag/bench"
+	done
+	for i in $(seq 0 $((n - 1))); do
+		for c in "${controllers[@]}"; do
+			mkdir "/sys/fs/cgroup/$c/$tag/bench/c$i"
+			echo "${sleepers[$i]}" >"/sys/fs/cgroup/$c/$tag/bench/c$i/cgroup.procs"
+		done
+	done
+fi
+
+# args RUNTIME SINK INTERVAL: the daemon's command line; env RUNTIME: its
+# environment.
+daemon_args() {
+	local a=(-interval "$3" -sink "$2" -listen "$listen")
+	case $1 in
+	docker | auto) a+=(-runtime auto) ;;
+	cgroupfs) a+=(-runtime cgroupfs -cgroup-subtree "/$tag") ;;
+	esac
+	echo "${a[@]}"
+}
+daemon_env() {
+	case $1 in
+	docker) echo "CONTAINERD_ADDRESS=" ;;
+	auto) echo "CONTAINERD_ADDRESS=$METRICSD_TEST_CONTAINERD" ;;
+	*) echo "CONTAINERD_ADDRESS=" ;;
+	esac
+}
 
 # The daemon must see them all: one container_cpu line each.
-seen=$("$work/metricsd" -once -runtime auto | grep -c '^container_cpu,' || true)
-if [ "$seen" != "$n" ]; then
-	echo "measure-cost.sh: the daemon sees $seen containers, want $n" >&2
-	exit 1
-fi
+for cfg in $configs; do
+	rt=${cfg%%:*}
+	# shellcheck disable=SC2046
+	seen=$(env $(daemon_env "$rt") "$work/metricsd" -once $(daemon_args "$rt" stdout 1s) | grep -c '^container_cpu,' || true)
+	if [ "$seen" != "$n" ]; then
+		echo "measure-cost.sh: the daemon ($rt) sees $seen containers, want $n" >&2
+		exit 1
+	fi
+done
 
 tck=$(getconf CLK_TCK)
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; } # utime+stime (fields 14, 15)
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-echo "go $(go env GOVERSION), $(nproc) CPUs, kernel $(uname -r), CLK_TCK $tck, $n containers, -interval 1s, ${secs} s after ${warm} s"
-printf '%-10s %10s %7s %9s %17s %8s %8s\n' sink containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
-for s in $sinks; do
-	args=(-interval 1s -runtime auto -sink "$s")
-	args+=(-listen "$listen") # every sink: /healthz and /readyz are served too
-	"$work/metricsd" "${args[@]}" >/dev/null 2>"$work/$s.err" &
-	daemon_pid=$!
-	if [ "$s" = prometheus ] && [ "$scrape" != 0 ]; then
-		(while sleep "$scrape"; do curl -fsS "http://$listen/metrics" >/dev/null || echo "scrape failed" >>"$work/$s.err"; done) &
-		scraper_pid=$!
-	fi
-	sleep "$warm"
-	kill -0 "$daemon_pid" || { echo "measure-cost.sh: the daemon exited:" >&2; cat "$work/$s.err" >&2; exit 1; }
-	t0=$(ticks "$daemon_pid") s0=$(date +%s.%N)
-	sleep "$secs"
-	t1=$(ticks "$daemon_pid") s1=$(date +%s.%N)
-	rss=$(status_kb "$daemon_pid" VmRSS) hwm=$(status_kb "$daemon_pid" VmHWM)
-	if [ "$s" = prometheus ]; then
-		got=$(curl -fsS "http://$listen/metrics" | grep -c '^container_cpu_usage_seconds_total{' || true)
-		[ "$got" = "$n" ] || echo "measure-cost.sh: /metrics has $got containers, want $n" >&2
-	fi
-	[ -n "$scraper_pid" ] && { kill "$scraper_pid"; wait "$scraper_pid" 2>/dev/null || true; scraper_pid=""; }
-	kill "$daemon_pid"
-	wait "$daemon_pid" || echo "measure-cost.sh: the daemon exited with $?" >&2
-	daemon_pid=""
-	if [ -s "$work/$s.err" ]; then
-		echo "measure-cost.sh: the daemon's standard error ($s):" >&2
-		cat "$work/$s.err" >&2
-	fi
-	awk -v s="$s" -v n="$n" -v t="$((t1 - t0))" -v tck="$tck" -v a="$s0" -v b="$s1" -v rss="$rss" -v hwm="$hwm" \
-		'BEGIN { el = b - a; printf "%-10s %10d %7.1f %9d %17.3f %8d %8d\n", s, n, el, t, 100 * t / tck / el, rss, hwm }'
+echo "go $(go env GOVERSION), $(nproc) CPUs, kernel $(uname -r), CLK_TCK $tck, layout $layout, $n containers, ${secs} s after ${warm} s, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%5s %-9s %-10s %8s %10s %7s %9s %17s %8s %8s\n' round runtime sink interval containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
+for r in $(seq 1 "$rounds"); do
+	for iv in $intervals; do
+		for cfg in $configs; do
+			rt=${cfg%%:*} s=${cfg#*:}
+			# shellcheck disable=SC2046
+			env $(daemon_env "$rt") "$work/metricsd" $(daemon_args "$rt" "$s" "$iv") >/dev/null 2>"$work/run.err" &
+			daemon_pid=$!
+			if [ "$s" = prometheus ] && [ "$scrape" != 0 ]; then
+				(while sleep "$scrape"; do curl -fsS "http://$listen/metrics" >/dev/null || echo "scrape failed" >>"$work/run.err"; done) &
+				scraper_pid=$!
+			fi
+			sleep "$warm"
+			kill -0 "$daemon_pid" || { echo "measure-cost.sh: the daemon exited:" >&2; cat "$work/run.err" >&2; exit 1; }
+			t0=$(ticks "$daemon_pid") s0=$(date +%s.%N)
+			sleep "$secs"
+			t1=$(ticks "$daemon_pid") s1=$(date +%s.%N)
+			rss=$(status_kb "$daemon_pid" VmRSS) hwm=$(status_kb "$daemon_pid" VmHWM)
+			if [ "$s" = prometheus ]; then
+				got=$(curl -fsS "http://$listen/metrics" | grep -c '^container_cpu_usage_seconds_total{' || true)
+				[ "$got" = "$n" ] || echo "measure-cost.sh: /metrics has $got containers, want $n" >&2
+			fi
+			[ -n "$scraper_pid" ] && { kill "$scraper_pid"; wait "$scraper_pid" 2>/dev/null || true; scraper_pid=""; }
+			kill "$daemon_pid"
+			wait "$daemon_pid" || echo "measure-cost.sh: the daemon exited with $?" >&2
+			daemon_pid=""
+			if [ -s "$work/run.err" ]; then
+				echo "measure-cost.sh: the daemon's standard error ($rt, $s, $iv):" >&2
+				cat "$work/run.err" >&2
+			fi
+			awk -v r="$r" -v rt="$rt" -v s="$s" -v iv="$iv" -v n="$n" -v t="$((t1 - t0))" -v tck="$tck" -v a="$s0" -v b="$s1" -v rss="$rss" -v hwm="$hwm" \
+				'BEGIN { el = b - a; printf "%5d %-9s %-10s %8s %10d %7.1f %9d %17.3f %8d %8d\n", r, rt, s, iv, n, el, t, 100 * t / tck / el, rss, hwm }'
+		done
+	done
 done
