@@ -154,6 +154,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return fail("-log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
+	enterHostCgroupNS(c.hostRoot, log) // in a container: may re-execute the daemon
 	if c.limitMaxAge < 0 {
 		return fail("-limit-max-age must not be negative, got %v", c.limitMaxAge)
 	}
