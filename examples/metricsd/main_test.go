@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/metricsd/metricsd/internal/rttest"
+	"github.com/metricsd/metricsd/internal/sinktest"
 )
 
 func TestMain(m *testing.M) {
@@ -92,12 +93,15 @@ func TestSIGTERM(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		cmd := exec.Command(os.Args[0], "-runtime", "cgroupfs", "-interval", "200ms", "-net", "none", "-listen", "127.0.0.1:0")
 		cmd.Env = append(os.Environ(), "METRICSD_TEST_DAEMON=1")
-		var out, errOut strings.Builder
+		var out, errOut rttest.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(700 * time.Millisecond)
+		// Signal once a snapshot is out: then the handler is installed
+		// (a fixed wait lost that race on a loaded machine, where the
+		// race-enabled binary took longer than it to start).
+		sinktest.Poll(15*time.Second, func() bool { return strings.Contains(out.String(), "container_cpu") })
 		cmd.Process.Signal(sig)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
