@@ -70,18 +70,23 @@ step go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # go -C, not a subshell: a step's status=1 must reach this shell.
 step go -C bench vet ./...
 step go -C bench run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+# deploy/kubernetes: its own module, the manifests' checks (k8s.io/api).
+step go -C deploy/kubernetes vet ./...
+step go -C deploy/kubernetes run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 if [ "$only" = lint ]; then
 	[ $status -eq 0 ] || { echo "test.sh: FAILED"; exit 1; }
 	echo "test.sh: lint passed"; exit 0
 fi
 
-echo "== go test -race -count=1 ./...  (and bench/: benchmarks run once each as a smoke test)"
+echo "== go test -race -count=1 ./...  (and bench/: benchmarks run once each as a smoke test; deploy/kubernetes)"
 set +e
 {
 	go test -race -count=1 -v ./... 
 	echo "test.sh: go test exit $?"
 	(cd bench && go test -count=1 -v -run . -bench . -benchtime=1x ./...)
 	echo "test.sh: bench go test exit $?"
+	go -C deploy/kubernetes test -count=1 -v ./...
+	echo "test.sh: deploy/kubernetes go test exit $?"
 } >"$log" 2>&1
 set -e
 if grep -q '^test.sh: .*go test exit [^0]' "$log"; then
