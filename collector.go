@@ -629,6 +629,7 @@ func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, err
 	}
 	c.scrapes++
 	c.mu.Unlock()
+	c.retryNets(ctx) // before the listing: its own failures wait a snapshot
 	if due {
 		if err := c.Reconcile(ctx); err != nil && c.Tracked() == 0 {
 			return nil, err
@@ -636,7 +637,6 @@ func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, err
 	} else {
 		c.retryPending(ctx)
 	}
-	c.retryNets(ctx)
 
 	// The snapshot has a slot per entry, read into in place: a slot's
 	// Stats keep their slices' capacity from one Collect to the next,

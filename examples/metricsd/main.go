@@ -6,14 +6,31 @@
 //
 // With no flags it detects the runtime (Docker, containerd, else the cgroup
 // tree) and prints InfluxDB line protocol to standard output every 10 s.
-// SIGINT and SIGTERM flush the sinks and exit 0. A bad flag or a sink that
-// can not be reached at start is a one-line error and exit status 2.
+// An endpoint given with -docker-host or -containerd-address (or
+// $DOCKER_HOST, $CONTAINERD_ADDRESS) is required: the given ones are the
+// runtimes used, and one that does not answer is an error, never a
+// fallback. SIGINT and SIGTERM flush the sinks and exit 0. A bad flag, a
+// given runtime or a sink that can not be reached at start is a one-line
+// error and exit status 2.
+//
+// At the default log level (warn) it writes one line at start (version,
+// runtime, sinks, interval, listen address, global tags), warnings (too few
+// privileges or descriptors for the host's containers, at start), and
+// failures that lose data, one line per cause at most once a minute. -once
+// exits 1 when the snapshot is incomplete: a container that could not be
+// opened, network figures missing, any collection or sink error.
+//
+// Every point and series carries a host tag (the host's name; -host-tag)
+// and the -tag key=value tags, the daemon's own included.
 //
 // Unless run with -once it serves HTTP on -listen (127.0.0.1:9338; "" for
 // none): /healthz answers 200 while the process runs, /readyz 200 once a
 // snapshot was taken and written and while the sinks keep writing (503 and
 // the reason otherwise), and /metrics the Prometheus exposition with
-// -sink prometheus. -version prints the module version and VCS revision.
+// -sink prometheus (503 until the first snapshot). At most -max-conns
+// connections are served at once (the next answered 503), one that sends
+// no request for -idle-timeout is closed. -version prints the module
+// version and VCS revision.
 //
 // It reads every cgroup controller and the cheap network tier (net/dev and
 // sockstat) by default; -net adds snmp, snmp6, netstat and TCP states.
@@ -103,8 +120,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	var c config
 	fl := flag.NewFlagSet("metricsd", flag.ContinueOnError)
 	fl.StringVar(&c.runtime, "runtime", "auto", "where containers come from: auto|docker|containerd|cgroupfs")
-	fl.StringVar(&c.dockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "Docker endpoint (unix:///path or tcp://host:port); default $DOCKER_HOST, else /var/run/docker.sock beneath -host-root")
-	fl.StringVar(&c.containerdAddress, "containerd-address", os.Getenv("CONTAINERD_ADDRESS"), "containerd socket; default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock beneath -host-root")
+	fl.StringVar(&c.dockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "Docker endpoint (unix:///path or tcp://host:port), required when given; default $DOCKER_HOST, else detected at /var/run/docker.sock beneath -host-root")
+	fl.StringVar(&c.containerdAddress, "containerd-address", os.Getenv("CONTAINERD_ADDRESS"), "containerd socket, required when given; default $CONTAINERD_ADDRESS, else detected at /run/containerd/containerd.sock beneath -host-root")
 	fl.StringVar(&c.cgroupSubtree, "cgroup-subtree", "/", "with -runtime cgroupfs (or auto finding no daemon): walk only the groups beneath this cgroup path, such as /kubepods")
 	fl.StringVar(&c.hostRoot, "host-root", "/", "the host's root, where its /proc, /sys and runtime sockets are (/host in a container)")
 	fl.DurationVar(&c.interval, "interval", 10*time.Second, "collection interval")
@@ -114,6 +131,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
 	fl.BoolVar(&c.version, "version", false, "print the version and VCS revision, and exit")
 	filter := addFilterFlags(fl)
+	ops := addOpsFlags(fl)
 	fl.StringVar(&c.net, "net", "dev,sockstat", "network statistics to read: any of dev,sockstat,snmp,snmp6,netstat,tcpstates, or none")
 	fl.DurationVar(&c.limitMaxAge, "limit-max-age", 10*time.Second, "how old reported limits (CPU quota, memory, pids, hugetlb) may be: their files are re-read when older; 0 reads them at every interval")
 	fl.StringVar(&c.labels, "labels", "", "comma-separated container labels to keep and export as tags")
@@ -146,6 +164,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return 0
 	}
 	fail := func(format string, a ...any) int {
+		if ctx.Err() != nil { // SIGINT or SIGTERM while starting: not a failure
+			fmt.Fprintln(errOut, "metricsd: stopped while starting")
+			return 0
+		}
 		fmt.Fprintf(errOut, "metricsd: "+format+"\n", a...)
 		return 2
 	}
@@ -167,6 +189,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if err := c.push.resolve(); err != nil {
 		return fail("%v", err)
 	}
+	if err := ops.check(); err != nil {
+		return fail("%v", err)
+	}
 	parts, err := netParts(c.net)
 	if err != nil {
 		return fail("-net: %v", err)
@@ -183,8 +208,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 			tags.Labels = append(tags.Labels, sink.LabelTag{Label: l})
 		}
 	}
+	if tags.Global, err = ops.globalTags(c.hostRoot); err != nil {
+		return fail("%v", err)
+	}
 	if _, err := sink.NewTagger(tags); err != nil {
-		return fail("-labels: %v", err)
+		return fail("-labels, -tag: %v", err)
 	}
 
 	var sinks []sink.Sink
@@ -194,6 +222,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 	}
 	mux := http.NewServeMux()
+	var page http.Handler
 	for _, name := range c.sinks {
 		s, metrics, err := openSink(ctx, name, &c, tags, out, log)
 		if err != nil {
@@ -202,26 +231,35 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 		sinks = append(sinks, s)
 		if metrics != nil {
-			mux.Handle("/metrics", metrics)
+			page = metrics
 		}
 	}
-	// The HTTP server: health, readiness and the prometheus sink's page.
+	// The HTTP server: health, readiness and the prometheus sink's page
+	// (503 until the first snapshot).
 	ready := newReadiness(c.interval, sinks, c.sinks)
 	healthHandlers(mux, ready)
+	if page != nil {
+		mux.Handle("/metrics", untilSnapshot(ready, page))
+	}
 	if !c.once && c.listen == "" && slices.Contains(c.sinks, "prometheus") {
 		closeAll()
 		return fail("-sink prometheus needs a -listen address")
 	}
+	listening := ""
 	if !c.once && c.listen != "" {
 		ln, err := net.Listen("tcp", c.listen)
 		if err != nil {
 			closeAll()
 			return fail("-listen: %v", err)
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		log.Info("metricsd: serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
+		stop, err := ops.serve(ln, mux, log)
+		if err != nil {
+			closeAll()
+			return fail("-listen: %v", err)
+		}
+		defer stop()
+		listening = ln.Addr().String()
+		log.Info("metricsd: serving /healthz, /readyz and /metrics", "addr", listening)
 	}
 
 	disc, err := discoverer(ctx, &c, log)
@@ -247,6 +285,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	defer col.Close()
 	ready.sinkErrors = func() uint64 { return col.Errors(metricsd.StageSink) }
+	startLine(errOut, level, &c, disc, tags.Global, listening)
 
 	if c.once {
 		snap, err := col.Collect(ctx)
@@ -255,6 +294,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 			return fail("collect: %v", err)
 		}
 		status := 0
+		if msg := onceFailures(col, snap); msg != "" {
+			fmt.Fprintf(errOut, "metricsd: %s\n", msg)
+			status = 1
+		}
 		for i, s := range sinks {
 			if err := s.Write(ctx, snap); err != nil {
 				fmt.Fprintf(errOut, "metricsd: -sink %s: %v\n", c.sinks[i], err)
@@ -321,6 +364,9 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 	subtree := cgroupfs.WithSubtree(c.cgroupSubtree)
 	switch c.runtime {
 	case "auto":
+		if d, ok, err := explicitDiscoverer(ctx, c, log); ok {
+			return d, err
+		}
 		return detect.New(ctx, detect.WithHostRoot(root), detect.WithLogger(log), detect.WithGetenv(getenv),
 			detect.WithCgroupFS(cgroupfs.Opener(subtree)))
 	case "docker":
