@@ -132,6 +132,8 @@ func WithGzip(on bool) Option { return func(c *config) { c.gzip = on } }
 func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.client = h } }
 
 // WithTags sets which container attributes become resource attributes
+// (its Global tags become resource attributes of every resource: host as
+// host.name)
 // (default sink.DefaultTags()): ID container.id, Name container.name, Image
 // container.image.name and .tags, Runtime container.runtime, Pod the k8s.*
 // attributes, RuntimeNamespace metricsd.runtime.namespace, and each
@@ -234,6 +236,18 @@ func New(metricsURL string, opts ...Option) (*Sink, error) {
 			continue
 		}
 		res = append(res, attr{k, v})
+	}
+	// The global tags (the daemon's host tag, -tag) are resource
+	// attributes of every resource, the collector's own included; host
+	// takes the semantic conventions' name, host.name.
+	for _, g := range c.tags.Global {
+		k := g.Key
+		if k == "host" {
+			k = "host.name"
+		}
+		if _, given := c.resAttrs[k]; !given {
+			res = append(res, attr{k, g.Value})
+		}
 	}
 	sort.Slice(res, func(i, j int) bool { return res[i].key < res[j].key })
 	headers := http.Header{}

@@ -397,6 +397,38 @@ func TestEncodeSteadyStateAllocs(t *testing.T) {
 	}
 }
 
+// TestGlobalTags: the global tags (sink.Tags.Global: the daemon's host tag
+// and -tag) are resource attributes of every resource the receiver gets,
+// the collector's own included; host as host.name.
+func TestGlobalTags(t *testing.T) {
+	r := startReceiver(t)
+	tags := sink.DefaultTags()
+	tags.Global = []sink.Tag{{Key: "host", Value: "node-7"}, {Key: "env", Value: "ci"}}
+	s := newSink(t, r.MetricsURL, WithTags(tags))
+	ctx := t.Context()
+	if err := s.Write(ctx, sinktest.MixedSnapshot(t0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v\n%s", err, r.Log())
+	}
+	reqs, err := r.Received(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resources(t, reqs)
+	if _, ok := res["metricsd"]; !ok || len(res) != 4 {
+		t.Fatalf("resources %v, want 3 containers and the collector", keysOf(res))
+	}
+	for name, rm := range res {
+		h, _ := sinktest.Attr(rm.Resource.Attributes, "host.name")
+		e, _ := sinktest.Attr(rm.Resource.Attributes, "env")
+		if h != "node-7" || e != "ci" {
+			t.Errorf("%s: host.name %q env %q, want node-7 and ci", name, h, e)
+		}
+	}
+}
+
 // TestNewErrors: every problem with the options in one error.
 func TestNewErrors(t *testing.T) {
 	_, err := New("localhost:4318", WithBatchSize(0), WithResourceAttributes(map[string]string{"container.id": "x"}),
