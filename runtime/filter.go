@@ -225,7 +225,8 @@ func (f *Filtered) Name() string { return f.d.Name() }
 // List lists the wrapped Discoverer's containers that the filter selects.
 func (f *Filtered) List(ctx context.Context) ([]Container, error) {
 	cs, err := f.d.List(ctx)
-	if err != nil {
+	var partial *PartialError
+	if err != nil && !errors.As(err, &partial) {
 		return nil, err
 	}
 	kept := cs[:0]
@@ -235,7 +236,7 @@ func (f *Filtered) List(ctx context.Context) ([]Container, error) {
 		}
 	}
 	clear(cs[len(kept):])
-	return kept, nil
+	return kept, err // a *PartialError: the others, as listed
 }
 
 // Watch streams the wrapped Discoverer's events without the started events

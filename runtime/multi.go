@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Multi runs several discoverers as one. A container known to Docker and to
@@ -65,7 +66,9 @@ func (m *Multi) shadowed(c Container) bool {
 }
 
 // List lists every discoverer concurrently. It fails only when all of them
-// fail; otherwise the containers of those that answered are returned.
+// fail. When some fail, or describe only some of their containers, it
+// returns what the others listed and a *PartialError naming the runtimes
+// that failed and the containers left out.
 func (m *Multi) List(ctx context.Context) ([]Container, error) {
 	type res struct {
 		cs  []Container
@@ -84,12 +87,19 @@ func (m *Multi) List(ctx context.Context) ([]Container, error) {
 	wg.Wait()
 	var all []Container
 	var errs []error
+	var partial PartialError
 	seen := make(map[string]bool)
 	ok := false
-	for _, r := range out {
+	for i, r := range out {
 		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
+			errs = append(errs, fmt.Errorf("%s: %w", m.ds[i].Name(), r.err))
+			var pe *PartialError
+			if !errors.As(r.err, &pe) {
+				partial.Runtimes = append(partial.Runtimes, m.ds[i].Name())
+				continue
+			}
+			partial.Unknown = append(partial.Unknown, pe.Unknown...)
+			partial.Runtimes = append(partial.Runtimes, pe.Runtimes...)
 		}
 		ok = true
 		for _, c := range r.cs {
@@ -101,36 +111,55 @@ func (m *Multi) List(ctx context.Context) ([]Container, error) {
 			all = append(all, c)
 		}
 	}
-	if !ok && len(errs) > 0 {
+	switch {
+	case !ok && len(errs) > 0:
 		return nil, errors.Join(errs...)
+	case len(errs) > 0:
+		partial.Err = errors.Join(errs...)
+		return all, &partial
 	}
 	return all, nil
 }
 
 // Watch merges the discoverers' streams, without the shadowed containers.
-// It fails when any discoverer's Watch fails (stopping those already
-// started); the channel closes when ctx ends.
+// It fails only when every discoverer's Watch fails. One that fails while
+// others start is retried with backoff (1 s doubling to 30 s), each failure
+// reported as an EventError naming its runtime, until it starts or ctx
+// ends. The channel closes when ctx ends.
 func (m *Multi) Watch(ctx context.Context) (<-chan Event, error) {
 	wctx, cancel := context.WithCancel(ctx)
-	var ins []<-chan Event
-	for _, d := range m.ds {
+	ins := make([]<-chan Event, len(m.ds))
+	failed := make([]error, len(m.ds))
+	var errs []error
+	for i, d := range m.ds {
 		ch, err := d.Watch(wctx)
 		if err != nil {
-			cancel()
-			for _, in := range ins {
-				for range in {
-				}
-			}
-			return nil, fmt.Errorf("%s: %w", d.Name(), err)
+			failed[i] = err
+			errs = append(errs, fmt.Errorf("%s: %w", d.Name(), err))
+			continue
 		}
-		ins = append(ins, ch)
+		ins[i] = ch
+	}
+	if len(errs) == len(m.ds) && len(errs) > 0 {
+		cancel()
+		return nil, errors.Join(errs...)
 	}
 	out := make(chan Event, 64)
 	var wg sync.WaitGroup
-	for _, in := range ins {
+	for i, d := range m.ds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			in, err := ins[i], failed[i]
+			bo := Backoff{Min: time.Second, Max: 30 * time.Second}
+			for in == nil {
+				ev := Event{Type: EventError, Container: Container{Runtime: d.Name()}, Time: time.Now(),
+					Err: fmt.Errorf("%s: watch: %w", d.Name(), err)}
+				if !Send(wctx, out, ev) || !Sleep(wctx, bo.Next()) {
+					return
+				}
+				in, err = d.Watch(wctx)
+			}
 			for ev := range in {
 				if m.shadowed(ev.Container) {
 					continue

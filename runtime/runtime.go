@@ -21,7 +21,9 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -47,6 +49,13 @@ const (
 	StateStopped State = "stopped"
 	StateUnknown State = "unknown"
 )
+
+// Live reports whether a container in state s has processes whose figures
+// count: running or paused (a paused container's processes are frozen, but
+// its memory, its pids and its network namespace are still there).
+// Discoverers list live containers and a Tracker keeps them; a consumer
+// measures them.
+func (s State) Live() bool { return s == StateRunning || s == StatePaused }
 
 // Container is one container as a runtime reports it.
 type Container struct {
@@ -117,6 +126,12 @@ const (
 	EventStopped EventType = "stopped"
 	EventRemoved EventType = "removed"
 	EventOOM     EventType = "oom"
+	// EventError reports a failure of the watch itself, which goes on: the
+	// runtime could not be reached (Watch reconnects with backoff) or a
+	// container could not be described (it is tried again by a listing
+	// soon). Err says why; Container, when its ID is set, names the
+	// container. It changes nothing: a consumer counts and logs it.
+	EventError EventType = "error"
 )
 
 // Event is a change to one container. Container holds what is known at the
@@ -125,6 +140,57 @@ type Event struct {
 	Type      EventType
 	Container Container
 	Time      time.Time
+	// Err is the failure of an EventError.
+	Err error
+}
+
+// PartialError is what List returns, with the containers it could
+// describe, when it could not describe them all: a container the runtime
+// listed but whose inspection failed, or, for a Multi, a runtime whose
+// listing failed as a whole. The listing speaks for every other container
+// (Covers): a consumer that reconciles with it keeps what it knows of the
+// others, whose state the listing can not tell. Err says why.
+type PartialError struct {
+	// Unknown are the containers left out (at least ID, Runtime and
+	// Namespace set).
+	Unknown []Container
+	// Runtimes are the names of runtimes (Discoverer.Name) whose listing
+	// failed: none of their containers are in the listing.
+	Runtimes []string
+	Err      error
+}
+
+func (e *PartialError) Error() string {
+	n := len(e.Unknown)
+	switch {
+	case len(e.Runtimes) > 0 && n > 0:
+		return fmt.Sprintf("runtime: partial listing: %s not listed and %d containers not described: %v", strings.Join(e.Runtimes, ", "), n, e.Err)
+	case len(e.Runtimes) > 0:
+		return fmt.Sprintf("runtime: partial listing: %s not listed: %v", strings.Join(e.Runtimes, ", "), e.Err)
+	}
+	return fmt.Sprintf("runtime: partial listing: %d containers not described: %v", n, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// Covers reports whether the listing speaks for container c: false for one
+// of Unknown (by runtime, namespace and ID) or of a runtime in Runtimes.
+func (e *PartialError) Covers(c Container) bool {
+	if e == nil {
+		return true
+	}
+	for _, r := range e.Runtimes {
+		if c.Runtime == r {
+			return false
+		}
+	}
+	for _, u := range e.Unknown {
+		if u.Runtime == c.Runtime && Key(u) == Key(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // Discoverer lists the running containers of one runtime and streams their
@@ -132,12 +198,15 @@ type Event struct {
 type Discoverer interface {
 	// Name names the runtime: "docker", "containerd", "cgroupfs".
 	Name() string
-	// List returns the running containers. It fails with an error matching
-	// ErrUnavailable when the runtime can not be reached.
+	// List returns the live (running and paused) containers. It fails
+	// with an error matching ErrUnavailable when the runtime can not be
+	// reached. When it could describe only some, it returns those and a
+	// *PartialError that says which it could not.
 	List(ctx context.Context) ([]Container, error)
 	// Watch streams events until ctx ends, then closes the channel. When
-	// the runtime goes away it reconnects with backoff and resynchronises
-	// by listing, so that no container is lost or reported twice.
+	// the runtime goes away (or is not there yet) it reconnects with
+	// backoff and resynchronises by listing, so that no container is lost
+	// or reported twice; each failed attempt is an EventError.
 	Watch(ctx context.Context) (<-chan Event, error)
 	// Close releases the client.
 	Close() error

@@ -25,12 +25,13 @@ type tracked struct {
 	running bool
 }
 
-// NewTracker returns a Tracker that knows the containers of an initial
-// listing as running (they are not reported again).
+// NewTracker returns a Tracker that knows the live (running or paused)
+// containers of an initial listing as running (they are not reported
+// again).
 func NewTracker(initial []Container) *Tracker {
 	t := &Tracker{known: make(map[string]*tracked, len(initial))}
 	for _, c := range initial {
-		if c.State == StateRunning {
+		if c.State.Live() {
 			t.known[Key(c)] = &tracked{c: c, running: true}
 		}
 	}
@@ -107,7 +108,7 @@ func (t *Tracker) Apply(ev Event) []Event {
 // merge fills the fields an event lacks from what was known.
 func merge(known, ev Container, st State) Container {
 	c := known
-	if ev.PID != 0 && st == StateRunning {
+	if ev.PID != 0 && st.Live() {
 		c.PID = ev.PID
 	}
 	c.State = st
@@ -115,17 +116,24 @@ func merge(known, ev Container, st State) Container {
 }
 
 // Resync compares a fresh listing with what was reported and returns the
-// differences as events: started for a running container not known running
-// (or known with another PID: it restarted, so stopped then started),
-// stopped for one known running that is no longer in running, removed for
-// a known container that exists no more. exists reports whether a
-// container key still exists in any state; nil means "only the running
-// ones exist".
+// differences as events: started for a live (running or paused) container
+// not known running (or known with another PID: it restarted, so stopped
+// then started), stopped for one known running that is no longer in
+// running, removed for a known container that exists no more. exists
+// reports whether a container key still exists in any state; nil means
+// "only the running ones exist".
 func (t *Tracker) Resync(running []Container, exists func(key string) bool, now time.Time) []Event {
+	return t.ResyncPartial(running, exists, nil, now)
+}
+
+// ResyncPartial is Resync for a listing that could not describe every
+// container (a PartialError): those for which unknown is true (by Key) are
+// left as they were, whether or not running holds them.
+func (t *Tracker) ResyncPartial(running []Container, exists, unknown func(key string) bool, now time.Time) []Event {
 	var out []Event
 	seen := make(map[string]bool, len(running))
 	for _, c := range running {
-		if c.State != StateRunning {
+		if !c.State.Live() {
 			continue
 		}
 		k := Key(c)
@@ -143,7 +151,7 @@ func (t *Tracker) Resync(running []Container, exists func(key string) bool, now 
 	}
 	keys := make([]string, 0, len(t.known))
 	for k := range t.known {
-		if !seen[k] {
+		if !seen[k] && (unknown == nil || !unknown(k)) {
 			keys = append(keys, k)
 		}
 	}

@@ -446,25 +446,38 @@ func (d *Discoverer) eventFilter() string {
 	return f
 }
 
-// Watch lists the running containers, then streams task events. When the
-// connection breaks it reconnects with backoff, re-subscribes and re-lists,
-// reporting only what changed meanwhile (runtime.Tracker), so that no
-// container is lost or reported twice. It also re-lists once a second after
-// each subscription (closing the gap while the subscription registers) and
-// every WithResync period. The channel closes when ctx ends. It fails only
-// when the first listing fails.
+// Watch lists the live containers, then streams task events. When the
+// connection breaks, or containerd is not there yet, it connects with
+// backoff, subscribes and re-lists, reporting only what changed meanwhile
+// (runtime.Tracker), so that no container is lost or reported twice; each
+// failed attempt is an EventError. It also re-lists once a second after
+// each subscription (closing the gap while the subscription registers),
+// every WithResync period, and soon (1 s, doubling) after a started
+// container could not be fetched (an EventError too). The channel closes
+// when ctx ends. It fails only when ctx has ended.
 func (d *Discoverer) Watch(ctx context.Context) (<-chan runtime.Event, error) {
-	initial, err := d.List(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	initial, err := d.List(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	ch := make(chan runtime.Event, 64)
-	go d.watch(ctx, runtime.NewTracker(initial), ch)
+	go d.watch(ctx, runtime.NewTracker(initial), ch, err)
 	return ch, nil
 }
 
-func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event) {
+// watch runs sessions until ctx ends. first is the first listing's error,
+// reported as an EventError.
+func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event, first error) {
 	defer close(ch)
+	if first != nil {
+		d.o.log.Warn("containerd: first listing failed", "address", d.o.address, "err", first)
+		if !runtime.Send(ctx, ch, runtime.Event{Type: runtime.EventError, Container: runtime.Container{Runtime: Name}, Time: time.Now(), Err: first}) {
+			return
+		}
+	}
 	bo := runtime.Backoff{Min: d.o.minBackoff, Max: d.o.maxBackoff}
 	for ctx.Err() == nil {
 		err := d.session(ctx, t, ch, &bo)
@@ -473,7 +486,8 @@ func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- ru
 		}
 		delay := bo.Next()
 		d.o.log.Info("containerd: event stream lost; reconnecting", "err", err, "in", delay)
-		if !runtime.Sleep(ctx, delay) {
+		ev := runtime.Event{Type: runtime.EventError, Container: runtime.Container{Runtime: Name}, Time: time.Now(), Err: err}
+		if !runtime.Send(ctx, ch, ev) || !runtime.Sleep(ctx, delay) {
 			return
 		}
 	}
@@ -516,6 +530,9 @@ func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- 
 	if period <= 0 {
 		period = DefaultResync
 	}
+	// retry paces the listings that follow a started container that
+	// could not be fetched.
+	retry := runtime.Backoff{Min: time.Second, Max: period}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
@@ -526,6 +543,7 @@ func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- 
 			if err := d.resync(ctx, t, ch); err != nil {
 				return err
 			}
+			retry.Reset()
 		case <-tick.C:
 			if err := d.resync(ctx, t, ch); err != nil {
 				return err
@@ -534,7 +552,11 @@ func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- 
 			if r.err != nil {
 				return d.wrap("events", r.err)
 			}
-			if !runtime.Send(ctx, ch, d.handle(ctx, t, r.env)...) {
+			evs, soon := d.handle(ctx, t, r.env)
+			if soon {
+				settle.Reset(retry.Next())
+			}
+			if !runtime.Send(ctx, ch, evs...) {
 				return ctx.Err()
 			}
 		}
@@ -550,10 +572,11 @@ func (d *Discoverer) resync(ctx context.Context, t *runtime.Tracker, ch chan<- r
 	return nil
 }
 
-// handle turns one envelope into the events to report.
-func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, env *apitypes.Envelope) []runtime.Event {
+// handle turns one envelope into the events to report; soon asks for a
+// listing soon (a started container could not be fetched).
+func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, env *apitypes.Envelope) (evs []runtime.Event, soon bool) {
 	if env == nil || env.Event == nil || !d.wanted(env.Namespace) {
-		return nil
+		return nil, false
 	}
 	when := time.Now()
 	if env.Timestamp != nil {
@@ -571,48 +594,56 @@ func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, env *apityp
 	case "containerd.events.TaskStart":
 		var e eventtypes.TaskStart
 		if proto.Unmarshal(env.Event.Value, &e) != nil {
-			return nil
+			return nil, false
 		}
-		c, ok := d.get(ctx, ns, e.ContainerID, int(e.Pid))
+		c, ok, err := d.get(ctx, ns, e.ContainerID, int(e.Pid))
+		if err != nil {
+			// Running, but not described: say so, and list again soon
+			// (the listing describes it, or its exit follows).
+			d.o.log.Warn("containerd: get of a started container failed; listing again soon", "namespace", ns, "id", e.ContainerID, "err", err)
+			return []runtime.Event{{Type: runtime.EventError, Container: ref(e.ContainerID), Time: when, Err: err}}, true
+		}
 		if !ok {
-			return nil
+			return nil, false
 		}
-		return t.Apply(runtime.Event{Type: runtime.EventStarted, Container: c, Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventStarted, Container: c, Time: when}), false
 	case "containerd.events.TaskExit":
 		var e eventtypes.TaskExit
 		if proto.Unmarshal(env.Event.Value, &e) != nil || (e.ID != "" && e.ID != e.ContainerID) {
-			return nil // an exec'd process, not the task
+			return nil, false // an exec'd process, not the task
 		}
-		return t.Apply(runtime.Event{Type: runtime.EventStopped, Container: ref(e.ContainerID), Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventStopped, Container: ref(e.ContainerID), Time: when}), false
 	case "containerd.events.TaskDelete":
 		var e eventtypes.TaskDelete
 		if proto.Unmarshal(env.Event.Value, &e) != nil || (e.ID != "" && e.ID != e.ContainerID) {
-			return nil
+			return nil, false
 		}
-		return t.Apply(runtime.Event{Type: runtime.EventRemoved, Container: ref(e.ContainerID), Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventRemoved, Container: ref(e.ContainerID), Time: when}), false
 	case "containerd.events.TaskOOM":
 		var e eventtypes.TaskOOM
 		if proto.Unmarshal(env.Event.Value, &e) != nil {
-			return nil
+			return nil, false
 		}
-		return t.Apply(runtime.Event{Type: runtime.EventOOM, Container: ref(e.ContainerID), Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventOOM, Container: ref(e.ContainerID), Time: when}), false
 	}
-	return nil
+	return nil, false
 }
 
-// get fetches one container for a start event.
-func (d *Discoverer) get(ctx context.Context, ns, id string, pid int) (runtime.Container, bool) {
+// get fetches one container for a start event; ok is false when it is gone
+// already, invalid or excluded.
+func (d *Discoverer) get(ctx context.Context, ns, id string, pid int) (c runtime.Container, ok bool, err error) {
 	if runtime.CheckID(id) != nil {
-		return runtime.Container{}, false
+		return runtime.Container{}, false, nil
 	}
 	cctx, cancel := context.WithTimeout(withNS(ctx, ns), d.o.timeout)
 	defer cancel()
 	r, err := d.containers.Get(cctx, &containersapi.GetContainerRequest{ID: id})
 	if err != nil {
-		d.o.log.Debug("containerd: get container for start event", "namespace", ns, "id", id, "err", err)
-		// Report what the event says; the next resync fills it in.
-		return runtime.Container{ID: id, Name: id, Runtime: Name, Namespace: ns, PID: pid, State: runtime.StateRunning,
-			NetNS: runtime.NetNS{PID: pid}}, true
+		if status.Code(err) == codes.NotFound {
+			return runtime.Container{}, false, nil
+		}
+		return runtime.Container{}, false, d.wrap("get container", err)
 	}
-	return d.convert(cctx, ns, r.Container, pid, time.Time{})
+	c, ok = d.convert(cctx, ns, r.Container, pid, time.Time{})
+	return c, ok, nil
 }

@@ -35,28 +35,28 @@ func TestHandleEnvelopes(t *testing.T) {
 			Event: &anypb.Any{TypeUrl: typ, Value: b}}
 	}
 	tr := runtime.NewTracker([]runtime.Container{{ID: "c1", Namespace: "a", PID: 5, State: runtime.StateRunning, Runtime: Name}})
-	evs := d.handle(ctx, tr, env("a", "containerd.events.TaskOOM", &eventtypes.TaskOOM{ContainerID: "c1"}))
+	evs, _ := d.handle(ctx, tr, env("a", "containerd.events.TaskOOM", &eventtypes.TaskOOM{ContainerID: "c1"}))
 	if len(evs) != 1 || evs[0].Type != runtime.EventOOM || evs[0].Container.ID != "c1" || evs[0].Container.PID != 5 {
 		t.Errorf("oom: %+v", evs)
 	}
 	// An exec'd process exiting is not the container stopping.
-	if evs := d.handle(ctx, tr, env("a", "containerd.events.TaskExit", &eventtypes.TaskExit{ContainerID: "c1", ID: "exec-1", Pid: 9})); len(evs) != 0 {
+	if evs, _ := d.handle(ctx, tr, env("a", "containerd.events.TaskExit", &eventtypes.TaskExit{ContainerID: "c1", ID: "exec-1", Pid: 9})); len(evs) != 0 {
 		t.Errorf("exec exit: %+v", evs)
 	}
 	// Another namespace than the chosen ones is ignored.
-	if evs := d.handle(ctx, tr, env("b", "containerd.events.TaskExit", &eventtypes.TaskExit{ContainerID: "c1", ID: "c1"})); len(evs) != 0 {
+	if evs, _ := d.handle(ctx, tr, env("b", "containerd.events.TaskExit", &eventtypes.TaskExit{ContainerID: "c1", ID: "c1"})); len(evs) != 0 {
 		t.Errorf("foreign namespace: %+v", evs)
 	}
 	// A type URL with a prefix is understood; malformed bytes are dropped.
-	evs = d.handle(ctx, tr, env("a", "types.containerd.io/containerd.events.TaskExit", &eventtypes.TaskExit{ContainerID: "c1", ID: "c1", Pid: 5}))
+	evs, _ = d.handle(ctx, tr, env("a", "types.containerd.io/containerd.events.TaskExit", &eventtypes.TaskExit{ContainerID: "c1", ID: "c1", Pid: 5}))
 	if len(evs) != 1 || evs[0].Type != runtime.EventStopped {
 		t.Errorf("exit: %+v", evs)
 	}
 	bad := &apitypes.Envelope{Namespace: "a", Event: &anypb.Any{TypeUrl: "containerd.events.TaskDelete", Value: []byte{0xff, 0xff}}}
-	if evs := d.handle(ctx, tr, bad); len(evs) != 0 {
+	if evs, _ := d.handle(ctx, tr, bad); len(evs) != 0 {
 		t.Errorf("malformed: %+v", evs)
 	}
-	evs = d.handle(ctx, tr, env("a", "containerd.events.TaskDelete", &eventtypes.TaskDelete{ContainerID: "c1", ID: "c1"}))
+	evs, _ = d.handle(ctx, tr, env("a", "containerd.events.TaskDelete", &eventtypes.TaskDelete{ContainerID: "c1", ID: "c1"}))
 	if len(evs) != 1 || evs[0].Type != runtime.EventRemoved {
 		t.Errorf("delete: %+v", evs)
 	}

@@ -177,10 +177,12 @@ func (d *Discoverer) wrap(op string, err error) error {
 	return fmt.Errorf("docker: %s: %w", op, err)
 }
 
-// List returns the running (and paused) containers, each inspected for its
-// PID, cgroup path and network namespace. A container removed between the
-// listing and its inspection is left out; one whose process has exited is
-// reported with StateStopped.
+// List returns the live (running and paused) containers, each inspected
+// for its PID, cgroup path and network namespace. A container removed
+// between the listing and its inspection is left out; one whose process
+// has exited is reported with StateStopped. One whose inspection fails
+// otherwise is left out too, and named in a *runtime.PartialError returned
+// with the others: it does not cost them their listing.
 //
 // A container inspected by an earlier List (or event) is not inspected
 // again while its process is the same one: the PID it had still names a
@@ -203,6 +205,7 @@ func (d *Discoverer) list(ctx context.Context) ([]runtime.Container, map[string]
 	}
 	all := make(map[string]bool, len(r.Items))
 	var ids []string
+	var sums []container.Summary
 	var res []runtime.Container
 	live := make(map[string]bool, len(r.Items))
 	for _, s := range r.Items {
@@ -214,6 +217,7 @@ func (d *Discoverer) list(ctx context.Context) ([]runtime.Container, map[string]
 				continue
 			}
 			ids = append(ids, s.ID)
+			sums = append(sums, s)
 		}
 	}
 	d.forget(live)
@@ -236,15 +240,45 @@ func (d *Discoverer) list(ctx context.Context) ([]runtime.Container, map[string]
 	}
 	close(next)
 	wg.Wait()
+	// One container that can not be inspected does not cost the others:
+	// it is left out and named in a *runtime.PartialError. A daemon gone
+	// (or ctx ended) mid-listing fails the listing.
+	var partial runtime.PartialError
+	var failed []error
 	for i := range ids {
-		if errs[i] != nil {
-			return nil, nil, errs[i]
+		if err := errs[i]; err != nil {
+			if errors.Is(err, runtime.ErrUnavailable) || ctx.Err() != nil {
+				return nil, nil, err
+			}
+			partial.Unknown = append(partial.Unknown, summaryContainer(sums[i]))
+			failed = append(failed, err)
+			continue
 		}
 		if ok[i] {
 			res = append(res, out[i])
 		}
 	}
+	if len(failed) > 0 {
+		partial.Err = errors.Join(failed...)
+		return res, all, &partial
+	}
 	return res, all, nil
+}
+
+// summaryContainer is what a listing's summary says of a container: enough
+// to name it in a PartialError.
+func summaryContainer(s container.Summary) runtime.Container {
+	c := runtime.Container{ID: s.ID, Name: s.ID, Image: s.Image, Labels: s.Labels, Runtime: Name, Namespace: Namespace, State: runtime.StateRunning}
+	if s.State == container.StatePaused {
+		c.State = runtime.StatePaused
+	}
+	for _, n := range s.Names {
+		if n = strings.TrimPrefix(n, "/"); n != "" && !strings.Contains(n, "/") {
+			c.Name = n
+			break
+		}
+	}
+	return c
 }
 
 // inspect fetches one container; ok is false when it is gone, invalid or
@@ -410,25 +444,38 @@ func (d *Discoverer) convert(ctx context.Context, in container.InspectResponse) 
 	return c, true
 }
 
-// Watch lists the running containers, then streams container events
-// (start, die, destroy, oom). When the stream breaks (the daemon stopped or
-// restarted) it reconnects with backoff and re-lists, reporting only what
-// changed meanwhile (runtime.Tracker), so that no container is lost or
-// reported twice. It also re-lists once a second after each (re)connection
-// and every WithResync period. The channel closes when ctx ends. It fails
-// only when the first listing fails.
+// Watch lists the live containers, then streams container events (start,
+// die, destroy, oom). When the stream breaks (the daemon stopped or
+// restarted), or the daemon is not there yet, it connects with backoff and
+// re-lists, reporting only what changed meanwhile (runtime.Tracker), so
+// that no container is lost or reported twice; each failed attempt is an
+// EventError. It also re-lists once a second after each (re)connection and
+// every WithResync period, and soon (1 s, doubling) after a container could
+// not be inspected (an EventError too). The channel closes when ctx ends.
+// It fails only when ctx has ended.
 func (d *Discoverer) Watch(ctx context.Context) (<-chan runtime.Event, error) {
-	cs, _, err := d.list(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	cs, _, err := d.list(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	ch := make(chan runtime.Event, 64)
-	go d.watch(ctx, runtime.NewTracker(cs), ch)
+	go d.watch(ctx, runtime.NewTracker(cs), ch, err)
 	return ch, nil
 }
 
-func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event) {
+// watch runs sessions until ctx ends. first is the first listing's error,
+// reported as an EventError.
+func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event, first error) {
 	defer close(ch)
+	if first != nil {
+		d.o.log.Warn("docker: first listing failed", "host", d.o.host, "err", first)
+		if !runtime.Send(ctx, ch, runtime.Event{Type: runtime.EventError, Container: runtime.Container{Runtime: Name}, Time: time.Now(), Err: first}) {
+			return
+		}
+	}
 	bo := runtime.Backoff{Min: d.o.minBackoff, Max: d.o.maxBackoff}
 	for ctx.Err() == nil {
 		err := d.session(ctx, t, ch, &bo)
@@ -437,7 +484,8 @@ func (d *Discoverer) watch(ctx context.Context, t *runtime.Tracker, ch chan<- ru
 		}
 		delay := bo.Next()
 		d.o.log.Info("docker: event stream lost; reconnecting", "err", err, "in", delay)
-		if !runtime.Sleep(ctx, delay) {
+		ev := runtime.Event{Type: runtime.EventError, Container: runtime.Container{Runtime: Name}, Time: time.Now(), Err: err}
+		if !runtime.Send(ctx, ch, ev) || !runtime.Sleep(ctx, delay) {
 			return
 		}
 	}
@@ -470,28 +518,39 @@ func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- 
 		return d.wrap("events", err)
 	default:
 	}
-	if err := d.resync(ctx, t, ch); err != nil {
+	period := d.o.resync
+	if period <= 0 {
+		period = DefaultResync
+	}
+	// retry paces the listings that follow a container that could not be
+	// inspected.
+	retry := runtime.Backoff{Min: time.Second, Max: period}
+	soon, err := d.resync(ctx, t, ch)
+	if err != nil {
 		return err
 	}
 	bo.Reset()
 	settle := time.NewTimer(time.Second)
 	defer settle.Stop()
-	period := d.o.resync
-	if period <= 0 {
-		period = DefaultResync
-	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
+		if soon {
+			settle.Reset(retry.Next())
+			soon = false
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-settle.C:
-			if err := d.resync(ctx, t, ch); err != nil {
+			if soon, err = d.resync(ctx, t, ch); err != nil {
 				return err
 			}
+			if !soon {
+				retry.Reset()
+			}
 		case <-tick.C:
-			if err := d.resync(ctx, t, ch); err != nil {
+			if soon, err = d.resync(ctx, t, ch); err != nil {
 				return err
 			}
 		case err := <-res.Err:
@@ -500,25 +559,45 @@ func (d *Discoverer) session(ctx context.Context, t *runtime.Tracker, ch chan<- 
 			}
 			return d.wrap("events", err)
 		case m := <-res.Messages:
-			if !runtime.Send(ctx, ch, d.handle(ctx, t, m)...) {
+			var evs []runtime.Event
+			evs, soon = d.handle(ctx, t, m)
+			if !runtime.Send(ctx, ch, evs...) {
 				return ctx.Err()
 			}
 		}
 	}
 }
 
-func (d *Discoverer) resync(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event) error {
+// resync lists and reports the differences. A listing that could not
+// inspect every container reports the others, leaves those as they were, and
+// sends an EventError; soon is then true: list again soon.
+func (d *Discoverer) resync(ctx context.Context, t *runtime.Tracker, ch chan<- runtime.Event) (soon bool, err error) {
 	cs, all, err := d.list(ctx)
-	if err != nil {
-		return err
+	var partial *runtime.PartialError
+	if err != nil && !errors.As(err, &partial) {
+		return false, err
 	}
-	runtime.Send(ctx, ch, t.Resync(cs, func(k string) bool { return all[k] }, time.Now())...)
-	return nil
+	exists := func(k string) bool { return all[k] }
+	if partial == nil {
+		runtime.Send(ctx, ch, t.Resync(cs, exists, time.Now())...)
+		return false, nil
+	}
+	unknown := make(map[string]bool, len(partial.Unknown))
+	for _, c := range partial.Unknown {
+		unknown[runtime.Key(c)] = true
+	}
+	evs := t.ResyncPartial(cs, exists, func(k string) bool { return unknown[k] }, time.Now())
+	evs = append(evs, runtime.Event{Type: runtime.EventError, Container: runtime.Container{Runtime: Name}, Time: time.Now(), Err: partial})
+	d.o.log.Warn("docker: listing: containers not inspected; listing again soon", "n", len(partial.Unknown), "err", partial.Err)
+	runtime.Send(ctx, ch, evs...)
+	return true, nil
 }
 
-func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, m events.Message) []runtime.Event {
+// handle turns one event into the events to report; soon asks for a
+// listing soon (a started container could not be inspected).
+func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, m events.Message) (evs []runtime.Event, soon bool) {
 	if m.Type != events.ContainerEventType || !runtime.ValidHexID(m.Actor.ID) {
-		return nil
+		return nil, false
 	}
 	when := time.Now()
 	if m.TimeNano != 0 {
@@ -532,19 +611,25 @@ func (d *Discoverer) handle(ctx context.Context, t *runtime.Tracker, m events.Me
 		cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 		defer cancel()
 		c, ok, err := d.inspect(cctx, m.Actor.ID)
-		if err != nil || !ok || c.State != runtime.StateRunning {
-			// Gone already, or excluded; its die/destroy follow.
-			return nil
+		if err != nil {
+			// Running, but not described: say so, and list again soon
+			// (the listing describes it, or its die/destroy follow).
+			d.o.log.Warn("docker: inspect of a started container failed; listing again soon", "id", m.Actor.ID, "err", err)
+			return []runtime.Event{{Type: runtime.EventError, Container: ref, Time: when, Err: err}}, true
 		}
-		return t.Apply(runtime.Event{Type: runtime.EventStarted, Container: c, Time: when})
+		if !ok || c.State != runtime.StateRunning {
+			// Gone already, or excluded; its die/destroy follow.
+			return nil, false
+		}
+		return t.Apply(runtime.Event{Type: runtime.EventStarted, Container: c, Time: when}), false
 	case events.ActionDie:
 		d.drop(m.Actor.ID)
-		return t.Apply(runtime.Event{Type: runtime.EventStopped, Container: ref, Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventStopped, Container: ref, Time: when}), false
 	case events.ActionDestroy, actionRemove:
 		d.drop(m.Actor.ID)
-		return t.Apply(runtime.Event{Type: runtime.EventRemoved, Container: ref, Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventRemoved, Container: ref, Time: when}), false
 	case events.ActionOOM:
-		return t.Apply(runtime.Event{Type: runtime.EventOOM, Container: ref, Time: when})
+		return t.Apply(runtime.Event{Type: runtime.EventOOM, Container: ref, Time: when}), false
 	}
-	return nil
+	return nil, false
 }

@@ -31,25 +31,25 @@ func TestHandleMessages(t *testing.T) {
 			TimeNano: time.Now().UnixNano()}
 	}
 	ctx := context.Background()
-	evs := d.handle(ctx, tr, msg(events.ActionOOM, id))
+	evs, _ := d.handle(ctx, tr, msg(events.ActionOOM, id))
 	if len(evs) != 1 || evs[0].Type != runtime.EventOOM || evs[0].Container.PID != 7 {
 		t.Errorf("oom: %+v", evs)
 	}
-	evs = d.handle(ctx, tr, msg(events.ActionDestroy, id))
+	evs, _ = d.handle(ctx, tr, msg(events.ActionDestroy, id))
 	if len(evs) != 2 || evs[0].Type != runtime.EventStopped || evs[1].Type != runtime.EventRemoved {
 		t.Errorf("destroy without die: %+v", evs)
 	}
-	evs = d.handle(ctx, tr, msg(actionRemove, id2))
+	evs, _ = d.handle(ctx, tr, msg(actionRemove, id2))
 	if len(evs) != 2 || evs[1].Type != runtime.EventRemoved || evs[1].Container.ID != id2 {
 		t.Errorf("podman remove: %+v", evs)
 	}
 	// Not a container, or an ID that is not 64 hex digits: ignored.
 	m := msg(events.ActionDie, id)
 	m.Type = "network"
-	if evs := d.handle(ctx, tr, m); len(evs) != 0 {
+	if evs, _ := d.handle(ctx, tr, m); len(evs) != 0 {
 		t.Errorf("network event: %+v", evs)
 	}
-	if evs := d.handle(ctx, tr, msg(events.ActionDie, "../../etc")); len(evs) != 0 {
+	if evs, _ := d.handle(ctx, tr, msg(events.ActionDie, "../../etc")); len(evs) != 0 {
 		t.Errorf("bad ID: %+v", evs)
 	}
 }
