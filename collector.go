@@ -296,26 +296,32 @@ func (c *Collector) Reconcile(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, c.o.timeout)
 	defer cancel()
 	list, err := c.disc.List(lctx)
+	// A partial listing (a container that could not be inspected, a
+	// runtime of several that did not answer) is counted, and applied to
+	// the containers it speaks for.
+	var partial *runtime.PartialError
 	if err != nil {
 		c.countErr(StageDiscover, err, "list", "runtime", c.disc.Name())
-		return err
+		if !errors.As(err, &partial) {
+			return err
+		}
 	}
 	running := make(map[string]runtime.Container, len(list))
 	for _, ct := range list {
-		if ct.State == runtime.StateRunning {
+		if ct.State.Live() { // running or paused
 			running[key(ct)] = ct
 		}
 	}
 	c.mu.Lock()
 	for k, e := range c.tracked {
 		_, listed := running[k]
-		if e.gone.Load() || !listed && e.gen <= since {
+		if e.gone.Load() || !listed && e.gen <= since && partial.Covers(e.c) {
 			delete(c.tracked, k)
 			c.releaseLocked(e)
 		}
 	}
 	for k, p := range c.pending {
-		if _, listed := running[k]; !listed && p.gen <= since {
+		if _, listed := running[k]; !listed && p.gen <= since && partial.Covers(p.c) {
 			delete(c.pending, k)
 		}
 	}
@@ -895,11 +901,13 @@ func (c *Collector) watch(ctx context.Context) (started bool, err error) {
 		for ev := range events {
 			switch ev.Type {
 			case runtime.EventStarted:
-				if ev.Container.State == "" || ev.Container.State == runtime.StateRunning {
+				if ev.Container.State == "" || ev.Container.State.Live() {
 					c.start(wctx, ev.Container)
 				}
 			case runtime.EventStopped, runtime.EventRemoved:
 				c.remove(ev.Container)
+			case runtime.EventError:
+				c.countErr(StageDiscover, ev.Err, "watch", "runtime", c.disc.Name(), "container", ev.Container.ID)
 			}
 		}
 	}()
