@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -58,11 +59,24 @@ func Mounts() (v1 map[string]string, unified string, err error) {
 
 // Group is a cgroup made by a test: Path is its cgroup path
 // ("/metricsd-test-<hex>/g"), Dirs its directory per hierarchy ("" for the
-// unified one).
+// unified one; on a pure v2 host the only one). Version is 1 for groups made
+// by NewV1 (v1 controllers, plus the unified directory of a hybrid host), 2
+// for NewV2.
 type Group struct {
-	Path string
-	Dirs map[string]string
-	t    testing.TB
+	Path    string
+	Dirs    map[string]string
+	Version int
+	t       testing.TB
+	child   bool // made by Child: Remove leaves the parent
+}
+
+// Dir is the group's directory for a controller: its v1 hierarchy's, or on
+// v2 the one directory whatever the controller.
+func (g *Group) Dir(controller string) string {
+	if g.Version == 2 {
+		return g.Dirs[""]
+	}
+	return g.Dirs[controller]
 }
 
 // NeedRoot skips the test unless it runs as root.
@@ -88,7 +102,7 @@ func NewV1(t testing.TB, controllers ...string) *Group {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	parent := "metricsd-test-" + hex.EncodeToString(rnd[:])
-	g := &Group{Path: "/" + parent + "/g", Dirs: make(map[string]string), t: t}
+	g := &Group{Path: "/" + parent + "/g", Dirs: make(map[string]string), Version: 1, t: t}
 	hier := map[string]string{}
 	for _, c := range controllers {
 		if c == "" {
@@ -99,7 +113,7 @@ func NewV1(t testing.TB, controllers ...string) *Group {
 		}
 		p, ok := v1[c]
 		if !ok {
-			t.Skipf("cgroup v1 controller %q is not mounted here (this live test needs a v1 or hybrid host; v2 is covered by the fixture capture)", c)
+			t.Skipf("cgroup v1 controller %q is not mounted here (this live test needs a v1 or hybrid host; its cgroup v2 counterpart runs on v2 hosts and in scripts/v2lane.sh)", c)
 		}
 		hier[c] = p
 	}
@@ -118,10 +132,105 @@ func NewV1(t testing.TB, controllers ...string) *Group {
 	return g
 }
 
+// PureV2 reports whether the host is pure cgroup v2: a cgroup2 mount and no
+// v1 controller hierarchy (named v1 hierarchies such as name=systemd do not
+// count). It returns the cgroup2 mount point.
+func PureV2() (unified string, ok bool) {
+	v1, unified, err := Mounts()
+	if err != nil || unified == "" {
+		return "", false
+	}
+	for c := range v1 {
+		if !strings.HasPrefix(c, "name=") {
+			return unified, false
+		}
+	}
+	return unified, true
+}
+
+// v1ToV2 maps v1 controller names to the v2 controller that holds their
+// files; "" (the unified hierarchy of a hybrid host, for PSI) maps to none:
+// every v2 group has its pressure files.
+var v1ToV2 = map[string]string{"cpu": "cpu", "cpuacct": "cpu", "memory": "memory", "blkio": "io", "pids": "pids", "hugetlb": "hugetlb", "cpuset": "cpuset", "": ""}
+
+// New makes a group for tests that run on every kind of host: NewV2 with
+// the matching v2 controllers on a pure cgroup v2 host, else NewV1. The
+// controllers are named as on v1 ("cpuacct" and "blkio" become v2's "cpu"
+// and "io"). Read and Write take v1 controller names on either; the file
+// names differ between versions, pids.max aside.
+func New(t testing.TB, controllers ...string) *Group {
+	t.Helper()
+	if _, ok := PureV2(); !ok {
+		return NewV1(t, controllers...)
+	}
+	var v2 []string
+	for _, c := range controllers {
+		m, ok := v1ToV2[c]
+		if !ok {
+			t.Fatalf("cgtest: no v2 controller for v1 %q", c)
+		}
+		if m != "" && !slices.Contains(v2, m) {
+			v2 = append(v2, m)
+		}
+	}
+	return NewV2(t, v2...)
+}
+
+// NewV2 creates parent/g in the unified hierarchy of a pure cgroup v2 host,
+// with the named controllers ("cpu", "memory", "io", "pids", "hugetlb",
+// "cpuset") enabled in the parent's cgroup.subtree_control, so that g has
+// their files. It skips the test when not root, when the host is not pure
+// v2 (scripts/v2lane.sh runs these tests in v2 guests), or when a controller
+// is not enabled at the root (it never writes to a group it did not make).
+// The groups are removed at cleanup.
+func NewV2(t testing.TB, controllers ...string) *Group {
+	t.Helper()
+	NeedRoot(t)
+	unified, ok := PureV2()
+	if !ok {
+		t.Skip("needs a pure cgroup v2 host (scripts/v2lane.sh runs the v2 tests in QEMU guests booted with cgroup_no_v1=all)")
+	}
+	b, err := os.ReadFile(filepath.Join(unified, "cgroup.subtree_control"))
+	if err != nil {
+		t.Fatalf("cgtest: %v", err)
+	}
+	enabled := strings.Fields(string(b))
+	for _, c := range controllers {
+		if !slices.Contains(enabled, c) {
+			t.Skipf("the cgroup v2 controller %q is not enabled in the root's cgroup.subtree_control (%q)", c, strings.TrimSpace(string(b)))
+		}
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	parent := "metricsd-test-" + hex.EncodeToString(rnd[:])
+	g := &Group{Path: "/" + parent + "/g", Dirs: map[string]string{"": filepath.Join(unified, parent, "g")}, Version: 2, t: t}
+	t.Cleanup(func() {
+		if err := g.Remove(); err != nil {
+			t.Errorf("cgtest: removing %s: %v", g.Path, err)
+		}
+	})
+	if err := os.Mkdir(filepath.Dir(g.Dirs[""]), 0o755); err != nil {
+		t.Fatalf("cgtest: %v", err)
+	}
+	if len(controllers) > 0 {
+		var sb strings.Builder
+		for _, c := range controllers {
+			sb.WriteString(" +" + c)
+		}
+		if err := os.WriteFile(filepath.Join(filepath.Dir(g.Dirs[""]), "cgroup.subtree_control"), []byte(sb.String()[1:]), 0); err != nil {
+			t.Fatalf("cgtest: enabling%s: %v", sb.String(), err)
+		}
+	}
+	if err := os.Mkdir(g.Dirs[""], 0o755); err != nil {
+		t.Fatalf("cgtest: %v", err)
+	}
+	return g
+}
+
 // Write writes value to file in the group's directory of controller.
 func (g *Group) Write(controller, file, value string) {
 	g.t.Helper()
-	if err := os.WriteFile(filepath.Join(g.Dirs[controller], file), []byte(value), 0); err != nil {
+	if err := os.WriteFile(filepath.Join(g.Dir(controller), file), []byte(value), 0); err != nil {
 		g.t.Fatalf("cgtest: write %s/%s: %v", controller, file, err)
 	}
 }
@@ -129,7 +238,7 @@ func (g *Group) Write(controller, file, value string) {
 // Read returns the content of file in the group's directory of controller.
 func (g *Group) Read(controller, file string) string {
 	g.t.Helper()
-	b, err := os.ReadFile(filepath.Join(g.Dirs[controller], file))
+	b, err := os.ReadFile(filepath.Join(g.Dir(controller), file))
 	if err != nil {
 		g.t.Fatalf("cgtest: %v", err)
 	}
@@ -144,12 +253,17 @@ func (g *Group) AddPID(pid int) {
 	}
 }
 
-// Remove removes g and its parent in every hierarchy; a group already
-// removed is fine. Processes must have exited first.
+// Remove removes g and its parent in every hierarchy (a Child: only
+// itself); a group already removed is fine. Processes must have exited
+// first.
 func (g *Group) Remove() error {
 	var errs []error
 	for c, dir := range g.Dirs {
-		for _, d := range []string{dir, filepath.Dir(dir)} {
+		dirs := []string{dir, filepath.Dir(dir)}
+		if g.child {
+			dirs = dirs[:1]
+		}
+		for _, d := range dirs {
 			var err error
 			for i := 0; i < 50; i++ { // a killed task leaves its group asynchronously
 				if err = syscall.Rmdir(d); err == nil || errors.Is(err, syscall.ENOENT) {
@@ -166,6 +280,29 @@ func (g *Group) Remove() error {
 	return errors.Join(errs...)
 }
 
+// Child makes a group nested in a v2 group, with the named controllers
+// enabled in g's cgroup.subtree_control (g must then hold no process: v2's
+// "no internal processes" rule). It is removed at cleanup, before g.
+func (g *Group) Child(name string, controllers ...string) *Group {
+	g.t.Helper()
+	if g.Version != 2 {
+		g.t.Fatal("cgtest: Child needs a v2 group")
+	}
+	if len(controllers) > 0 {
+		g.Write("", "cgroup.subtree_control", "+"+strings.Join(controllers, " +"))
+	}
+	c := &Group{Path: g.Path + "/" + name, Dirs: map[string]string{"": filepath.Join(g.Dirs[""], name)}, Version: 2, t: g.t, child: true}
+	if err := os.Mkdir(c.Dirs[""], 0o755); err != nil {
+		g.t.Fatalf("cgtest: %v", err)
+	}
+	g.t.Cleanup(func() {
+		if err := c.Remove(); err != nil {
+			g.t.Errorf("cgtest: removing %s: %v", c.Path, err)
+		}
+	})
+	return c
+}
+
 // Workload is a child process started by Start.
 type Workload struct {
 	Cmd   *exec.Cmd
@@ -178,6 +315,7 @@ type Workload struct {
 // Spec says what a workload does when told to go.
 type Spec struct {
 	MemBytes  int    // anonymous memory to allocate and touch
+	HugeBytes int    // memory to allocate in 2 MiB huge pages (hugetlbfs pages must be reserved)
 	IOBytes   int    // bytes to write, then read, with O_DIRECT in IODir
 	IODir     string // a directory on a block device (not tmpfs)
 	SpinCPU   bool   // burn one CPU until killed, after the rest
@@ -204,6 +342,7 @@ func Start(t testing.TB, g *Group, s Spec) *Workload {
 	cmd.Env = append(os.Environ(),
 		envKey+"=1",
 		fmt.Sprintf("CGTEST_MEM=%d", s.MemBytes),
+		fmt.Sprintf("CGTEST_HUGE=%d", s.HugeBytes),
 		fmt.Sprintf("CGTEST_IO=%d", s.IOBytes),
 		"CGTEST_IODIR="+s.IODir,
 		fmt.Sprintf("CGTEST_SPIN=%t", s.SpinCPU),
@@ -269,13 +408,20 @@ func runWorkload() int {
 	if err != nil || strings.TrimSpace(line) != "go" {
 		return 3
 	}
-	var memBytes, ioBytes int
+	var memBytes, hugeBytes, ioBytes int
 	fmt.Sscan(os.Getenv("CGTEST_MEM"), &memBytes)
+	fmt.Sscan(os.Getenv("CGTEST_HUGE"), &hugeBytes)
 	fmt.Sscan(os.Getenv("CGTEST_IO"), &ioBytes)
 	if memBytes > 0 {
 		sink = make([]byte, memBytes)
 		for i := 0; i < len(sink); i += 4096 {
 			sink[i] = 1
+		}
+	}
+	if hugeBytes > 0 {
+		if err := hugeAlloc(hugeBytes); err != nil {
+			fmt.Fprintln(os.Stderr, "cgtest workload:", err)
+			return 5
 		}
 	}
 	if ioBytes > 0 {
@@ -293,5 +439,10 @@ func runWorkload() int {
 			spun.Add(1)
 		}
 	}
-	select {}
+	// Idle until killed. Not select{}: with nothing else to run, a binary
+	// built with CGO_ENABLED=0 dies of "all goroutines are asleep"; a
+	// sleeping goroutine has a timer, so the runtime never declares that.
+	for {
+		time.Sleep(time.Hour)
+	}
 }

@@ -44,6 +44,25 @@ func directIO(dir string, n int) error {
 	return nil
 }
 
+// hugeAlloc maps n bytes of anonymous 2 MiB huge pages and touches each
+// page, so that they are charged to the caller's hugetlb group. The mapping
+// is kept for the life of the process.
+func hugeAlloc(n int) error {
+	const huge = 2 << 20
+	n = (n + huge - 1) / huge * huge
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE|unix.MAP_HUGETLB|21<<unix.MAP_HUGE_SHIFT)
+	if err != nil {
+		return fmt.Errorf("mmap %d bytes of 2 MiB huge pages: %w", n, err)
+	}
+	for i := 0; i < n; i += huge {
+		b[i] = 1
+	}
+	hugeMapping = b
+	return nil
+}
+
+var hugeMapping []byte
+
 // DevOf returns "major:minor" of the block device holding path.
 func DevOf(t interface {
 	Helper()
