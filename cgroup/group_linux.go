@@ -615,7 +615,7 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 	case kHugeUsage:
 		return single(b, &s.Hugetlb.Sizes[f.idx].Usage)
 	case kHugeLimit:
-		return limitFile(b, pageMax, &s.Hugetlb.Sizes[f.idx].Limit)
+		return limitFile(b, hugeUnlimitedFrom(g.hugeSizes[f.idx], pageMax), &s.Hugetlb.Sizes[f.idx].Limit)
 	case kHugeFailcnt:
 		return single(b, &s.Hugetlb.Sizes[f.idx].Failcnt)
 	case kHugeEvents:

@@ -87,6 +87,30 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("pageRoundedMax(4096) = %d", pageRoundedMax(4096))
 		}
 	})
+	t.Run("v1 hugetlb: 2^63 rounded to the huge page is unlimited", func(t *testing.T) {
+		// 9223372035781033984 is what Debian's 6.1 kernel printed for an
+		// unset hugetlb.1GB.limit_in_bytes (issue 10); TestHugetlbV1
+		// reads a real unset 2MB limit.
+		pageMax := pageRoundedMax(4096)
+		for _, c := range []struct {
+			size  string
+			limit uint64
+			want  Value
+		}{
+			{"1GB", 9223372035781033984, unlimited},
+			{"2MB", 9223372036852678656, unlimited},
+			{"2MB", 9223372036852678656 - 2<<20, known(9223372036852678656 - 2<<20)},
+			{"64KB", pageRoundedMax(64 << 10), unlimited},
+			{"1GB", 4 << 30, known(4 << 30)},
+			{"odd", pageMax, unlimited},
+			{"odd", pageMax - 4096, known(pageMax - 4096)},
+		} {
+			var v Value
+			if err := limitFile([]byte(strconv.FormatUint(c.limit, 10)+"\n"), hugeUnlimitedFrom(c.size, pageMax), &v); err != nil || v != c.want {
+				t.Errorf("%s %d: %v %v, want %v", c.size, c.limit, v, err, c.want)
+			}
+		}
+	})
 	t.Run("(unknown) devices", func(t *testing.T) {
 		var io IOStats
 		err := parseBlkio([]byte("(unknown) Read 5\n8:0 Read 10\n8:0 Write 7\n8:0 Total 17\nTotal 22\n"), true, &io)

@@ -111,3 +111,17 @@ func limit(v []byte, line int, unlimitedFrom uint64, dst *Value) error {
 func pageRoundedMax(pageSize uint64) uint64 {
 	return (1<<63 - 1) / pageSize * pageSize
 }
+
+// hugeUnlimitedFrom is the smallest v1 hugetlb.<size>.limit_in_bytes that
+// means "no limit": the kernel starts a group's hugetlb counter at
+// PAGE_COUNTER_MAX pages rounded down to a whole huge page
+// (hugetlb_cgroup_init), so an unset limit reads 2^63-1 rounded down to the
+// huge page size, not to the base page: 9223372036852678656 for 2MB and
+// 9223372035781033984 for 1GB on x86-64. size is the kernel's name for the
+// size ("2MB"); a name not understood falls back to the base page's bound.
+func hugeUnlimitedFrom(size string, pageMax uint64) uint64 {
+	if b := sizeBytes(size); b > 0 && pageRoundedMax(b) < pageMax {
+		return pageRoundedMax(b)
+	}
+	return pageMax
+}
