@@ -14,14 +14,15 @@
 // Stats is one model for both versions. Each figure is a Value whose zero
 // state is Unavailable, so a file the kernel lacks (no swap accounting, PSI
 // off, an older kernel) is never a silent zero; "max" and v1's page-rounded
-// 2^63-1 are Unlimited. The documentation of every field names its unit and
-// its v1 and v2 source.
+// 2^63-1 (rounded to the huge page size for v1 hugetlb) are Unlimited. The
+// documentation of every field names its unit and its v1 and v2 source.
 //
 // Errors: a group removed before or during a read matches ErrNotExist
-// (ENOENT on open, ENODEV on a kept descriptor), which also matches
-// fs.ErrNotExist; a closed Group gives ErrClosed, which matches
-// os.ErrClosed; malformed content is a *ParseError naming the file and
-// line. Unknown keys are ignored, so newer
+// (ENOENT on open, ENODEV on a kept descriptor whose group directory is
+// gone), which also matches fs.ErrNotExist; a file the kernel hides in a
+// live group (cgroup.pressure 0) leaves its fields Unavailable; a closed
+// Group gives ErrClosed, which matches os.ErrClosed; malformed content is a
+// *ParseError naming the file and line. Unknown keys are ignored, so newer
 // kernels do not break older readers.
 //
 // The package is safe for concurrent use: an FS is shared, and Stat calls on

@@ -17,7 +17,7 @@ import (
 // reads the same as through openat2; a directory on another filesystem is
 // refused.
 func TestOpenatFallback(t *testing.T) {
-	g := cgtest.NewV1(t, "memory", "pids")
+	g := cgtest.New(t, "memory", "pids")
 	ctx := context.Background()
 	fs, err := NewFS(ctx)
 	if err != nil {
@@ -46,10 +46,11 @@ func TestOpenatFallback(t *testing.T) {
 	}
 }
 
-// TestPIDPathsMatchOpencontainers parses real /proc/<pid>/cgroup files and
-// compares with opencontainers/cgroups' ParseCgroupFile.
+// TestPIDPathsMatchOpencontainers parses real /proc/<pid>/cgroup files
+// (v1 and hybrid lines, or v2's single "0::" line) and compares with
+// opencontainers/cgroups' ParseCgroupFile.
 func TestPIDPathsMatchOpencontainers(t *testing.T) {
-	g := cgtest.NewV1(t, "memory", "cpu", "cpuacct", "")
+	g := cgtest.New(t, "memory", "cpu", "cpuacct", "")
 	w := cgtest.Start(t, g, cgtest.Spec{})
 	ctx := context.Background()
 	fs, err := NewFS(ctx)
@@ -68,8 +69,11 @@ func TestPIDPathsMatchOpencontainers(t *testing.T) {
 		if !reflect.DeepEqual(map[string]string(ours), theirs) {
 			t.Errorf("pid %d: ours %v, opencontainers %v", pid, ours, theirs)
 		}
-		if pid == w.Pid && (ours["memory"] != g.Path || ours["cpu"] != g.Path) {
+		if pid == w.Pid && g.Version == 1 && (ours["memory"] != g.Path || ours["cpu"] != g.Path) {
 			t.Errorf("workload paths %v, want %s", ours, g.Path)
+		}
+		if pid == w.Pid && g.Version == 2 && (len(ours) != 1 || ours[""] != g.Path) {
+			t.Errorf("workload paths %v, want only the unified %s", ours, g.Path)
 		}
 	}
 	if _, err := fs.PIDPaths(ctx, 1<<30); !errors.Is(err, ErrNotExist) {

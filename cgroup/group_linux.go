@@ -349,7 +349,12 @@ func (o *opener) dir(m *mount, p Paths, key string) int {
 	if n := len(o.g.dirs); n > 0 && o.g.dirs[n-1].rel == rel {
 		rel = o.g.dirs[n-1].rel // one copy of the path for every hierarchy
 	}
-	o.g.dirs = append(o.g.dirs, dirName{point: m.point, rel: rel})
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		o.err = &os.PathError{Op: "fstat", Path: filepath.Join(m.point, rel), Err: err}
+		return -1
+	}
+	o.g.dirs = append(o.g.dirs, dirName{point: m.point, rel: rel, ino: st.Ino})
 	o.opened++
 	return fd
 }
@@ -459,9 +464,12 @@ func (g *Group) closeFiles() error {
 }
 
 // Stat reads the group's files and fills s. Fields whose files the group
-// does not have are left Unavailable. A group removed before or during Stat
-// gives an error matching ErrNotExist; malformed content gives a
-// *ParseError. On error, s holds what was read before it.
+// does not have are left Unavailable, and so are those of a file the kernel
+// hides in a live group after Open (a v2 group's pressure files once its
+// cgroup.pressure is 0, a controller's files once it leaves the parent's
+// cgroup.subtree_control). A group removed before or during Stat gives an
+// error matching ErrNotExist; malformed content gives a *ParseError. On
+// error, s holds what was read before it.
 //
 // In steady state (a reused s whose slices have grown to size) Stat does not
 // allocate.
@@ -506,6 +514,9 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 				continue
 			}
 			if err == unix.ENODEV || err == unix.ENOENT {
+				if g.alive(f) {
+					continue // hidden in a live group: its fields stay Unavailable
+				}
 				return &os.PathError{Op: "read", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
 			}
 			return &os.PathError{Op: "read", Path: g.path(f), Err: err}
@@ -527,7 +538,25 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 
 // dirName is a group's directory: a mount point (the FS's string) and the
 // group's path beneath it.
-type dirName struct{ point, rel string }
+type dirName struct {
+	point, rel string
+	ino        uint64 // the directory's inode when opened (see alive)
+}
+
+// alive reports whether the group directory a file was opened in still
+// exists, and is the same directory (not one re-created under its name).
+// A kept descriptor reads ENODEV both when its group was removed and when
+// the kernel hid the file in a live group: a v2 group's pressure files when
+// cgroup.pressure is set to 0, a controller's files when it is taken out of
+// the parent's cgroup.subtree_control.
+func (g *Group) alive(f *file) bool {
+	d := g.dirs[f.dir]
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(d.point, d.rel), &st); err != nil {
+		return false
+	}
+	return st.Ino == d.ino
+}
 
 // path names a file for errors.
 func (g *Group) path(f *file) string {
