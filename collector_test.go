@@ -114,7 +114,7 @@ func TestCollector(t *testing.T) {
 	var groups []*cgtest.Group
 	var loads []*cgtest.Workload
 	for i, name := range []string{"a", "b", "c"} {
-		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+		g := cgtest.New(t, "cpu", "cpuacct", "memory", "pids")
 		w := cgtest.Start(t, g, cgtest.Spec{MemBytes: (i + 1) * 8 << 20})
 		c := runtime.Container{ID: "id-" + name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
 			State: runtime.StateRunning, Labels: map[string]string{"keep": "yes", "drop": "no"}}
@@ -271,7 +271,7 @@ func (l *countingList) List(ctx context.Context) ([]runtime.Container, error) {
 // snapshot and closes the sinks when it ends.
 func TestRunReconcilesByTime(t *testing.T) {
 	cgtest.NeedRoot(t)
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory")
 	w := cgtest.Start(t, g, cgtest.Spec{})
 	a := runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
 	b := a
@@ -376,7 +376,7 @@ func TestRunEventsDuringScrapes(t *testing.T) {
 	var cs []runtime.Container
 	var paths []string
 	for _, name := range []string{"a", "b", "c"} {
-		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+		g := cgtest.New(t, "cpu", "cpuacct", "memory", "pids")
 		w := cgtest.Start(t, g, cgtest.Spec{})
 		cs = append(cs, runtime.Container{ID: name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
 			State: runtime.StateRunning, NetNS: runtime.NetNS{Path: "/run/netns/" + ns}})
@@ -441,10 +441,10 @@ func fdsOn(s string) []string {
 // new PID (the container restarted) opens them afresh and releases the old.
 func TestRunStartedAgain(t *testing.T) {
 	cgtest.NeedRoot(t)
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory")
 	w := cgtest.Start(t, g, cgtest.Spec{})
 	a := runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
-	g2 := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	g2 := cgtest.New(t, "cpu", "cpuacct", "memory")
 	w2 := cgtest.Start(t, g2, cgtest.Spec{})
 	marker := func(name string) runtime.Container {
 		return runtime.Container{ID: name, Name: name, Runtime: "test", PID: w2.Pid, CgroupPath: g2.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
@@ -512,7 +512,7 @@ func TestRunStartedAgain(t *testing.T) {
 // against the file).
 func TestCollectLimitMaxAge(t *testing.T) {
 	cgtest.NeedRoot(t)
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory", "pids")
 	w := cgtest.Start(t, g, cgtest.Spec{})
 	d := &listed{}
 	d.set(runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}})

@@ -51,7 +51,7 @@ func newHolding() *holding {
 // own, in the host's network namespace.
 func hostContainer(t *testing.T, name string) runtime.Container {
 	t.Helper()
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory")
 	w := cgtest.Start(t, g, cgtest.Spec{})
 	return runtime.Container{ID: "id-" + name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
 		State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
@@ -251,7 +251,7 @@ func TestCloseClosesWhatRunCloses(t *testing.T) {
 // or two options that contradict each other make New fail, naming the
 // option.
 func TestOptions(t *testing.T) {
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory")
 	w := cgtest.Start(t, g, cgtest.Spec{})
 	d := &listed{}
 	d.set(runtime.Container{ID: "a", Name: "a", Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning,
@@ -317,7 +317,7 @@ func TestCollectDuringRun(t *testing.T) {
 	ns := netnsAdd(t)
 	var cs []runtime.Container
 	for _, name := range []string{"a", "b", "c"} {
-		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+		g := cgtest.New(t, "cpu", "cpuacct", "memory", "pids")
 		w := cgtest.Start(t, g, cgtest.Spec{})
 		cs = append(cs, runtime.Container{ID: name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
 			State: runtime.StateRunning, NetNS: runtime.NetNS{Path: "/run/netns/" + ns}})

@@ -129,7 +129,7 @@ func TestSharedNamespaceCountedOnce(t *testing.T) {
 	udpInNS(t, ns, 20)
 	var cs []runtime.Container
 	for _, name := range []string{"app", "sidecar", "sandbox"} {
-		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+		g := cgtest.New(t, "cpu", "cpuacct", "memory")
 		w := cgtest.Start(t, g, cgtest.Spec{})
 		c := runtime.Container{ID: "id-" + name, Name: name, Runtime: "test", PID: w.Pid, CgroupPath: g.Path,
 			State: runtime.StateRunning, NetNS: runtime.NetNS{Path: "/run/netns/" + ns},
@@ -189,7 +189,7 @@ func TestNamespaceUnavailableKeepsCgroup(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2")
 	}
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory")
 	w := cgtest.Start(t, g, cgtest.Spec{MemBytes: 8 << 20})
 	name := randName("mdtest-")
 	d := &listed{}
