@@ -208,12 +208,14 @@ func TestNewErrors(t *testing.T) {
 func TestDaemonContainersByCgroup(t *testing.T) {
 	parent := rttest.Need(t, rttest.EnvContainerd, rttest.EnvDockerHost, rttest.EnvImage, rttest.EnvRootfs, rttest.EnvCgroupParent)[4]
 	rttest.Lock(t, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	id := rttest.DockerRun(t, rttest.Name("cgfs"), nil)
 	dpid := rttest.DockerPID(t, id)
 	cid := rttest.Name("cgfs")
 	cpid := rttest.CtrRun(t, "mdtest", cid, nil)
+	// Bounded from here: starting the containers may take a minute in
+	// scripts/v2lane.sh's emulated guest.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 
 	// The test daemons keep their containers' groups beneath a parent of
 	// their own (dockerd --cgroup-parent <parent>/docker, ctr run --cgroup

@@ -87,8 +87,6 @@ func TestUnavailable(t *testing.T) {
 func TestList(t *testing.T) {
 	d := connect(t)
 	rttest.Lock(t, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 
 	id1, id2 := rttest.Name("web"), rttest.Name("db")
 	labels1 := []string{"app=web", "odd key/ü..x=value with = and spaces", "empty="}
@@ -111,6 +109,10 @@ func TestList(t *testing.T) {
 	wpid := rttest.CtrRun(t, testNS, work, append([]string{runtime.LabelCRIKind + "=container", runtime.LabelContainerName + "=nginx"}, podLabels...),
 		"--with-ns", "network:/proc/"+strconv.Itoa(spid)+"/ns/net")
 
+	// The bound starts once the containers run: starting four took over
+	// a minute in scripts/v2lane.sh's emulated guest on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	cs, err := d.List(ctx)
 	if err != nil {
 		t.Fatal(err)
