@@ -5,10 +5,13 @@
 // streams the task events /tasks/start, /tasks/exit, /tasks/delete and
 // /tasks/oom. It works against containerd 1.6 and later.
 //
-// Kubernetes CRI pods: a pod's sandbox ("pause") container owns the pod's
-// network namespace and is not a workload, so it is left out of List and
-// Watch unless WithSandboxes(true); the workload containers name its network
-// namespace in Container.NetNS.
+// Kubernetes CRI pods: a container's Kubernetes identity (Container.Pod)
+// comes from its labels in the CRI's namespace, k8s.io, only
+// (WithKubernetesNamespaces): elsewhere a container chooses its own. A
+// pod's sandbox ("pause") container owns the pod's network namespace and is
+// not a workload, so it is left out of List and Watch unless
+// WithSandboxes(true); the workload containers name its network namespace
+// in Container.NetNS.
 //
 // Every call is bounded by the discoverer's timeout (WithTimeout, 10 s by
 // default); a containerd that is absent or does not answer gives an error
@@ -74,6 +77,7 @@ type options struct {
 	root       string
 	fs         *cgroup.FS
 	sandboxes  bool
+	kubeNS     []string
 	minBackoff time.Duration
 	maxBackoff time.Duration
 }
@@ -123,6 +127,24 @@ func WithFS(f *cgroup.FS) Option { return func(o *options) { o.fs = f } }
 // and Watch.
 func WithSandboxes(on bool) Option { return func(o *options) { o.sandboxes = on } }
 
+// KubernetesNamespace is the namespace containerd's CRI plugin keeps the
+// containers a kubelet makes in.
+const KubernetesNamespace = "k8s.io"
+
+// WithKubernetesNamespaces sets the containerd namespaces whose containers'
+// io.kubernetes.* and io.cri-containerd.* labels are taken as their
+// Kubernetes identity (Container.Pod, the Kubernetes container name as
+// Name, sandboxes left out unless WithSandboxes): by default only
+// KubernetesNamespace, where the CRI plugin puts what the kubelet asks for.
+// Elsewhere those labels are whatever whoever made the container chose:
+// taken as identity, they would let a container hide from every sink (a
+// sandbox kind) or pass itself off as another (a kube-apiserver container
+// name with pod labels). "*" trusts every namespace; no argument, none. The
+// labels stay in Container.Labels either way.
+func WithKubernetesNamespaces(ns ...string) Option {
+	return func(o *options) { o.kubeNS = append([]string{}, ns...) }
+}
+
 // Discoverer is a containerd client. It is safe for concurrent use.
 type Discoverer struct {
 	o          options
@@ -145,7 +167,7 @@ var (
 
 // New connects to containerd and checks that it answers (its Version call).
 func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
-	o := options{address: DefaultAddress, timeout: DefaultTimeout, resync: DefaultResync, root: "/",
+	o := options{address: DefaultAddress, timeout: DefaultTimeout, resync: DefaultResync, root: "/", kubeNS: []string{KubernetesNamespace},
 		minBackoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
@@ -338,9 +360,11 @@ func (d *Discoverer) convert(ctx context.Context, ns string, c *containersapi.Co
 		Labels:    c.Labels,
 		Runtime:   Name,
 		Namespace: ns,
-		Pod:       runtime.PodFromLabels(c.Labels),
 		PID:       pid,
 		State:     runtime.StateRunning,
+	}
+	if d.kubernetes(ns) {
+		rc.Pod = runtime.PodFromLabels(c.Labels)
 	}
 	if rc.Pod != nil && rc.Pod.Sandbox && !d.o.sandboxes {
 		return rc, false
@@ -425,6 +449,17 @@ func (d *Discoverer) SkipNamespaces(ns ...string) {
 			d.without = append(slices.Clip(d.without), n)
 		}
 	}
+}
+
+// kubernetes reports whether the labels of namespace ns's containers are
+// trusted as their Kubernetes identity (WithKubernetesNamespaces).
+func (d *Discoverer) kubernetes(ns string) bool {
+	for _, k := range d.o.kubeNS {
+		if k == ns || k == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Discoverer) wanted(ns string) bool {

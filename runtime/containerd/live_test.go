@@ -85,7 +85,9 @@ func TestUnavailable(t *testing.T) {
 // sandbox and a workload joining its network namespace), and checks List
 // against ctr's PIDs, /proc/<pid>/cgroup and the limit in the reported group.
 func TestList(t *testing.T) {
-	d := connect(t)
+	// The test's namespace stands in for k8s.io: its pod labels are
+	// trusted by option (TestKubernetesTrust checks the default).
+	d := connect(t, WithKubernetesNamespaces(testNS))
 	rttest.Lock(t, false)
 
 	id1, id2 := rttest.Name("web"), rttest.Name("db")
@@ -186,7 +188,7 @@ func TestList(t *testing.T) {
 	}
 
 	// Sandboxes on request; namespaces on request.
-	ds := connect(t, WithSandboxes(true), WithNamespaces(testNS))
+	ds := connect(t, WithSandboxes(true), WithNamespaces(testNS), WithKubernetesNamespaces(testNS))
 	cs, err = ds.List(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,7 @@ type options struct {
 	root       string
 	fs         *cgroup.FS
 	sandboxes  bool
+	kubernetes bool
 	minBackoff time.Duration
 	maxBackoff time.Duration
 }
@@ -95,9 +96,22 @@ func WithRoot(root string) Option { return func(o *options) { o.root = root } }
 // WithFS uses an existing cgroup.FS for cgroup path resolution.
 func WithFS(f *cgroup.FS) Option { return func(o *options) { o.fs = f } }
 
-// WithSandboxes includes dockershim's pod sandbox containers (Pod.Sandbox
-// set), which are left out by default.
+// WithSandboxes includes the pod sandbox containers of a kubelet-driven
+// Docker (Pod.Sandbox set; see WithKubernetes), which are left out by
+// default.
 func WithSandboxes(on bool) Option { return func(o *options) { o.sandboxes = on } }
+
+// WithKubernetes says that a kubelet drives this Docker (through
+// cri-dockerd, or the dockershim of Kubernetes before 1.24): the
+// io.kubernetes.* labels of its containers are then taken as their
+// Kubernetes identity (Container.Pod, the Kubernetes container name as
+// Name, and pod sandboxes left out unless WithSandboxes). By default they
+// are not: whoever can start a container on a plain Docker host chooses its
+// labels, and would otherwise hide it from every sink
+// (io.kubernetes.docker.type=podsandbox) or pass it off as another
+// (io.kubernetes.container.name=kube-apiserver with pod labels). The labels
+// stay in Container.Labels either way.
+func WithKubernetes(on bool) Option { return func(o *options) { o.kubernetes = on } }
 
 // Discoverer is a Docker client. It is safe for concurrent use.
 type Discoverer struct {
@@ -396,7 +410,9 @@ func (d *Discoverer) convert(ctx context.Context, in container.InspectResponse) 
 	if c.Image == "" {
 		c.Image = in.Image
 	}
-	c.Pod = runtime.PodFromLabels(c.Labels)
+	if d.o.kubernetes {
+		c.Pod = runtime.PodFromLabels(c.Labels)
+	}
 	if c.Pod != nil && c.Pod.Sandbox && !d.o.sandboxes {
 		return c, false
 	}
