@@ -22,10 +22,8 @@ import (
 // descriptors are available again, not at the next listing.
 func TestOpenFailuresLoudAndRetried(t *testing.T) {
 	var cs []runtime.Container
-	var names []string
 	for _, n := range []string{"a", "b", "c", "d"} {
 		cs = append(cs, hostContainer(t, n))
-		names = append(names, n)
 	}
 	d := newHolding()
 	d.set(cs...)
