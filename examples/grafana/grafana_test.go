@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/metricsd/metricsd/internal/rttest"
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/sink"
 	"github.com/metricsd/metricsd/sink/influx"
@@ -116,7 +117,7 @@ func TestPrometheusDashboard(t *testing.T) {
 	// promtool parses every expression, as recording rules.
 	promtool, why := sinktest.Binary("METRICSD_TEST_PROMTOOL")
 	if promtool == "" {
-		t.Skip("PromQL syntax not checked: " + why)
+		rttest.Unavailable(t, "%s", "PromQL syntax not checked: "+why)
 	}
 	var rules strings.Builder
 	rules.WriteString("groups:\n- name: dashboard\n  rules:\n")
@@ -181,7 +182,7 @@ func TestInfluxDBDashboard(t *testing.T) {
 	// A real InfluxDB parses and runs every query.
 	bin, why := sinktest.Binary("METRICSD_TEST_INFLUXD")
 	if bin == "" {
-		t.Skip("InfluxQL not run: " + why)
+		rttest.Unavailable(t, "%s", "InfluxQL not run: "+why)
 	}
 	srv, err := sinktest.StartInfluxd(bin, t.TempDir(), sinktest.InfluxdConfig{})
 	if err != nil {

@@ -191,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("influx", func(t *testing.T) {
 		if influxBin == "" {
-			t.Skip(influxWhy)
+			rttest.Unavailable(t, "%s", influxWhy)
 		}
 		servers.Wait()
 		if influxErr != nil {
@@ -247,7 +247,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("prometheus", func(t *testing.T) {
 		if promBin == "" {
-			t.Skip(promWhy)
+			rttest.Unavailable(t, "%s", promWhy)
 		}
 		dctx, stop := context.WithCancel(ctx)
 		defer stop()

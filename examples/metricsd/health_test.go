@@ -170,7 +170,7 @@ func TestReadyzInfluxOutage(t *testing.T) {
 	}
 	bin, why := sinktest.Binary("METRICSD_TEST_INFLUXD")
 	if bin == "" {
-		t.Skip(why)
+		rttest.Unavailable(t, "%s", why)
 	}
 	d, err := sinktest.StartInfluxd(bin, t.TempDir(), sinktest.InfluxdConfig{})
 	if err != nil {

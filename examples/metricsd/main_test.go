@@ -124,10 +124,11 @@ func TestSIGTERM(t *testing.T) {
 // -containerd-address (default $DOCKER_HOST, $CONTAINERD_ADDRESS); a wrong
 // endpoint is a one-line error and exit 2.
 func TestRuntimeEndpoints(t *testing.T) {
-	dockerHost, ctrd := os.Getenv("METRICSD_TEST_DOCKER_HOST"), os.Getenv("METRICSD_TEST_CONTAINERD")
-	if dockerHost == "" || ctrd == "" || os.Geteuid() != 0 {
-		t.Skip("needs root and the test daemons of scripts/daemons.sh (METRICSD_TEST_DOCKER_HOST, METRICSD_TEST_CONTAINERD)")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to read the containers' cgroups")
 	}
+	v := rttest.Need(t, rttest.EnvDockerHost, rttest.EnvContainerd)
+	dockerHost, ctrd := v[0], v[1]
 	for _, args := range [][]string{
 		{"-runtime", "docker", "-docker-host", dockerHost},
 		{"-runtime", "containerd", "-containerd-address", ctrd},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsd/metricsd/internal/rttest"
 	"github.com/metricsd/metricsd/internal/sinktest"
 )
 
@@ -28,11 +29,11 @@ func TestPushSinks(t *testing.T) {
 	}
 	vmBin, why := sinktest.Binary("METRICSD_TEST_VICTORIAMETRICS")
 	if vmBin == "" {
-		t.Skip("no VictoriaMetrics: " + why)
+		rttest.Unavailable(t, "%s", "no VictoriaMetrics: "+why)
 	}
 	otlpBin, why := sinktest.Binary("METRICSD_TEST_OTLPRECEIVER")
 	if otlpBin == "" {
-		t.Skip("no OTLP receiver: " + why)
+		rttest.Unavailable(t, "%s", "no OTLP receiver: "+why)
 	}
 	dir := t.TempDir()
 	vm, err := sinktest.StartVictoriaMetrics(vmBin, dir, "-httpAuth.username=metricsd", "-httpAuth.password=pa55")

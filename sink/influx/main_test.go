@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/metricsd/metricsd/internal/rttest"
 	"github.com/metricsd/metricsd/internal/sinktest"
 )
 
@@ -44,7 +45,7 @@ func run(m *testing.M) int {
 func needInfluxd(t *testing.T) *sinktest.Influxd {
 	t.Helper()
 	if server == nil {
-		t.Skip("no InfluxDB 1.x: " + skipReason)
+		rttest.Unavailable(t, "%s", "no InfluxDB 1.x: "+skipReason)
 	}
 	return server
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/metricsd/metricsd/internal/rttest"
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/sink"
@@ -34,7 +35,7 @@ func startReceiver(t *testing.T) *sinktest.OTLPReceiver {
 	t.Helper()
 	bin, why := sinktest.Binary("METRICSD_TEST_OTLPRECEIVER")
 	if bin == "" {
-		t.Skip("no OTLP receiver: " + why)
+		rttest.Unavailable(t, "%s", "no OTLP receiver: "+why)
 	}
 	r, err := sinktest.StartOTLPReceiver(bin, t.TempDir())
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/rttest"
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/runtime"
@@ -349,7 +350,7 @@ func TestConcurrentScrapes(t *testing.T) {
 func TestPromtoolCheckMetrics(t *testing.T) {
 	bin, why := sinktest.Binary("METRICSD_TEST_PROMTOOL")
 	if bin == "" {
-		t.Skip("no promtool: " + why)
+		rttest.Unavailable(t, "%s", "no promtool: "+why)
 	}
 	c := newCollector(t)
 	snap := sinktest.FullSnapshot(3, 2, t0)
@@ -378,7 +379,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 func TestPrometheusScrape(t *testing.T) {
 	bin, why := sinktest.Binary("METRICSD_TEST_PROMETHEUS")
 	if bin == "" {
-		t.Skip("no prometheus: " + why)
+		rttest.Unavailable(t, "%s", "no prometheus: "+why)
 	}
 	c := newCollector(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricsd/metricsd/internal/rttest"
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/sink"
 )
@@ -37,7 +38,7 @@ func eachReceiver(t *testing.T, f func(t *testing.T, r *sinktest.Receiver)) {
 		t.Run(k.name, func(t *testing.T) {
 			bin, why := sinktest.Binary(k.env)
 			if bin == "" {
-				t.Skip("no " + k.name + ": " + why)
+				rttest.Unavailable(t, "%s", "no "+k.name+": "+why)
 			}
 			r, err := k.start(bin, t.TempDir())
 			if err != nil {
@@ -271,7 +272,7 @@ func TestOutage(t *testing.T) {
 func TestRejectedOutOfOrder(t *testing.T) {
 	bin, why := sinktest.Binary("METRICSD_TEST_PROMETHEUS")
 	if bin == "" {
-		t.Skip("no prometheus: " + why)
+		rttest.Unavailable(t, "%s", "no prometheus: "+why)
 	}
 	r, err := sinktest.StartPrometheusReceiver(bin, t.TempDir())
 	if err != nil {
