@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/metricsd/metricsd/internal/ratelog"
 )
 
 // WriteError is a server's refusal of a batch: the status and the reason it
@@ -129,6 +131,11 @@ var ErrClosed = errors.New("sink closed")
 // concurrent use.
 type Sender struct {
 	cfg Config
+	// rl writes the failures at most once a minute each: an outage fails
+	// every request and fills the buffer at every snapshot.
+	rl *ratelog.Logger
+	// msgs are the log messages, prefixed with the sink's name once.
+	msgFull, msgFailed, msgRetry string
 
 	mu       sync.Mutex // guards q, inflight, closed, bgErrs, rejections
 	q        queue
@@ -153,11 +160,15 @@ func New(cfg Config) *Sender {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sender{
-		cfg:      cfg,
-		q:        queue{weighted: cfg.Weighted},
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
+		cfg:       cfg,
+		rl:        ratelog.New(cfg.Log, time.Minute),
+		msgFull:   cfg.Name + ": buffer full, oldest points dropped",
+		msgFailed: cfg.Name + ": write failed, points dropped",
+		msgRetry:  cfg.Name + ": write failed, will retry",
+		q:         queue{weighted: cfg.Weighted},
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
 	}
 	go s.loop()
 	return s
@@ -211,7 +222,7 @@ func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 	s.written.Add(uint64(n))
 	if lost > 0 {
 		s.dropped.Add(uint64(lost))
-		s.cfg.Log.Warn(s.cfg.Name+": buffer full, oldest points dropped", "dropped", lost, "limit", s.cfg.Limit)
+		s.rl.Warn("full", s.msgFull, "dropped", lost, "limit", s.cfg.Limit)
 	}
 	if full {
 		select {
@@ -242,7 +253,7 @@ func (s *Sender) loop() {
 		for attempt := 0; ; attempt++ {
 			err, retry := s.flush(ctx)
 			if err != nil {
-				s.cfg.Log.Error(s.cfg.Name+": write failed", "err", err)
+				s.rl.Error("refused", s.msgFailed, "err", err)
 				s.mu.Lock()
 				if len(s.bgErrs) < 16 { // Close reports them; the counters count all
 					s.bgErrs = append(s.bgErrs, err)
@@ -253,7 +264,7 @@ func (s *Sender) loop() {
 				break
 			}
 			wait := s.Backoff(attempt, retry)
-			s.cfg.Log.Warn(s.cfg.Name+": write failed, will retry", "err", retry, "in", wait)
+			s.rl.Warn("retry", s.msgRetry, "err", retry, "in", wait)
 			select {
 			case <-s.stop:
 				return
@@ -324,7 +335,7 @@ func (s *Sender) flush(ctx context.Context) (err, retry error) {
 			s.mu.Unlock()
 			s.failures.Add(1)
 			if lost > 0 {
-				s.cfg.Log.Warn(s.cfg.Name+": buffer full, oldest points dropped", "dropped", lost, "limit", s.cfg.Limit)
+				s.rl.Warn("full", s.msgFull, "dropped", lost, "limit", s.cfg.Limit)
 			}
 			return errors.Join(errs...), retry
 		}

@@ -1,9 +1,11 @@
 package otlp
 
 import (
+	"encoding/binary"
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/wire"
@@ -24,14 +26,55 @@ const (
 	sum        // cumulative, monotonic
 )
 
-// metricDef is one metric: its name, unit and type.
+// metricDef is one metric: its name, unit and type, and its Metric name
+// and unit fields encoded once.
 type metricDef struct {
 	name, unit string
 	kind       kind
+	head       []byte
 }
 
-// attr is a data point attribute.
-type attr struct{ key, value string }
+func def(name, unit string, k kind) metricDef {
+	return metricDef{name: name, unit: unit, kind: k, head: wire.AppendString(wire.AppendString(nil, 1, name), 3, unit)}
+}
+
+// attr is a data point attribute; enc, when set, is its KeyValue field
+// (NumberDataPoint.attributes = 7) encoded once.
+type attr struct {
+	key, value string
+	enc        []byte
+}
+
+// constAttr is an attribute of fixed value, encoded once.
+func constAttr(key, value string) attr {
+	return attr{key: key, value: value, enc: appendKeyValue(nil, 7, key, value)}
+}
+
+// appendKeyValue appends KeyValue{key = 1, value = 2 AnyValue{string_value
+// = 1}} as field num; value must be valid UTF-8.
+func appendKeyValue(b []byte, num int, key, value string) []byte {
+	av := wire.SizeBytes(1, len(value))
+	kv := wire.SizeBytes(1, len(key)) + wire.SizeBytes(2, av)
+	b = wire.AppendTag(b, num, wire.Bytes)
+	b = wire.AppendVarint(b, uint64(kv))
+	b = wire.AppendString(b, 1, key)
+	b = wire.AppendTag(b, 2, wire.Bytes)
+	b = wire.AppendVarint(b, uint64(av))
+	return wire.AppendString(b, 1, value)
+}
+
+// dynAttr is an attribute whose value a container gives (an interface or
+// device name), encoded once for the container's data points: valid
+// UTF-8, bounded.
+func (e *encoder) dynAttr(key, value string) attr {
+	if len(value) > MaxAttributeValueLen || !utf8.ValidString(value) {
+		e.tmp = wire.AppendValid(e.tmp[:0], value, MaxAttributeValueLen)
+		value = string(e.tmp) // hostile input only
+	}
+	lo := len(e.attrBuf)
+	e.attrBuf = appendKeyValue(e.attrBuf, 7, key, value)
+	return attr{key: key, value: value, enc: e.attrBuf[lo:len(e.attrBuf):len(e.attrBuf)]}
+}
 
 // point is one data point of the container being encoded.
 type point struct {
@@ -53,12 +96,18 @@ type encoder struct {
 	version  string
 	selfFrom uint64 // start time of the self sums: when the sink was made
 
-	w      wire.Rev
-	points []point
-	start  uint64 // start time of the current container's sums
-	now    uint64
-	dev    [][]byte // device names of the current container
-	tmp    []byte
+	w       wire.Rev
+	points  []point
+	start   uint64 // start time of the current container's sums
+	now     uint64
+	dev     [][]byte // device names of the current container
+	devAttr []attr
+	ifAttr  []attr
+	tmp     []byte
+	// The current container's: its dynamic attributes encoded, and the
+	// start and time fields of its sums and gauges.
+	attrBuf              []byte
+	sumTimes, gaugeTimes []byte
 }
 
 // appendSnapshot appends snap's records (a container each, and one for the
@@ -77,6 +126,8 @@ func (e *encoder) appendSnapshot(buf []byte, ends, pts []int, snap *sink.Snapsho
 		if !s.Container.Started.IsZero() {
 			e.start = unixNano(s.Container.Started)
 		}
+		e.attrBuf = e.attrBuf[:0]
+		e.times()
 		e.sample(s, snap)
 		if len(e.points) == 0 {
 			continue
@@ -91,6 +142,8 @@ func (e *encoder) appendSnapshot(buf []byte, ends, pts []int, snap *sink.Snapsho
 	if snap.Self != nil {
 		e.points = e.points[:0]
 		e.start = e.selfFrom
+		e.attrBuf = e.attrBuf[:0]
+		e.times()
 		e.self(snap.Self)
 		e.w.Reset()
 		e.resourceMetrics(e.selfResource)
@@ -100,6 +153,18 @@ func (e *encoder) appendSnapshot(buf []byte, ends, pts []int, snap *sink.Snapsho
 		pts = append(pts, total)
 	}
 	return buf, ends, pts
+}
+
+// times encodes the start_time (2, sums only, when known) and time (3)
+// fields of the current container's data points.
+func (e *encoder) times() {
+	t := wire.AppendTag(e.gaugeTimes[:0], 3, wire.Fixed64)
+	e.gaugeTimes = binary.LittleEndian.AppendUint64(t, e.now)
+	e.sumTimes = e.sumTimes[:0]
+	if e.start != 0 {
+		e.sumTimes = binary.LittleEndian.AppendUint64(wire.AppendTag(e.sumTimes, 2, wire.Fixed64), e.start)
+	}
+	e.sumTimes = append(e.sumTimes, e.gaugeTimes...)
 }
 
 func unixNano(t time.Time) uint64 {
@@ -147,8 +212,7 @@ func (e *encoder) metric(m *metricDef, ps []point) {
 	start := w.Len()
 	data := w.Len()
 	if m.kind == sum {
-		w.Uvarint(3, 1) // is_monotonic
-		w.Uvarint(2, 2) // AGGREGATION_TEMPORALITY_CUMULATIVE
+		w.Raw(sumTail)
 	}
 	for i := len(ps) - 1; i >= 0; i-- {
 		e.dataPoint(m, &ps[i])
@@ -158,8 +222,7 @@ func (e *encoder) metric(m *metricDef, ps []point) {
 	} else {
 		w.Message(5, data) // gauge
 	}
-	w.String(3, m.unit)
-	w.String(1, m.name)
+	w.Raw(m.head)
 	w.Message(2, start)
 }
 
@@ -173,16 +236,21 @@ func (e *encoder) dataPoint(m *metricDef, p *point) {
 		n++
 	}
 	for i := n - 1; i >= 0; i-- {
-		e.keyValue(7, p.attrs[i].key, p.attrs[i].value)
+		if a := &p.attrs[i]; a.enc != nil {
+			w.Raw(a.enc)
+		} else {
+			e.keyValue(7, a.key, a.value)
+		}
 	}
 	if p.double {
 		w.Double(4, p.d)
 	} else {
 		w.Fixed64(6, uint64(p.i))
 	}
-	w.Fixed64(3, e.now)
-	if m.kind == sum && e.start != 0 {
-		w.Fixed64(2, e.start)
+	if m.kind == sum {
+		w.Raw(e.sumTimes)
+	} else {
+		w.Raw(e.gaugeTimes)
 	}
 	w.Message(1, start)
 }
@@ -234,10 +302,10 @@ func (e *encoder) containerResource(s *sink.Sample) {
 	}
 	if e.tags.Pod && c.Pod != nil {
 		for _, kv := range [...]attr{
-			{"k8s.container.name", c.Pod.Container},
-			{"k8s.pod.uid", c.Pod.UID},
-			{"k8s.namespace.name", c.Pod.Namespace},
-			{"k8s.pod.name", c.Pod.Name},
+			{key: "k8s.container.name", value: c.Pod.Container},
+			{key: "k8s.pod.uid", value: c.Pod.UID},
+			{key: "k8s.namespace.name", value: c.Pod.Namespace},
+			{key: "k8s.pod.name", value: c.Pod.Name},
 		} {
 			if kv.value != "" {
 				e.keyValue(1, kv.key, kv.value)
@@ -270,14 +338,10 @@ func (e *encoder) selfResource() {
 }
 
 // common writes the attributes of every resource, backwards: the user's
-// resource attributes, then the global tags (sink.Tags.Global) under their
-// own keys.
+// resource attributes and the global tags (configure merged them).
 func (e *encoder) common() {
 	for i := len(e.resAttrs) - 1; i >= 0; i-- {
 		e.keyValue(1, e.resAttrs[i].key, e.resAttrs[i].value)
-	}
-	for i := len(e.tags.Global) - 1; i >= 0; i-- {
-		e.keyValue(1, e.tags.Global[i].Key, e.tags.Global[i].Value)
 	}
 }
 
@@ -301,44 +365,68 @@ func splitImage(ref string) (name, tag string) {
 // docker_stats receiver's (container.cpu.throttling_data.*, ...), else a
 // name of the same style. docs/METRICS.md lists them.
 var (
-	mCPUTime           = metricDef{"container.cpu.time", "s", sum}
-	mCPUUser           = metricDef{"container.cpu.usage.usermode", "s", sum}
-	mCPUKernel         = metricDef{"container.cpu.usage.kernelmode", "s", sum}
-	mCPUPeriods        = metricDef{"container.cpu.throttling_data.periods", "{periods}", sum}
-	mCPUThrottled      = metricDef{"container.cpu.throttling_data.throttled_periods", "{periods}", sum}
-	mCPUThrottledTime  = metricDef{"container.cpu.throttling_data.throttled_time", "s", sum}
-	mCPULimit          = metricDef{"container.cpu.limit", "{cpu}", gauge}
-	mCPUShares         = metricDef{"container.cpu.shares", "1", gauge}
-	mMemUsage          = metricDef{"container.memory.usage", "By", gauge}
-	mMemWorkingSet     = metricDef{"container.memory.working_set", "By", gauge}
-	mMemRSS            = metricDef{"container.memory.rss", "By", gauge}
-	mMemCache          = metricDef{"container.memory.cache", "By", gauge}
-	mMemMapped         = metricDef{"container.memory.mapped_file", "By", gauge}
-	mMemSwap           = metricDef{"container.memory.swap", "By", gauge}
-	mMemMax            = metricDef{"container.memory.usage.max", "By", gauge}
-	mMemKernel         = metricDef{"container.memory.kernel", "By", gauge}
-	mMemLimit          = metricDef{"container.memory.usage.limit", "By", gauge}
-	mPagingFaults      = metricDef{"container.paging.faults", "{fault}", sum}
-	mOOMKills          = metricDef{"container.memory.oom_kills", "{kill}", sum}
-	mPids              = metricDef{"container.pids.count", "{pid}", gauge}
-	mPidsLimit         = metricDef{"container.pids.limit", "{pid}", gauge}
-	mUptime            = metricDef{"container.uptime", "s", gauge}
-	mDiskIO            = metricDef{"container.disk.io", "By", sum}
-	mDiskOps           = metricDef{"container.disk.operations", "{operation}", sum}
-	mHugetlb           = metricDef{"container.hugetlb.usage", "By", gauge}
-	mNetIO             = metricDef{"container.network.io", "By", sum}
-	mNetPackets        = metricDef{"container.network.packet.count", "{packet}", sum}
-	mNetDropped        = metricDef{"container.network.packet.dropped", "{packet}", sum}
-	mNetErrors         = metricDef{"container.network.errors", "{error}", sum}
-	mNetConns          = metricDef{"container.network.connection.count", "{connection}", gauge}
-	mPSIWaiting        = [3]metricDef{{"container.pressure.cpu.waiting", "s", sum}, {"container.pressure.memory.waiting", "s", sum}, {"container.pressure.io.waiting", "s", sum}}
-	mPSIStalled        = [3]metricDef{{"container.pressure.cpu.stalled", "s", sum}, {"container.pressure.memory.stalled", "s", sum}, {"container.pressure.io.stalled", "s", sum}}
-	mSelfScrape        = metricDef{"metricsd.scrape.duration", "s", gauge}
-	mSelfContainers    = metricDef{"metricsd.containers", "{container}", gauge}
-	mSelfNamespaces    = metricDef{"metricsd.network_namespaces", "{namespace}", gauge}
-	mSelfErrors        = metricDef{"metricsd.errors", "{error}", sum}
-	mSelfDropped       = metricDef{"metricsd.sink.dropped", "{point}", sum}
-	mSelfWriteDuration = metricDef{"metricsd.sink.write.duration", "s", gauge}
+	mCPUTime           = def("container.cpu.time", "s", sum)
+	mCPUUser           = def("container.cpu.usage.usermode", "s", sum)
+	mCPUKernel         = def("container.cpu.usage.kernelmode", "s", sum)
+	mCPUPeriods        = def("container.cpu.throttling_data.periods", "{periods}", sum)
+	mCPUThrottled      = def("container.cpu.throttling_data.throttled_periods", "{periods}", sum)
+	mCPUThrottledTime  = def("container.cpu.throttling_data.throttled_time", "s", sum)
+	mCPULimit          = def("container.cpu.limit", "{cpu}", gauge)
+	mCPUShares         = def("container.cpu.shares", "1", gauge)
+	mMemUsage          = def("container.memory.usage", "By", gauge)
+	mMemWorkingSet     = def("container.memory.working_set", "By", gauge)
+	mMemRSS            = def("container.memory.rss", "By", gauge)
+	mMemCache          = def("container.memory.cache", "By", gauge)
+	mMemMapped         = def("container.memory.mapped_file", "By", gauge)
+	mMemSwap           = def("container.memory.swap", "By", gauge)
+	mMemMax            = def("container.memory.usage.max", "By", gauge)
+	mMemKernel         = def("container.memory.kernel", "By", gauge)
+	mMemLimit          = def("container.memory.usage.limit", "By", gauge)
+	mPagingFaults      = def("container.paging.faults", "{fault}", sum)
+	mOOMKills          = def("container.memory.oom_kills", "{kill}", sum)
+	mPids              = def("container.pids.count", "{pid}", gauge)
+	mPidsLimit         = def("container.pids.limit", "{pid}", gauge)
+	mUptime            = def("container.uptime", "s", gauge)
+	mDiskIO            = def("container.disk.io", "By", sum)
+	mDiskOps           = def("container.disk.operations", "{operation}", sum)
+	mHugetlb           = def("container.hugetlb.usage", "By", gauge)
+	mNetIO             = def("container.network.io", "By", sum)
+	mNetPackets        = def("container.network.packet.count", "{packet}", sum)
+	mNetDropped        = def("container.network.packet.dropped", "{packet}", sum)
+	mNetErrors         = def("container.network.errors", "{error}", sum)
+	mNetConns          = def("container.network.connection.count", "{connection}", gauge)
+	mPSIWaiting        = [3]metricDef{def("container.pressure.cpu.waiting", "s", sum), def("container.pressure.memory.waiting", "s", sum), def("container.pressure.io.waiting", "s", sum)}
+	mPSIStalled        = [3]metricDef{def("container.pressure.cpu.stalled", "s", sum), def("container.pressure.memory.stalled", "s", sum), def("container.pressure.io.stalled", "s", sum)}
+	mSelfScrape        = def("metricsd.scrape.duration", "s", gauge)
+	mSelfContainers    = def("metricsd.containers", "{container}", gauge)
+	mSelfNamespaces    = def("metricsd.network_namespaces", "{namespace}", gauge)
+	mSelfErrors        = def("metricsd.errors", "{error}", sum)
+	mSelfDropped       = def("metricsd.sink.dropped", "{point}", sum)
+	mSelfWriteDuration = def("metricsd.sink.write.duration", "s", gauge)
+)
+
+// The data point attributes of fixed value, encoded once.
+var (
+	aFaultMinor  = constAttr("system.paging.fault.type", "minor")
+	aFaultMajor  = constAttr("system.paging.fault.type", "major")
+	aDiskRead    = constAttr("disk.io.direction", "read")
+	aDiskWrite   = constAttr("disk.io.direction", "write")
+	aNetReceive  = constAttr("network.io.direction", "receive")
+	aNetTransmit = constAttr("network.io.direction", "transmit")
+	aTCP         = constAttr("network.transport", "tcp")
+	aIPv4        = constAttr("network.type", "ipv4")
+	aIPv6        = constAttr("network.type", "ipv6")
+	aTCPStates   = func() (a [len(tcpStates)]attr) {
+		for st, name := range tcpStates {
+			if name != "" {
+				a[st] = constAttr("network.connection.state", name)
+			}
+		}
+		return
+	}()
+	// sumTail is Sum's aggregation_temporality (2) CUMULATIVE and
+	// is_monotonic (3) true.
+	sumTail = []byte{2<<3 | wire.Varint, 2, 3<<3 | wire.Varint, 1}
 )
 
 // The semantic conventions' network.connection.state values, by kernel
@@ -438,8 +526,8 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	if all, ok := mem.Pgfault.Get(); ok {
 		if major, ok := mem.Pgmajfault.Get(); ok && major <= all {
 			// pgfault counts every fault, major ones too.
-			e.addInt(&mPagingFaults, all-major, attr{"system.paging.fault.type", "minor"})
-			e.addInt(&mPagingFaults, major, attr{"system.paging.fault.type", "major"})
+			e.addInt(&mPagingFaults, all-major, aFaultMinor)
+			e.addInt(&mPagingFaults, major, aFaultMajor)
 		}
 	}
 	e.intV(&mOOMKills, mem.Events.OOMKill)
@@ -454,25 +542,27 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		for len(e.dev) < len(st.IO.Devices) {
 			e.dev = append(e.dev, nil)
 		}
+		e.devAttr = e.devAttr[:0]
 		for i := range st.IO.Devices {
 			e.dev[i] = deviceName(e.dev[i][:0], &st.IO.Devices[i])
+			e.devAttr = append(e.devAttr, e.dynAttr("system.device", unsafeString(e.dev[i])))
 		}
 		devs := st.IO.Devices
 		for i := range devs {
-			dev := attr{"system.device", unsafeString(e.dev[i])}
-			e.knownInt(&mDiskIO, devs[i].ReadBytes, attr{"disk.io.direction", "read"}, dev)
-			e.knownInt(&mDiskIO, devs[i].WriteBytes, attr{"disk.io.direction", "write"}, dev)
+			dev := e.devAttr[i]
+			e.knownInt(&mDiskIO, devs[i].ReadBytes, aDiskRead, dev)
+			e.knownInt(&mDiskIO, devs[i].WriteBytes, aDiskWrite, dev)
 		}
 		for i := range devs {
-			dev := attr{"system.device", unsafeString(e.dev[i])}
-			e.knownInt(&mDiskOps, devs[i].ReadOps, attr{"disk.io.direction", "read"}, dev)
-			e.knownInt(&mDiskOps, devs[i].WriteOps, attr{"disk.io.direction", "write"}, dev)
+			dev := e.devAttr[i]
+			e.knownInt(&mDiskOps, devs[i].ReadOps, aDiskRead, dev)
+			e.knownInt(&mDiskOps, devs[i].WriteOps, aDiskWrite, dev)
 		}
 	}
 	for i := range st.Hugetlb.Sizes {
 		h := &st.Hugetlb.Sizes[i]
 		if v, ok := h.Usage.Get(); ok {
-			e.addInt(&mHugetlb, v, attr{"hugetlb.page_size", h.PageSize})
+			e.addInt(&mHugetlb, v, e.dynAttr("hugetlb.page_size", h.PageSize))
 		}
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
@@ -488,14 +578,18 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	}
 	if n.Parts.Has(netns.PartDev) {
 		ifs := n.Interfaces
-		rx, tx := attr{"network.io.direction", "receive"}, attr{"network.io.direction", "transmit"}
+		e.ifAttr = e.ifAttr[:0]
+		for i := range ifs {
+			e.ifAttr = append(e.ifAttr, e.dynAttr("network.interface.name", ifs[i].Name))
+		}
+		rx, tx := aNetReceive, aNetTransmit
 		for _, m := range [...]*metricDef{&mNetIO, &mNetPackets, &mNetDropped, &mNetErrors} {
 			for i := range ifs {
 				it := &ifs[i]
 				if e.keep != nil && !e.keep(it.Name) {
 					continue
 				}
-				name := attr{"network.interface.name", it.Name}
+				name := e.ifAttr[i]
 				var r, t netns.Value
 				switch m {
 				case &mNetIO:
@@ -513,12 +607,12 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		}
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
-		tcp := attr{"network.transport", "tcp"}
+		tcp := aTCP
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
-			e.knownInt(&mNetConns, n.TCPStates.V4[st], attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv4"})
+			e.knownInt(&mNetConns, n.TCPStates.V4[st], aTCPStates[st], tcp, aIPv4)
 		}
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ { // V6 is Unavailable without IPv6
-			e.knownInt(&mNetConns, n.TCPStates.V6[st], attr{"network.connection.state", tcpStates[st]}, tcp, attr{"network.type", "ipv6"})
+			e.knownInt(&mNetConns, n.TCPStates.V6[st], aTCPStates[st], tcp, aIPv6)
 		}
 	}
 }
@@ -529,7 +623,7 @@ func (e *encoder) self(s *sink.Self) {
 	e.addInt(&mSelfContainers, uint64(s.Containers))
 	e.addInt(&mSelfNamespaces, uint64(s.Namespaces))
 	for _, x := range s.Errors {
-		e.addInt(&mSelfErrors, x.Count, attr{"stage", x.Stage})
+		e.addInt(&mSelfErrors, x.Count, e.dynAttr("stage", x.Stage))
 	}
 	e.addInt(&mSelfDropped, s.SinkDropped)
 	e.addDouble(&mSelfWriteDuration, s.SinkWriteSeconds)

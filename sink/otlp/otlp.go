@@ -132,13 +132,13 @@ func WithGzip(on bool) Option { return func(c *config) { c.gzip = on } }
 func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.client = h } }
 
 // WithTags sets which container attributes become resource attributes
-// (its Global tags become resource attributes of every resource: host as
-// host.name)
 // (default sink.DefaultTags()): ID container.id, Name container.name, Image
 // container.image.name and .tags, Runtime container.runtime, Pod the k8s.*
 // attributes, RuntimeNamespace metricsd.runtime.namespace, and each
-// LabelTag container.label.<Label> (its Tag is not used); each Global tag
-// is an attribute of every resource, under its own key.
+// LabelTag container.label.<Label> (its Tag is not used). Each Global tag
+// is an attribute of every resource, the collector's own included, under
+// its own key but host, which becomes host.name (unless
+// WithResourceAttributes sets that).
 func WithTags(t sink.Tags) Option { return func(c *config) { c.tags = t } }
 
 // WithInterfaceFilter keeps only the interfaces for which keep returns true
@@ -210,15 +210,7 @@ var (
 // starts the background sender; Close stops it. Every problem with the
 // options is reported at once.
 func New(metricsURL string, opts ...Option) (*Sink, error) {
-	c := config{
-		batch: 200, limit: 1000, interval: 5 * time.Second,
-		minBackoff: time.Second, maxBackoff: 30 * time.Second, timeout: 10 * time.Second,
-		gzip: true, tags: sink.DefaultTags(), log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
-	}
-	for _, o := range opts {
-		o(&c)
-	}
-	var errs []error
+	c, enc, errs := configure(opts)
 	if c.timeout <= 0 {
 		errs = append(errs, errors.New("otlp: timeout must be positive"))
 	}
@@ -226,30 +218,6 @@ func New(metricsURL string, opts ...Option) (*Sink, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("otlp: URL %q: want http(s)://host:port/v1/metrics", metricsURL))
 	}
-	if _, err := sink.NewTagger(c.tags); err != nil {
-		errs = append(errs, err)
-	}
-	var res []attr
-	for k, v := range c.resAttrs {
-		if k == "" || slices.Contains(ownAttrs, k) {
-			errs = append(errs, fmt.Errorf("otlp: resource attribute %q is the sink's own", k))
-			continue
-		}
-		res = append(res, attr{k, v})
-	}
-	// The global tags (the daemon's host tag, -tag) are resource
-	// attributes of every resource, the collector's own included; host
-	// takes the semantic conventions' name, host.name.
-	for _, g := range c.tags.Global {
-		k := g.Key
-		if k == "host" {
-			k = "host.name"
-		}
-		if _, given := c.resAttrs[k]; !given {
-			res = append(res, attr{k, g.Value})
-		}
-	}
-	sort.Slice(res, func(i, j int) bool { return res[i].key < res[j].key })
 	headers := http.Header{}
 	for k, v := range c.headers {
 		switch http.CanonicalHeaderKey(k) {
@@ -272,10 +240,7 @@ func New(metricsURL string, opts ...Option) (*Sink, error) {
 	if c.client == nil {
 		c.client = &http.Client{}
 	}
-	s := &Sink{
-		cfg: c, headers: headers,
-		enc: &encoder{tags: c.tags, keep: c.keep, resAttrs: res, version: c.version, selfFrom: unixNano(time.Now())},
-	}
+	s := &Sink{cfg: c, headers: headers, enc: enc}
 	if c.gzip {
 		s.gz = gzip.NewWriter(io.Discard)
 	}
@@ -286,6 +251,77 @@ func New(metricsURL string, opts ...Option) (*Sink, error) {
 	qc.Post = s.post
 	s.q = sendq.New(qc)
 	return s, nil
+}
+
+// configure applies opts to the defaults, checks what the metrics depend
+// on (the tags, the resource attributes) and makes the encoder.
+func configure(opts []Option) (config, *encoder, []error) {
+	c := config{
+		batch: 200, limit: 1000, interval: 5 * time.Second,
+		minBackoff: time.Second, maxBackoff: 30 * time.Second, timeout: 10 * time.Second,
+		gzip: true, tags: sink.DefaultTags(), log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	var errs []error
+	if _, err := sink.NewTagger(c.tags); err != nil {
+		errs = append(errs, err)
+	}
+	var res []attr
+	for k, v := range c.resAttrs {
+		if k == "" || slices.Contains(ownAttrs, k) {
+			errs = append(errs, fmt.Errorf("otlp: resource attribute %q is the sink's own", k))
+			continue
+		}
+		res = append(res, attr{key: k, value: v})
+	}
+	// The global tags (the daemon's host tag, -tag) are resource
+	// attributes of every resource, the collector's own included; host
+	// takes the semantic conventions' name, host.name.
+	for _, g := range c.tags.Global {
+		k := g.Key
+		if k == "host" {
+			k = "host.name"
+		}
+		if _, given := c.resAttrs[k]; !given {
+			res = append(res, attr{key: k, value: g.Value})
+		}
+	}
+	sort.Slice(res, func(i, j int) bool { return res[i].key < res[j].key })
+	enc := &encoder{tags: c.tags, keep: c.keep, resAttrs: res, version: c.version, selfFrom: unixNano(time.Now())}
+	return c, enc, errs
+}
+
+// Encoder encodes snapshots into OTLP ExportMetricsServiceRequest messages
+// (protobuf, before compression), the metrics a Sink sends: for a
+// transport of your own, or to measure the encoding. It is not safe for
+// concurrent use.
+type Encoder struct {
+	e         *encoder
+	ends, pts []int
+}
+
+// NewEncoder returns an Encoder of the metrics the options make (WithTags,
+// WithInterfaceFilter, WithResourceAttributes, WithScopeVersion; the
+// delivery options are ignored).
+func NewEncoder(opts ...Option) (*Encoder, error) {
+	_, enc, errs := configure(opts)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &Encoder{e: enc}, nil
+}
+
+// Append appends snap as one ExportMetricsServiceRequest to dst and returns
+// it with the number of data points. Once its buffers have grown it
+// allocates nothing.
+func (x *Encoder) Append(dst []byte, snap *sink.Snapshot) ([]byte, int) {
+	dst, x.ends, x.pts = x.e.appendSnapshot(dst, x.ends[:0], x.pts[:0], snap)
+	if len(x.pts) == 0 {
+		return dst, 0
+	}
+	return dst, x.pts[len(x.pts)-1]
 }
 
 // retryable is OTLP/HTTP's rule: 429, 502, 503 and 504 are retried, no

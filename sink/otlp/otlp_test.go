@@ -388,7 +388,7 @@ func TestEncodeSteadyStateAllocs(t *testing.T) {
 	snap := sinktest.MixedSnapshot(t0)
 	tags := sink.DefaultTags()
 	tags.Labels = []sink.LabelTag{{Label: "com.example.team"}}
-	e := &encoder{tags: tags, resAttrs: []attr{{"host.name", "node-1"}}}
+	e := &encoder{tags: tags, resAttrs: []attr{{key: "host.name", value: "node-1"}}}
 	buf, ends, pts := e.appendSnapshot(nil, nil, nil, snap)
 	allocs := testing.AllocsPerRun(20, func() {
 		buf, ends, pts = e.appendSnapshot(buf[:0], ends[:0], pts[:0], snap)

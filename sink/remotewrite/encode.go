@@ -3,6 +3,7 @@ package remotewrite
 import (
 	"sort"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/metricsd/metricsd/cgroup"
@@ -33,12 +34,17 @@ type encoder struct {
 	keep     func(string) bool
 	ext      []sink.Tag // external labels, sorted by name
 
-	vals []byte  // the current container's label values, sanitised
-	base []label // its labels and the external ones, sorted by name
-	cur  []label // the current series' labels
-	dev  []byte  // the current device label
-	tags []sink.Tag
-	ts   int64
+	vals    []byte  // the current container's label values, sanitised
+	base    []label // its labels and the external ones, sorted by name
+	baseRec []byte  // base encoded, as TimeSeries.labels fields
+	baseEnd []int   // where each base label's record ends in baseRec
+	namePos int     // base labels sorting before __name__
+	cache   [2]posCache
+	xbuf    []byte // the current series' name and own labels, encoded
+	tmp     []byte
+	dev     []byte // the current device label
+	tags    []sink.Tag
+	ts      int64
 
 	buf  []byte
 	ends []int
@@ -63,10 +69,12 @@ func (e *encoder) appendSnapshot(buf []byte, ends []int, snap *sink.Snapshot) ([
 	for i := range snap.Containers {
 		s := &snap.Containers[i]
 		e.container(s)
+		e.encodeBase()
 		e.sample(s, snap)
 	}
 	if snap.Self != nil {
 		e.startSelf()
+		e.encodeBase()
 		e.self(snap.Self)
 	}
 	return e.buf, e.ends
@@ -121,74 +129,103 @@ func (e *encoder) container(s *sink.Sample) {
 
 const nameLabel = "__name__"
 
+// encodeBase encodes the current base labels (e.base, sorted) as
+// TimeSeries.labels records into e.baseRec, once per container: a series
+// copies them, with its name and own labels spliced in.
+func (e *encoder) encodeBase() {
+	e.baseRec, e.baseEnd = e.baseRec[:0], e.baseEnd[:0]
+	for _, l := range e.base {
+		e.baseRec = appendLabel(e.baseRec, l.name, e.vals[l.lo:l.hi])
+		e.baseEnd = append(e.baseEnd, len(e.baseRec))
+	}
+	e.namePos = e.pos(nameLabel)
+	for i := range e.cache {
+		e.cache[i].name = "" // positions change with the base
+	}
+}
+
+// posCache remembers a series' own label: its record and where it goes
+// among the base labels.
+type posCache struct {
+	name  string
+	value []byte // a copy: the value may be a view of a reused buffer (the device label)
+	at    int
+	rec   []byte
+}
+
+// pos is the number of base labels whose name sorts before name.
+func (e *encoder) pos(name string) int {
+	n := 0
+	for n < len(e.base) && e.base[n].name < name {
+		n++
+	}
+	return n
+}
+
+// appendLabel appends a TimeSeries.labels field (1): Label{name = 1, value
+// = 2}.
+func appendLabel[V string | []byte](b []byte, name string, value V) []byte {
+	inner := wire.SizeBytes(1, len(name)) + wire.SizeBytes(2, len(value))
+	b = wire.AppendTag(b, 1, wire.Bytes)
+	b = wire.AppendVarint(b, uint64(inner))
+	b = wire.AppendString(b, 1, name)
+	b = wire.AppendTag(b, 2, wire.Bytes)
+	b = wire.AppendVarint(b, uint64(len(value)))
+	return append(b, value...)
+}
+
+// insert is a label record (e.xbuf[lo:hi]) that goes after the first at
+// base labels.
+type insert struct{ at, lo, hi int }
+
 // series appends one record: metric name with the base labels, the extra
-// labels (names n1 < n2, either may be ""; values sanitised into e.extra)
-// and value v at the snapshot's time.
-func (e *encoder) series(name string, v float64, n1, v1, n2, v2 string) {
-	e.cur = e.cur[:0]
-	// The extra labels' values go after the container's in vals, for
-	// this series only.
-	mark := len(e.vals)
-	var x [2]label
-	nx := 0
-	for _, p := range [2][2]string{{n1, v1}, {n2, v2}} {
+// labels (names n1 < n2, each sorting after __name__; either may be "")
+// and value v at the snapshot's time. An extra label with an empty value
+// is left out.
+func (e *encoder) series(name *metricName, v float64, n1, v1, n2, v2 string) {
+	var ins [3]insert
+	e.xbuf = append(e.xbuf[:0], name.rec...)
+	ins[0] = insert{at: e.namePos, hi: len(e.xbuf)}
+	n := 1
+	for slot, p := range [2][2]string{{n1, v1}, {n2, v2}} {
 		if p[0] == "" || p[1] == "" {
 			continue
 		}
-		lo := len(e.vals)
-		e.vals = wire.AppendValid(e.vals, p[1], MaxLabelValueLen)
-		x[nx] = label{name: p[0], lo: lo, hi: len(e.vals)}
-		nx++
-	}
-	i, j := 0, 0
-	for i < len(e.base) || j < nx {
-		if j >= nx || i < len(e.base) && e.base[i].name < x[j].name {
-			e.cur = append(e.cur, e.base[i])
-			i++
-		} else {
-			e.cur = append(e.cur, x[j])
-			j++
+		c := &e.cache[slot]
+		if c.name != p[0] || string(c.value) != p[1] {
+			// A new own label: its position and record, remembered for
+			// the next series (an interface's eight, a device's four).
+			c.name, c.value, c.at = p[0], append(c.value[:0], p[1]...), e.pos(p[0])
+			if len(p[1]) <= MaxLabelValueLen && utf8.ValidString(p[1]) {
+				c.rec = appendLabel(c.rec[:0], p[0], p[1])
+			} else {
+				e.tmp = wire.AppendValid(e.tmp[:0], p[1], MaxLabelValueLen)
+				c.rec = appendLabel(c.rec[:0], p[0], e.tmp)
+			}
 		}
+		lo := len(e.xbuf)
+		e.xbuf = append(e.xbuf, c.rec...)
+		ins[n] = insert{at: c.at, lo: lo, hi: len(e.xbuf)}
+		n++
 	}
-	k := 0
-	for k < len(e.cur) && e.cur[k].name < nameLabel {
-		k++
-	}
-	e.cur = append(e.cur, label{})
-	copy(e.cur[k+1:], e.cur[k:])
-	e.cur[k] = label{name: nameLabel, lo: -1}
 
-	// Sizes: TimeSeries{labels = 1 (Label{name = 1, value = 2}), samples
-	// = 2 (Sample{value = 1 double, timestamp = 2 int64})}.
-	size := 0
-	for _, l := range e.cur {
-		vl := l.hi - l.lo
-		if l.lo < 0 {
-			vl = len(name)
-		}
-		size += wire.SizeBytes(1, wire.SizeBytes(1, len(l.name))+wire.SizeBytes(2, vl))
-	}
+	// TimeSeries{labels = 1, samples = 2 (Sample{value = 1 double,
+	// timestamp = 2 int64})}.
 	sample := 9 + wire.SizeTag(2) + wire.SizeVarint(uint64(e.ts))
-	size += wire.SizeBytes(2, sample)
-
+	size := len(e.baseRec) + len(e.xbuf) + wire.SizeBytes(2, sample)
 	b := wire.AppendTag(e.buf, 1, wire.Bytes)
 	b = wire.AppendVarint(b, uint64(size))
-	for _, l := range e.cur {
-		var val []byte
-		vs := name
-		if l.lo >= 0 {
-			val = e.vals[l.lo:l.hi]
-			vs = ""
+	prev := 0
+	for _, x := range ins[:n] {
+		off := 0
+		if x.at > 0 {
+			off = e.baseEnd[x.at-1]
 		}
-		vl := len(val) + len(vs)
-		b = wire.AppendTag(b, 1, wire.Bytes)
-		b = wire.AppendVarint(b, uint64(wire.SizeBytes(1, len(l.name))+wire.SizeBytes(2, vl)))
-		b = wire.AppendString(b, 1, l.name)
-		b = wire.AppendTag(b, 2, wire.Bytes)
-		b = wire.AppendVarint(b, uint64(vl))
-		b = append(b, val...)
-		b = append(b, vs...)
+		b = append(b, e.baseRec[prev:off]...)
+		b = append(b, e.xbuf[x.lo:x.hi]...)
+		prev = off
 	}
+	b = append(b, e.baseRec[prev:]...)
 	b = wire.AppendTag(b, 2, wire.Bytes)
 	b = wire.AppendVarint(b, uint64(sample))
 	b = wire.AppendDouble(b, 1, v)
@@ -196,30 +233,31 @@ func (e *encoder) series(name string, v float64, n1, v1, n2, v2 string) {
 	b = wire.AppendVarint(b, uint64(e.ts))
 	e.buf = b
 	e.ends = append(e.ends, len(b))
-	e.vals = e.vals[:mark]
 }
 
-func (e *encoder) emit(name string, v float64) { e.series(name, v, "", "", "", "") }
+func (e *encoder) emit(name *metricName, v float64) { e.series(name, v, "", "", "", "") }
 
-func (e *encoder) emit1(name string, v float64, n, val string) { e.series(name, v, n, val, "", "") }
+func (e *encoder) emit1(name *metricName, v float64, n, val string) {
+	e.series(name, v, n, val, "", "")
+}
 
 // counter and gauge emit a cgroup value when Known, divided by div
 // (division, not multiplication by 1e-9, gives the closest float: 7.5,
 // not 7.500000000000001), as sink/prometheus does.
-func (e *encoder) counter(name string, v cgroup.Value, div float64) {
+func (e *encoder) counter(name *metricName, v cgroup.Value, div float64) {
 	if x, ok := v.Get(); ok {
 		e.emit(name, float64(x)/div)
 	}
 }
 
-func (e *encoder) gauge(name string, v cgroup.Value) {
+func (e *encoder) gauge(name *metricName, v cgroup.Value) {
 	if x, ok := v.Get(); ok {
 		e.emit(name, float64(x))
 	}
 }
 
 // known1 emits a Known value with one label, label=value.
-func (e *encoder) known1(name string, v cgroup.Value, label, value string) {
+func (e *encoder) known1(name *metricName, v cgroup.Value, label, value string) {
 	if x, ok := v.Get(); ok {
 		e.emit1(name, float64(x), label, value)
 	}
@@ -235,12 +273,72 @@ func usec(v cgroup.Value) cgroup.Value {
 }
 
 // limit emits a limit: its value when Known, 0 when Unlimited.
-func (e *encoder) limit(name string, v cgroup.Value) {
+func (e *encoder) limit(name *metricName, v cgroup.Value) {
 	if v.Available() {
 		x, _ := v.Get()
 		e.emit(name, float64(x))
 	}
 }
+
+// metricName is a series name and its __name__ label, encoded once.
+type metricName struct {
+	name string
+	rec  []byte // the TimeSeries.labels field of __name__
+}
+
+func newName(name string) *metricName {
+	return &metricName{name: name, rec: appendLabel(nil, nameLabel, name)}
+}
+
+// The series names, cAdvisor's (and sink/prometheus's).
+var (
+	nContainerCpuUsageSecondsTotal               = newName("container_cpu_usage_seconds_total")
+	nContainerCpuUserSecondsTotal                = newName("container_cpu_user_seconds_total")
+	nContainerCpuSystemSecondsTotal              = newName("container_cpu_system_seconds_total")
+	nContainerCpuCfsPeriodsTotal                 = newName("container_cpu_cfs_periods_total")
+	nContainerCpuCfsThrottledPeriodsTotal        = newName("container_cpu_cfs_throttled_periods_total")
+	nContainerCpuCfsThrottledSecondsTotal        = newName("container_cpu_cfs_throttled_seconds_total")
+	nContainerSpecCpuQuota                       = newName("container_spec_cpu_quota")
+	nContainerSpecCpuPeriod                      = newName("container_spec_cpu_period")
+	nContainerSpecCpuShares                      = newName("container_spec_cpu_shares")
+	nContainerMemoryUsageBytes                   = newName("container_memory_usage_bytes")
+	nContainerMemoryWorkingSetBytes              = newName("container_memory_working_set_bytes")
+	nContainerMemoryRss                          = newName("container_memory_rss")
+	nContainerMemoryCache                        = newName("container_memory_cache")
+	nContainerMemoryMappedFile                   = newName("container_memory_mapped_file")
+	nContainerMemorySwap                         = newName("container_memory_swap")
+	nContainerMemoryMaxUsageBytes                = newName("container_memory_max_usage_bytes")
+	nContainerMemoryKernelUsage                  = newName("container_memory_kernel_usage")
+	nContainerMemoryFailuresTotal                = newName("container_memory_failures_total")
+	nContainerSpecMemoryLimitBytes               = newName("container_spec_memory_limit_bytes")
+	nContainerSpecMemorySwapLimitBytes           = newName("container_spec_memory_swap_limit_bytes")
+	nContainerOomEventsTotal                     = newName("container_oom_events_total")
+	nContainerThreads                            = newName("container_threads")
+	nContainerThreadsMax                         = newName("container_threads_max")
+	nContainerLastSeen                           = newName("container_last_seen")
+	nContainerStartTimeSeconds                   = newName("container_start_time_seconds")
+	nContainerFsReadsBytesTotal                  = newName("container_fs_reads_bytes_total")
+	nContainerFsWritesBytesTotal                 = newName("container_fs_writes_bytes_total")
+	nContainerFsReadsTotal                       = newName("container_fs_reads_total")
+	nContainerFsWritesTotal                      = newName("container_fs_writes_total")
+	nContainerHugetlbUsageBytes                  = newName("container_hugetlb_usage_bytes")
+	nContainerNetworkReceiveBytesTotal           = newName("container_network_receive_bytes_total")
+	nContainerNetworkReceivePacketsTotal         = newName("container_network_receive_packets_total")
+	nContainerNetworkReceivePacketsDroppedTotal  = newName("container_network_receive_packets_dropped_total")
+	nContainerNetworkReceiveErrorsTotal          = newName("container_network_receive_errors_total")
+	nContainerNetworkTransmitBytesTotal          = newName("container_network_transmit_bytes_total")
+	nContainerNetworkTransmitPacketsTotal        = newName("container_network_transmit_packets_total")
+	nContainerNetworkTransmitPacketsDroppedTotal = newName("container_network_transmit_packets_dropped_total")
+	nContainerNetworkTransmitErrorsTotal         = newName("container_network_transmit_errors_total")
+	nContainerNetworkTcpConnections              = newName("container_network_tcp_connections")
+	nContainerNetworkTcp6Connections             = newName("container_network_tcp6_connections")
+	nMetricsdScrapeDurationSeconds               = newName("metricsd_scrape_duration_seconds")
+	nMetricsdContainers                          = newName("metricsd_containers")
+	nMetricsdNetworkNamespaces                   = newName("metricsd_network_namespaces")
+	nMetricsdErrorsTotal                         = newName("metricsd_errors_total")
+	nMetricsdSinkDroppedPointsTotal              = newName("metricsd_sink_dropped_points_total")
+	nMetricsdSinkWriteDurationSeconds            = newName("metricsd_sink_write_duration_seconds")
+)
 
 const (
 	nsPerSec = 1e9
@@ -250,10 +348,10 @@ const (
 var psiResources = [3]string{"cpu", "memory", "io"}
 
 // The PSI series' names, by resource.
-var psiWaiting, psiStalled = func() (w, s [3]string) {
+var psiWaiting, psiStalled = func() (w, s [3]*metricName) {
 	for i, r := range psiResources {
-		w[i] = "container_pressure_" + r + "_waiting_seconds_total"
-		s[i] = "container_pressure_" + r + "_stalled_seconds_total"
+		w[i] = newName("container_pressure_" + r + "_waiting_seconds_total")
+		s[i] = newName("container_pressure_" + r + "_stalled_seconds_total")
 	}
 	return
 }()
@@ -278,64 +376,64 @@ var tcpStates = [...]string{
 func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	st := &s.Cgroup
 	cpu := &st.CPU
-	e.counter("container_cpu_usage_seconds_total", cpu.Usage, nsPerSec)
-	e.counter("container_cpu_user_seconds_total", cpu.User, nsPerSec)
-	e.counter("container_cpu_system_seconds_total", cpu.System, nsPerSec)
-	e.counter("container_cpu_cfs_periods_total", cpu.Periods, 1)
-	e.counter("container_cpu_cfs_throttled_periods_total", cpu.ThrottledPeriods, 1)
-	e.counter("container_cpu_cfs_throttled_seconds_total", cpu.ThrottledTime, nsPerSec)
-	e.gauge("container_spec_cpu_quota", usec(cpu.Quota)) // left out when unlimited, as cAdvisor
-	e.gauge("container_spec_cpu_period", usec(cpu.Period))
+	e.counter(nContainerCpuUsageSecondsTotal, cpu.Usage, nsPerSec)
+	e.counter(nContainerCpuUserSecondsTotal, cpu.User, nsPerSec)
+	e.counter(nContainerCpuSystemSecondsTotal, cpu.System, nsPerSec)
+	e.counter(nContainerCpuCfsPeriodsTotal, cpu.Periods, 1)
+	e.counter(nContainerCpuCfsThrottledPeriodsTotal, cpu.ThrottledPeriods, 1)
+	e.counter(nContainerCpuCfsThrottledSecondsTotal, cpu.ThrottledTime, nsPerSec)
+	e.gauge(nContainerSpecCpuQuota, usec(cpu.Quota)) // left out when unlimited, as cAdvisor
+	e.gauge(nContainerSpecCpuPeriod, usec(cpu.Period))
 	if x, ok := cpu.Shares.Get(); ok {
-		e.emit("container_spec_cpu_shares", float64(x))
+		e.emit(nContainerSpecCpuShares, float64(x))
 	} else if w, ok := cpu.Weight.Get(); ok && w >= 1 {
 		// cgroup v2: cpu.weight converted back to shares, as cAdvisor and runc do.
-		e.emit("container_spec_cpu_shares", float64(2+(w-1)*262142/9999))
+		e.emit(nContainerSpecCpuShares, float64(2+(w-1)*262142/9999))
 	}
 
 	mem := &st.Memory
-	e.gauge("container_memory_usage_bytes", mem.Usage)
-	e.gauge("container_memory_working_set_bytes", mem.WorkingSet)
-	e.gauge("container_memory_rss", mem.Anon)
-	e.gauge("container_memory_cache", mem.File)
-	e.gauge("container_memory_mapped_file", mem.MappedFile)
-	e.gauge("container_memory_swap", mem.SwapUsage)
-	e.gauge("container_memory_max_usage_bytes", mem.Peak)
-	e.gauge("container_memory_kernel_usage", mem.Kernel)
+	e.gauge(nContainerMemoryUsageBytes, mem.Usage)
+	e.gauge(nContainerMemoryWorkingSetBytes, mem.WorkingSet)
+	e.gauge(nContainerMemoryRss, mem.Anon)
+	e.gauge(nContainerMemoryCache, mem.File)
+	e.gauge(nContainerMemoryMappedFile, mem.MappedFile)
+	e.gauge(nContainerMemorySwap, mem.SwapUsage)
+	e.gauge(nContainerMemoryMaxUsageBytes, mem.Peak)
+	e.gauge(nContainerMemoryKernelUsage, mem.Kernel)
 	if v, ok := mem.Pgfault.Get(); ok {
-		e.series("container_memory_failures_total", float64(v), "failure_type", "pgfault", "scope", "hierarchy")
+		e.series(nContainerMemoryFailuresTotal, float64(v), "failure_type", "pgfault", "scope", "hierarchy")
 	}
 	if v, ok := mem.Pgmajfault.Get(); ok {
-		e.series("container_memory_failures_total", float64(v), "failure_type", "pgmajfault", "scope", "hierarchy")
+		e.series(nContainerMemoryFailuresTotal, float64(v), "failure_type", "pgmajfault", "scope", "hierarchy")
 	}
-	e.limit("container_spec_memory_limit_bytes", mem.Limit)
+	e.limit(nContainerSpecMemoryLimitBytes, mem.Limit)
 	if mem.MemSwapLimit.Available() {
-		e.limit("container_spec_memory_swap_limit_bytes", mem.MemSwapLimit) // v1: memory+swap, as cAdvisor
+		e.limit(nContainerSpecMemorySwapLimitBytes, mem.MemSwapLimit) // v1: memory+swap, as cAdvisor
 	} else {
-		e.limit("container_spec_memory_swap_limit_bytes", mem.SwapLimit) // v2: memory.swap.max
+		e.limit(nContainerSpecMemorySwapLimitBytes, mem.SwapLimit) // v2: memory.swap.max
 	}
-	e.counter("container_oom_events_total", mem.Events.OOMKill, 1)
+	e.counter(nContainerOomEventsTotal, mem.Events.OOMKill, 1)
 
-	e.gauge("container_threads", st.Pids.Current)
-	e.limit("container_threads_max", st.Pids.Limit)
-	e.emit("container_last_seen", float64(snap.Time.UnixNano())/1e9)
+	e.gauge(nContainerThreads, st.Pids.Current)
+	e.limit(nContainerThreadsMax, st.Pids.Limit)
+	e.emit(nContainerLastSeen, float64(snap.Time.UnixNano())/1e9)
 	if t := s.Container.Started; !t.IsZero() {
-		e.emit("container_start_time_seconds", float64(t.UnixNano())/1e9)
+		e.emit(nContainerStartTimeSeconds, float64(t.UnixNano())/1e9)
 	}
 
 	for i := range st.IO.Devices {
 		d := &st.IO.Devices[i]
 		e.dev = deviceLabel(e.dev[:0], d)
 		dev := unsafe.String(unsafe.SliceData(e.dev), len(e.dev))
-		e.known1("container_fs_reads_bytes_total", d.ReadBytes, "device", dev)
-		e.known1("container_fs_writes_bytes_total", d.WriteBytes, "device", dev)
-		e.known1("container_fs_reads_total", d.ReadOps, "device", dev)
-		e.known1("container_fs_writes_total", d.WriteOps, "device", dev)
+		e.known1(nContainerFsReadsBytesTotal, d.ReadBytes, "device", dev)
+		e.known1(nContainerFsWritesBytesTotal, d.WriteBytes, "device", dev)
+		e.known1(nContainerFsReadsTotal, d.ReadOps, "device", dev)
+		e.known1(nContainerFsWritesTotal, d.WriteOps, "device", dev)
 	}
 	for i := range st.Hugetlb.Sizes {
 		h := &st.Hugetlb.Sizes[i]
 		if v, ok := h.Usage.Get(); ok {
-			e.emit1("container_hugetlb_usage_bytes", float64(v), "pagesize", h.PageSize)
+			e.emit1(nContainerHugetlbUsageBytes, float64(v), "pagesize", h.PageSize)
 		}
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
@@ -353,34 +451,34 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 			if e.keep != nil && !e.keep(it.Name) {
 				continue
 			}
-			e.known1("container_network_receive_bytes_total", it.RxBytes, "interface", it.Name)
-			e.known1("container_network_receive_packets_total", it.RxPackets, "interface", it.Name)
-			e.known1("container_network_receive_packets_dropped_total", it.RxDropped, "interface", it.Name)
-			e.known1("container_network_receive_errors_total", it.RxErrors, "interface", it.Name)
-			e.known1("container_network_transmit_bytes_total", it.TxBytes, "interface", it.Name)
-			e.known1("container_network_transmit_packets_total", it.TxPackets, "interface", it.Name)
-			e.known1("container_network_transmit_packets_dropped_total", it.TxDropped, "interface", it.Name)
-			e.known1("container_network_transmit_errors_total", it.TxErrors, "interface", it.Name)
+			e.known1(nContainerNetworkReceiveBytesTotal, it.RxBytes, "interface", it.Name)
+			e.known1(nContainerNetworkReceivePacketsTotal, it.RxPackets, "interface", it.Name)
+			e.known1(nContainerNetworkReceivePacketsDroppedTotal, it.RxDropped, "interface", it.Name)
+			e.known1(nContainerNetworkReceiveErrorsTotal, it.RxErrors, "interface", it.Name)
+			e.known1(nContainerNetworkTransmitBytesTotal, it.TxBytes, "interface", it.Name)
+			e.known1(nContainerNetworkTransmitPacketsTotal, it.TxPackets, "interface", it.Name)
+			e.known1(nContainerNetworkTransmitPacketsDroppedTotal, it.TxDropped, "interface", it.Name)
+			e.known1(nContainerNetworkTransmitErrorsTotal, it.TxErrors, "interface", it.Name)
 		}
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
-			e.known1("container_network_tcp_connections", n.TCPStates.V4[st], "tcp_state", tcpStates[st])
-			e.known1("container_network_tcp6_connections", n.TCPStates.V6[st], "tcp_state", tcpStates[st]) // Unavailable without IPv6
+			e.known1(nContainerNetworkTcpConnections, n.TCPStates.V4[st], "tcp_state", tcpStates[st])
+			e.known1(nContainerNetworkTcp6Connections, n.TCPStates.V6[st], "tcp_state", tcpStates[st]) // Unavailable without IPv6
 		}
 	}
 }
 
 // self emits the collector's own series.
 func (e *encoder) self(s *sink.Self) {
-	e.emit("metricsd_scrape_duration_seconds", s.ScrapeSeconds)
-	e.emit("metricsd_containers", float64(s.Containers))
-	e.emit("metricsd_network_namespaces", float64(s.Namespaces))
+	e.emit(nMetricsdScrapeDurationSeconds, s.ScrapeSeconds)
+	e.emit(nMetricsdContainers, float64(s.Containers))
+	e.emit(nMetricsdNetworkNamespaces, float64(s.Namespaces))
 	for _, x := range s.Errors {
-		e.emit1("metricsd_errors_total", float64(x.Count), "stage", x.Stage)
+		e.emit1(nMetricsdErrorsTotal, float64(x.Count), "stage", x.Stage)
 	}
-	e.emit("metricsd_sink_dropped_points_total", float64(s.SinkDropped))
-	e.emit("metricsd_sink_write_duration_seconds", s.SinkWriteSeconds)
+	e.emit(nMetricsdSinkDroppedPointsTotal, float64(s.SinkDropped))
+	e.emit(nMetricsdSinkWriteDurationSeconds, s.SinkWriteSeconds)
 }
 
 // deviceLabel appends cAdvisor's device label to b: /dev/<name>, else

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/sink"
 	sinkprom "github.com/metricsd/metricsd/sink/prometheus"
@@ -38,6 +39,11 @@ func defaultEncoder(ext map[string]string) *encoder {
 // (labels with an empty value dropped, as Prometheus does on a scrape).
 func TestSameSeriesAsPrometheusSink(t *testing.T) {
 	snap := sinktest.MixedSnapshot(t0)
+	// A device whose label is as long as the one before it: the encoder
+	// remembers the last label it encoded.
+	devs := &snap.Containers[0].Cgroup.IO.Devices
+	*devs = append(*devs, cgroup.IODevice{Major: 254, Minor: 16, Name: "vdb", ReadBytes: sinktest.K(77), WriteBytes: sinktest.K(88), ReadOps: sinktest.K(7), WriteOps: sinktest.K(8)})
+	*devs = append([]cgroup.IODevice{{Major: 254, Minor: 32, Name: "vdc", ReadBytes: sinktest.K(1), WriteBytes: sinktest.K(2), ReadOps: sinktest.K(3), WriteOps: sinktest.K(4)}}, *devs...)
 	col, err := sinkprom.New()
 	if err != nil {
 		t.Fatal(err)

@@ -209,40 +209,13 @@ var (
 // sender; Close stops it. Every problem with the options is reported at
 // once.
 func New(writeURL string, opts ...Option) (*Sink, error) {
-	c := config{
-		batch: 2000, limit: 50000, interval: 5 * time.Second,
-		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, timeout: 30 * time.Second,
-		tags: sink.DefaultTags(), cgroupID: true, log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
-	}
-	for _, o := range opts {
-		o(&c)
-	}
-	errs := c.errs
+	c, tg, errs := configure(opts)
 	if c.timeout <= 0 {
 		errs = append(errs, errors.New("remotewrite: timeout must be positive"))
 	}
 	u, err := url.Parse(writeURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("remotewrite: URL %q: want http(s)://host:port/path", writeURL))
-	}
-	tg, err := sink.NewTagger(c.tags)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if tg != nil {
-		for _, k := range tg.Keys() {
-			if slices.Contains(ownLabels, k) {
-				errs = append(errs, fmt.Errorf("remotewrite: tag name %q is a label of the series' own", k))
-			}
-		}
-	}
-	for k := range c.external {
-		switch {
-		case !validLabelName(k):
-			errs = append(errs, fmt.Errorf("remotewrite: external label %q: want [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", k))
-		case slices.Contains(ownLabels, k) || tg != nil && slices.Contains(tg.Keys(), k):
-			errs = append(errs, fmt.Errorf("remotewrite: external label %q is already a label of the series", k))
-		}
 	}
 	if c.token != "" && (c.user != "" || c.pass != "") {
 		errs = append(errs, errors.New("remotewrite: basic auth and a bearer token are exclusive"))
@@ -280,6 +253,68 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 	qc.Post = s.post
 	s.q = sendq.New(qc)
 	return s, nil
+}
+
+// configure applies opts to the defaults and checks what the series
+// depend on: the tags and the external labels.
+func configure(opts []Option) (config, *sink.Tagger, []error) {
+	c := config{
+		batch: 2000, limit: 50000, interval: 5 * time.Second,
+		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, timeout: 30 * time.Second,
+		tags: sink.DefaultTags(), cgroupID: true, log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	errs := c.errs
+	tg, err := sink.NewTagger(c.tags)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if tg != nil {
+		for _, k := range tg.Keys() {
+			if slices.Contains(ownLabels, k) {
+				errs = append(errs, fmt.Errorf("remotewrite: tag name %q is a label of the series' own", k))
+			}
+		}
+	}
+	for k := range c.external {
+		switch {
+		case !validLabelName(k):
+			errs = append(errs, fmt.Errorf("remotewrite: external label %q: want [a-zA-Z_][a-zA-Z0-9_]*, not starting with __", k))
+		case slices.Contains(ownLabels, k) || tg != nil && slices.Contains(tg.Keys(), k):
+			errs = append(errs, fmt.Errorf("remotewrite: external label %q is already a label of the series", k))
+		}
+	}
+	return c, tg, errs
+}
+
+// Encoder encodes snapshots into remote_write 1.0 WriteRequest messages
+// (protobuf, before snappy compression), the series a Sink sends: for a
+// transport of your own, or to measure the encoding. It is not safe for
+// concurrent use.
+type Encoder struct {
+	e    *encoder
+	ends []int
+}
+
+// NewEncoder returns an Encoder of the series the options make (WithTags,
+// WithCgroupID, WithInterfaceFilter, WithExternalLabels; the delivery
+// options are ignored).
+func NewEncoder(opts ...Option) (*Encoder, error) {
+	c, tg, errs := configure(opts)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &Encoder{e: newEncoder(tg, c.cgroupID, c.keep, c.external)}, nil
+}
+
+// Append appends snap as one WriteRequest to dst and returns it with the
+// number of samples (a series each). Once its buffers have grown it
+// allocates nothing.
+func (x *Encoder) Append(dst []byte, snap *sink.Snapshot) ([]byte, int) {
+	dst, x.ends = x.e.appendSnapshot(dst, x.ends[:0], snap)
+	return dst, len(x.ends)
 }
 
 // Write encodes snap into the buffer and returns; the background sender
