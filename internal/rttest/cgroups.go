@@ -49,9 +49,11 @@ func NewTree(t testing.TB) *Tree {
 	return tr
 }
 
-func (tr *Tree) mkdir(cg string) {
+func (tr *Tree) mkdir(cg string) { tr.t.Helper(); tr.mkdirIn(tr.Mount, cg) }
+
+func (tr *Tree) mkdirIn(mount, cg string) {
 	tr.t.Helper()
-	dir := filepath.Join(tr.Mount, cg)
+	dir := filepath.Join(mount, cg)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return
@@ -75,6 +77,29 @@ func (tr *Tree) Group(rel string) {
 		cur = cur + "/" + e
 		tr.mkdir(cur)
 	}
+}
+
+// Mirror makes Base/rel (and the groups above it) in another v1
+// hierarchy too, such as "cpu", the way runc makes a container's group in
+// every controller's hierarchy; no process is moved there. It returns false,
+// making nothing, where that hierarchy is not mounted at
+// /sys/fs/cgroup/<hierarchy> (a v2 host has one hierarchy).
+func (tr *Tree) Mirror(hierarchy, rel string) bool {
+	tr.t.Helper()
+	mount := filepath.Join("/sys/fs/cgroup", hierarchy)
+	if mount == tr.Mount {
+		return true
+	}
+	if _, err := os.Stat(filepath.Join(mount, "cgroup.procs")); err != nil {
+		return false
+	}
+	cur := tr.Base
+	tr.mkdirIn(mount, cur)
+	for _, e := range strings.Split(strings.Trim(rel, "/"), "/") {
+		cur = cur + "/" + e
+		tr.mkdirIn(mount, cur)
+	}
+	return true
 }
 
 // Spawn makes Base/rel and starts a sleep process in it; it returns the PID.

@@ -16,6 +16,12 @@
 //	<namespace>/<id>                                    containerd (ctr, nerdctl)
 //	.../<unit>.service                                  systemd services
 //
+// A user's systemd manager (user@<uid>.service) is walked into, for the
+// containers of rootless Podman and Docker beneath it; it and the user's
+// services are not reported. On v1 and hybrid hosts a <namespace>/<id>
+// group counts only where it is in the cpu hierarchy too, as runc makes
+// them: a group the memory hierarchy has alone is not a container.
+//
 // The ID and name come from the path; Container.Labels holds one label,
 // LabelKind, saying which of the above matched. The PID is the group's init
 // process (the one whose parent is outside the group). Watch rescans
@@ -104,6 +110,7 @@ type Discoverer struct {
 	fs    *cgroup.FS
 	mount string // the hierarchy walked: memory on v1/hybrid, unified on v2
 	base  string // mount + subtree: where the walk starts
+	cpu   string // the v1 cpu hierarchy, where runc also makes its groups; "" on v2
 }
 
 var _ runtime.Discoverer = (*Discoverer)(nil)
@@ -147,7 +154,13 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	}
 	o.subtree = filepath.Clean("/" + o.subtree)
 	sub := o.subtree
-	return &Discoverer{o: o, fs: f, mount: mp, base: filepath.Join(mp, sub)}, nil
+	d := &Discoverer{o: o, fs: f, mount: mp, base: filepath.Join(mp, sub)}
+	if f.Mode() != cgroup.Unified {
+		if cpu, ok := f.MountPoint("cpu"); ok && cpu != mp {
+			d.cpu = cpu
+		}
+	}
+	return d, nil
 }
 
 // Opener is a runtime.Opener for runtime/detect's fallback.
@@ -204,6 +217,13 @@ func (d *Discoverer) scan(ctx context.Context) ([]runtime.Container, map[string]
 		if !ok || (!d.o.services && c.Labels[LabelKind] == KindSystemd) {
 			return nil
 		}
+		if c.Labels[LabelKind] == KindContainerd && !d.inCPU(path.Join(d.o.subtree, rel)) {
+			// <namespace>/<id> is a guess: runc makes a container's group
+			// in every hierarchy, so a group the v1 memory hierarchy has
+			// alone (a memory limit some tool set on a few processes) is
+			// not a containerd container.
+			return nil
+		}
 		all[runtime.Key(c)] = true
 		pid, populated, err := d.initPID(p)
 		if err != nil {
@@ -234,6 +254,16 @@ func (d *Discoverer) scan(ctx context.Context) ([]runtime.Container, map[string]
 		return nil, nil, fmt.Errorf("cgroupfs: walk %s: %w", d.base, err)
 	}
 	return out, all, nil
+}
+
+// inCPU reports whether the group at cgroup path p exists in the v1 cpu
+// hierarchy too (true where there is none apart from the one walked).
+func (d *Discoverer) inCPU(p string) bool {
+	if d.cpu == "" {
+		return true
+	}
+	fi, err := os.Stat(filepath.Join(d.cpu, p))
+	return err == nil && fi.IsDir()
 }
 
 // initPID reads the group's processes (its own, else those of its

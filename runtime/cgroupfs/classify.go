@@ -25,10 +25,13 @@ func Classify(path string) (runtime.Container, bool) {
 	mk := func(kind, id string) runtime.Container {
 		return runtime.Container{ID: id, Name: id, Runtime: Name, Labels: map[string]string{LabelKind: kind}}
 	}
-	inKube := false
+	inKube, inUser := false, false
 	for _, e := range els[:len(els)-1] {
 		if e == "kubepods" || strings.HasPrefix(e, "kubepods") {
 			inKube = true
+		}
+		if userManager(e) {
+			inUser = true
 		}
 	}
 	// systemd-driver scopes: <prefix><id>.scope
@@ -72,6 +75,12 @@ func Classify(path string) (runtime.Container, bool) {
 		c := mk(KindKubernetes, last)
 		c.Pod = podFromElement(parent)
 		return c, true
+	case userManager(last) || inUser && strings.HasSuffix(last, ".service"):
+		// A user's systemd manager is a tree of that user's units, where
+		// rootless Podman and Docker put their containers: walked into,
+		// not reported; the user's own services are not reported either
+		// (their names would clash with the system's).
+		return runtime.Container{}, false
 	case strings.HasSuffix(last, ".service") && runtime.CheckID(last) == nil:
 		c := mk(KindSystemd, last)
 		c.Name = strings.TrimSuffix(last, ".service")
@@ -97,6 +106,12 @@ func podFromElement(e string) *runtime.Pod {
 		return nil
 	}
 	return &runtime.Pod{UID: uid}
+}
+
+// userManager reports whether e is a user's systemd manager,
+// "user@<uid>.service".
+func userManager(e string) bool {
+	return strings.HasPrefix(e, "user@") && strings.HasSuffix(e, ".service")
 }
 
 func systemdUnit(e string) bool {

@@ -31,7 +31,12 @@ func TestClassify(t *testing.T) {
 		{path: "/system.slice/crio-" + hexID + ".scope", ok: true, kind: KindCRIO, id: hexID},
 		{path: "/system.slice/ssh.service", ok: true, kind: KindSystemd, id: "ssh.service", name: "ssh"},
 		{path: "/system.slice/system-getty.slice/getty@tty1.service", ok: true, kind: KindSystemd, id: "getty@tty1.service", name: "getty@tty1"},
+		// Rootless Podman and Docker, beneath a user's systemd manager.
+		{path: "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + hexID + ".scope", ok: true, kind: KindPodman, id: hexID},
+		{path: "/user.slice/user-1000.slice/user@1000.service/user.slice/docker-" + hexID + ".scope", ok: true, kind: KindDocker, id: hexID},
 		// Not containers.
+		{path: "/user.slice/user-1000.slice/user@1000.service"},
+		{path: "/user.slice/user-1000.slice/user@1000.service/app.slice/dbus.service"},
 		{path: "/"},
 		{path: "/docker"},
 		{path: "/docker/notahexid"},

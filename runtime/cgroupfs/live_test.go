@@ -42,6 +42,7 @@ func TestListRealGroups(t *testing.T) {
 		{rel: "system.slice/metricsd-test.service", kind: KindSystemd, id: "metricsd-test.service"},
 	}
 	for i := range wants {
+		tr.Mirror("cpu", wants[i].rel) // as runc makes them, in every hierarchy
 		wants[i].pid = tr.Spawn(wants[i].rel)
 	}
 	// A service whose process lives in a sub-group only.
@@ -50,6 +51,30 @@ func TestListRealGroups(t *testing.T) {
 	// does not look like a container.
 	tr.Group("docker/" + strings.Repeat("ef", 32))
 	tr.Spawn("user.slice/user-1000.slice/session-9.scope")
+	// Nor a user's systemd manager or its services; but rootless Podman's
+	// and Docker's containers beneath it are (found: they were not, the
+	// manager being taken for a service whose sub-groups are its own).
+	rootless := []want{
+		{rel: "user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + strings.Repeat("12", 32) + ".scope", kind: KindPodman, id: strings.Repeat("12", 32)},
+		{rel: "user.slice/user-1001.slice/user@1001.service/user.slice/docker-" + strings.Repeat("34", 32) + ".scope", kind: KindDocker, id: strings.Repeat("34", 32)},
+	}
+	for _, w := range rootless {
+		tr.Mirror("cpu", w.rel)
+		w.pid = tr.Spawn(w.rel)
+		wants = append(wants, w)
+	}
+	tr.Spawn("user.slice/user-1000.slice/user@1000.service/app.slice/dbus.service")
+	tr.Spawn("user.slice/user-1000.slice/user@1000.service/init.scope")
+	// Nor, on a v1 or hybrid host, a group of a <namespace>/<id> shape the
+	// memory hierarchy has alone (this host's process_api/<hex>): runc
+	// makes a container's group in every hierarchy. It was listed as a
+	// containerd container.
+	memOnly := "process_api/" + strings.Repeat("5a", 16)
+	tr.Spawn(memOnly)
+	if !tr.Mirror("cpu", "") {
+		t.Log("no v1 cpu hierarchy: the memory-only group is a v1 matter")
+		memOnly = ""
+	}
 
 	d, err := New(ctx, WithSubtree(tr.Base))
 	if err != nil {
@@ -92,6 +117,9 @@ func TestListRealGroups(t *testing.T) {
 		t.Errorf("nested.service: %+v ok=%v, want PID %d at the service's group", c, ok, subPID)
 	}
 	delete(got, "nested.service")
+	if memOnly == "" {
+		delete(got, "process_api/"+strings.Repeat("5a", 16))
+	}
 	for k, c := range got {
 		t.Errorf("unexpected container %s at %s", k, c.CgroupPath)
 	}
@@ -137,6 +165,7 @@ func TestWatchRescan(t *testing.T) {
 	tr := rttest.NewTree(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	tr.Mirror("cpu", "default/before")
 	pre := tr.Spawn("default/before")
 	d, err := New(ctx, WithSubtree(tr.Base), WithInterval(100*time.Millisecond))
 	if err != nil {
@@ -162,6 +191,7 @@ func TestWatchRescan(t *testing.T) {
 		}
 		return runtime.Event{}
 	}
+	tr.Mirror("cpu", "default/after")
 	pid := tr.Spawn("default/after")
 	ev := next(runtime.EventStarted, "after")
 	if ev.Container.PID != pid || ev.Container.Namespace != "default" {
