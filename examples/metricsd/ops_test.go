@@ -389,3 +389,31 @@ func TestHostTag(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalWhileStarting: a signal while the daemon waits for a runtime at
+// start (a socket that accepts and never answers) ends it with exit 0 and
+// one line, not exit 2 and an error.
+func TestSignalWhileStarting(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "mute.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepted, never answered
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the signal came
+	var o, e strings.Builder
+	code := run(ctx, []string{"-containerd-address", sock, "-once", "-net", "none"}, &o, &e)
+	if code != 0 || e.String() != "metricsd: stopped while starting\n" {
+		t.Errorf("exit %d, stderr %q; want 0 and one line", code, e.String())
+	}
+}
