@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +23,11 @@ func TestMain(m *testing.M) {
 		defer stop()
 		os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if daemonBin != "" { // built once for the package's tests (deploy_test.go)
+		os.RemoveAll(filepath.Dir(daemonBin))
+	}
+	os.Exit(code)
 }
 
 func runArgs(t *testing.T, args ...string) (code int, out, errOut string) {
