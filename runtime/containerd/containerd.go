@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,16 +212,38 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	// WaitForReady so that a daemon just starting is given the whole
-	// timeout; an absent one fails when it ends.
+	// No socket, or nobody listening on it, fails now with the reason:
+	// gRPC would wait for it the whole timeout.
+	if err := dialCheck(cctx, o.address); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("containerd: %s: %w", o.address, ctx.Err())
+		}
+		return nil, fmt.Errorf("containerd: %s: %w: %w", o.address, runtime.ErrUnavailable, err)
+	}
+	// WaitForReady so that a daemon still starting (listening, not yet
+	// serving) is given the whole timeout.
 	v, err := versionapi.NewVersionClient(conn).Version(cctx, &emptypb.Empty{}, grpc.WaitForReady(true))
 	if err != nil {
 		conn.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("containerd: version %s: %w", o.address, ctx.Err())
+		}
 		return nil, d.wrap("version", err)
 	}
 	d.version = v.GetVersion()
 	o.log.Debug("containerd: connected", "address", o.address, "version", d.version)
 	return d, nil
+}
+
+// dialCheck connects to the socket once and hangs up.
+func dialCheck(ctx context.Context, address string) error {
+	var dl net.Dialer
+	c, err := dl.DialContext(ctx, "unix", address)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // Opener is a runtime.Opener for runtime/detect.
@@ -242,7 +265,10 @@ func (d *Discoverer) Close() error { return d.conn.Close() }
 // wrap marks connection failures and timeouts as runtime.ErrUnavailable.
 func (d *Discoverer) wrap(op string, err error) error {
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+	case codes.Canceled:
+		// The caller's context ended: not the runtime's failure.
+		return fmt.Errorf("containerd: %s %s: %w (%w)", op, d.o.address, context.Canceled, err)
+	case codes.Unavailable, codes.DeadlineExceeded:
 		return fmt.Errorf("containerd: %s %s: %w: %w", op, d.o.address, runtime.ErrUnavailable, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -51,11 +51,17 @@ func TestUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	// No socket there fails at once, whatever the timeout (it once took
+	// the whole of it).
 	start := time.Now()
-	_, err = New(ctx, WithAddress(filepath.Join(dir, "none.sock")), WithTimeout(time.Second))
-	if !errors.Is(err, runtime.ErrUnavailable) {
-		t.Errorf("absent socket: %v, want ErrUnavailable", err)
+	_, err = New(ctx, WithAddress(filepath.Join(dir, "none.sock")))
+	if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("absent socket: %v, want ErrUnavailable with the reason", err)
 	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("absent socket: failed after %v with a 10 s timeout, want at once", el)
+	}
+	start = time.Now()
 	// A listener that accepts and never speaks gRPC.
 	l, err := net.Listen("unix", filepath.Join(dir, "mute.sock"))
 	if err != nil {

@@ -161,6 +161,9 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	ping, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true, ForceNegotiate: true})
 	if err != nil {
 		cli.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("docker: ping %s: %w", o.host, ctx.Err())
+		}
 		return nil, fmt.Errorf("docker: ping %s (client API %s to %s): %w: %w", o.host, client.MinAPIVersion, client.MaxAPIVersion, runtime.ErrUnavailable, err)
 	}
 	d.api = cli.ClientVersion()

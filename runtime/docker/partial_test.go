@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -139,5 +140,38 @@ func TestWatchPaused(t *testing.T) {
 	}
 	if n := rec.Count(runtime.EventStarted, id); n != 1 {
 		t.Errorf("%d started events, want 1:\n%s", n, rec)
+	}
+}
+
+// TestWatchWhileDaemonFails: Watch called while the daemon fails every
+// request (the fault proxy answers 500 to all) does not fail: it reports
+// an EventError and keeps trying with backoff, and once the daemon answers
+// it reports the containers started meanwhile. A failed first listing once
+// failed Watch for good.
+func TestWatchWhileDaemonFails(t *testing.T) {
+	rttest.Need(t, rttest.EnvDockerHost, rttest.EnvImage, rttest.EnvCgroupParent)
+	rttest.Lock(t, false)
+	p := rttest.NewFaultProxy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := New(ctx, WithHost(p.Host), WithBackoff(50*time.Millisecond, 500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	p.Fail(func(*http.Request) bool { return true })
+	wctx, wcancel := context.WithCancel(ctx)
+	ch, err := d.Watch(wctx)
+	if err != nil {
+		t.Fatalf("Watch while the daemon fails: %v, want it to keep trying", err)
+	}
+	rec := rttest.Record(ch)
+	defer func() { wcancel(); <-rec.Done() }()
+	rec.Wait(t, runtime.EventError, "", 10*time.Second)
+	id := rttest.DockerRun(t, rttest.Name("late"), nil)
+	p.Fail(nil)
+	ev := rec.Wait(t, runtime.EventStarted, id, 30*time.Second)
+	if ev.Container.PID == 0 || ev.Container.CgroupPath == "" {
+		t.Errorf("started %+v", ev.Container)
 	}
 }
