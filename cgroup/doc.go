@@ -3,7 +3,9 @@
 //
 // An FS describes the cgroup mounts of a host, seen from a root prefix ("/",
 // or "/host" for an agent in a container with the host's /proc and /sys
-// mounted there). FS.Open, FS.OpenPID and FS.OpenPaths return a Group: a
+// mounted there). FS.Open, FS.OpenPID, FS.OpenProcess (a PID checked
+// against the start time the caller expects: PIDs are reused) and
+// FS.OpenPaths return a Group: a
 // handle that opens the group's directories beneath their mount (openat2
 // with RESOLVE_BENEATH) once, keeps the descriptors of the files the chosen
 // Controllers need, and on every Group.Stat re-reads them with pread at

@@ -18,12 +18,17 @@
 //
 // Handle.ID identifies the namespace (device and inode), so containers that
 // share one (a Kubernetes pod, --net=container:) can share one Handle, and
-// Handle.IsHome tells a container in the host's namespace.
+// Handle.IsHome tells a container in the host's namespace. Pool.Identify
+// tells it before opening: it returns a Ref holding the namespace, which
+// Open then hops into. PIDs are reused: TargetProcess names a process by PID
+// and start time (field 22 of /proc/<pid>/stat), and fails with ErrNotExist
+// once that process is gone, where TargetPID would name whichever process
+// has the PID now.
 //
 //	pool, err := netns.NewPool()
 //	if err != nil { ... }
 //	defer pool.Close()
-//	h, err := pool.Open(ctx, netns.TargetPID(pid), netns.TierCheap)
+//	h, err := pool.Open(ctx, netns.TargetProcess(pid, start), netns.TierCheap)
 //	if err != nil { ... }
 //	defer h.Close()
 //	var s netns.Stats

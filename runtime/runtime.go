@@ -10,12 +10,16 @@
 // every adapter; this package links none:
 //
 //	d, err := detect.New(ctx)
-//	cs, err := d.List(ctx)     // the running containers
-//	ch, err := d.Watch(ctx)    // started / stopped / removed / oom
+//	cs, err := d.List(ctx)     // the live (running and paused) containers
+//	ch, err := d.Watch(ctx)    // started / stopped / removed / oom / error
 //
 // Tracker is the bookkeeping every adapter's Watch shares: it merges the
 // runtime's events with the listings made after each (re)connection, so
 // that a container is reported started once, stopped once and removed once.
+//
+// A Container names its process by PID and start time (PIDStart) and its
+// cgroup by path: CheckProcess tells a consumer that opens it later whether
+// the PID still names that process, in that cgroup (PIDs are reused).
 package runtime
 
 import (
