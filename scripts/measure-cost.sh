@@ -28,9 +28,11 @@
 # default to "cgroupfs:stdout cgroupfs:prometheus", each at every interval
 # of $MEASURE_INTERVALS ("1s 10s"); no daemon is started.
 #
-# Sinks: stdout (line protocol to /dev/null) and prometheus (its /metrics
+# Sinks: stdout (line protocol to /dev/null), prometheus (its /metrics
 # fetched every $MEASURE_PROM_SCRAPE s over loopback, 15 by default, 0 for
-# never). The configurations run one at a time, interleaved, in
+# never) and remotewrite (to a VictoriaMetrics, Debian victoria-metrics,
+# started here on loopback: its own CPU is not the daemon's; at the end of
+# each run the script checks that it holds every container). The configurations run one at a time, interleaved, in
 # $MEASURE_ROUNDS rounds (2). For each run it waits $MEASURE_WARMUP s (5),
 # then reads utime+stime from /proc/<pid>/stat at t=0 and t=$MEASURE_SECONDS
 # (60), and VmRSS and VmHWM from /proc/<pid>/status at the end, and prints
@@ -72,7 +74,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 work=$(mktemp -d /tmp/mdcost.XXXX)
-daemon_pid="" scraper_pid=""
+daemon_pid="" scraper_pid="" vm_pid=""
 containers=() sleepers=() netnses=()
 tag=mdcost-$$
 controllers=(cpu cpuacct memory blkio pids)
@@ -80,6 +82,7 @@ cleanup() {
 	set +e
 	[ -n "$scraper_pid" ] && kill "$scraper_pid" 2>/dev/null && wait "$scraper_pid" 2>/dev/null
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+	[ -n "$vm_pid" ] && kill "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
 	if [ ${#containers[@]} -gt 0 ] && [ -n "${METRICSD_TEST_DOCKER_HOST:-}" ]; then
 		docker -H "$METRICSD_TEST_DOCKER_HOST" rm -f "${containers[@]}" >/dev/null 2>&1
 	fi
@@ -142,10 +145,22 @@ else
 	done
 fi
 
+# The remote_write receiver, when a configuration writes to one.
+case " $configs " in
+*:remotewrite*)
+	vm_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	victoria-metrics -httpListenAddr "127.0.0.1:$vm_port" -storageDataPath "$work/vm" -retentionPeriod 1d \
+		-search.latencyOffset 0s -loggerLevel ERROR >"$work/vm.log" 2>&1 &
+	vm_pid=$!
+	for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$vm_port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+	;;
+esac
+
 # args RUNTIME SINK INTERVAL: the daemon's command line; env RUNTIME: its
 # environment.
 daemon_args() {
 	local a=(-interval "$3" -sink "$2" -listen "$listen")
+	[ "$2" = remotewrite ] && a+=(-remotewrite-url "http://127.0.0.1:$vm_port/api/v1/write")
 	case $1 in
 	docker | auto) a+=(-runtime auto) ;;
 	cgroupfs) a+=(-runtime cgroupfs -cgroup-subtree "/$tag") ;;
@@ -197,6 +212,13 @@ for r in $(seq 1 "$rounds"); do
 			if [ "$s" = prometheus ]; then
 				got=$(curl -fsS "http://$listen/metrics" | grep -c '^container_cpu_usage_seconds_total{' || true)
 				[ "$got" = "$n" ] || echo "measure-cost.sh: /metrics has $got containers, want $n" >&2
+			fi
+			if [ "$s" = remotewrite ]; then
+				curl -fsS "http://127.0.0.1:$vm_port/internal/force_flush" >/dev/null || true
+				sleep 2
+				got=$(curl -fsS "http://127.0.0.1:$vm_port/api/v1/query" --data-urlencode 'query=count(container_cpu_usage_seconds_total{name=~"mdcost-.*"})' |
+					sed -n 's/.*"value":\[[^,]*,"\([0-9]*\)".*/\1/p')
+				[ "$got" = "$n" ] || echo "measure-cost.sh: VictoriaMetrics has ${got:-no} containers, want $n" >&2
 			fi
 			[ -n "$scraper_pid" ] && { kill "$scraper_pid"; wait "$scraper_pid" 2>/dev/null || true; scraper_pid=""; }
 			kill "$daemon_pid"

@@ -91,15 +91,27 @@ func (q *queue) popFront() {
 	q.recycle(c)
 }
 
-// take removes up to max records from the front into one chunk.
+// take removes up to max records from the front into one chunk. When the
+// first chunk fits whole it becomes the batch itself, without a copy (its
+// records before head are gone already); the records of the next chunks
+// are copied in after it.
 func (q *queue) take(max int) *chunk {
 	if q.n == 0 {
 		return nil
 	}
-	b := q.get()
-	for len(b.ends) < max && len(q.chunks) > 0 {
+	var b *chunk
+	if c := q.chunks[0]; c.n() <= max {
+		b = c
+		q.chunks[0] = nil
+		q.chunks = append(q.chunks[:0], q.chunks[1:]...)
+		q.n -= c.n()
+		q.p -= c.points(c.head, len(c.ends))
+	} else {
+		b = q.get()
+	}
+	for b.n() < max && len(q.chunks) > 0 {
 		c := q.chunks[0]
-		k := min(max-len(b.ends), c.n())
+		k := min(max-b.n(), c.n())
 		base := len(b.buf) - c.start(c.head)
 		b.buf = append(b.buf, c.records(c.head, c.head+k)...)
 		for _, e := range c.ends[c.head : c.head+k] {
@@ -136,7 +148,9 @@ func (q *queue) get() *chunk {
 	return new(chunk)
 }
 
-const maxFree = 4
+// maxFree bounds the idle chunks kept for reuse: a snapshot of 33 containers
+// is ~600 KB of remote_write records.
+const maxFree = 2
 
 func (q *queue) recycle(c *chunk) {
 	if len(q.free) >= maxFree || cap(c.buf) > 64<<20 {

@@ -35,20 +35,20 @@ func TestQueueWeights(t *testing.T) {
 		t.Fatalf("dropOldest(2) lost %d, n %d p %d", lost, q.n, q.p)
 	}
 	b := q.take(2)
-	if string(b.records(b.head, len(b.ends))) != "r2;r3;" || b.points(0, len(b.ends)) != 12 {
-		t.Fatalf("take: %q, %d points", b.records(b.head, len(b.ends)), b.points(0, len(b.ends)))
+	if string(b.records(b.head, len(b.ends))) != "r2;r3;" || b.points(b.head, len(b.ends)) != 12 {
+		t.Fatalf("take: %q, %d points", b.records(b.head, len(b.ends)), b.points(b.head, len(b.ends)))
 	}
 	if q.n != 1 || q.p != 20 {
 		t.Fatalf("after take: n %d p %d", q.n, q.p)
 	}
-	b.head = 1 // the first record sent, the second failed
+	b.head++ // the first record sent, the second failed
 	q.pushFront(b)
 	if q.n != 2 || q.p != 30 {
 		t.Fatalf("after pushFront: n %d p %d", q.n, q.p)
 	}
 	b = q.take(10)
-	if string(b.records(b.head, len(b.ends))) != "r3;r4;" || b.points(0, len(b.ends)) != 30 || q.n != 0 || q.p != 0 {
-		t.Fatalf("take all: %q, %d points; n %d p %d", b.records(b.head, len(b.ends)), b.points(0, len(b.ends)), q.n, q.p)
+	if string(b.records(b.head, len(b.ends))) != "r3;r4;" || b.points(b.head, len(b.ends)) != 30 || q.n != 0 || q.p != 0 {
+		t.Fatalf("take all: %q, %d points; n %d p %d", b.records(b.head, len(b.ends)), b.points(b.head, len(b.ends)), q.n, q.p)
 	}
 	// A recycled chunk is reused unweighted by an unweighted queue.
 	q.recycle(b)

@@ -311,7 +311,7 @@ func (s *Sender) flush(ctx context.Context) (err, retry error) {
 		s.mu.Lock()
 		b := s.q.take(s.cfg.Batch)
 		if b != nil {
-			s.inflight = b.points(0, len(b.ends))
+			s.inflight = b.points(b.head, len(b.ends))
 		}
 		s.mu.Unlock()
 		if b == nil {
