@@ -1,17 +1,30 @@
 // Package pread reads kernel pseudo-files (cgroupfs, procfs) through
-// descriptors kept open, without the scheduler's system-call bookkeeping.
+// descriptors kept open, choosing per file between a raw system call and
+// the ordinary one.
 //
 // A pread of a cgroup or /proc/thread-self/net file is answered from memory
-// in one to a few tens of microseconds and never waits for a device. Made
-// through the ordinary system-call path, every such read tells the Go
-// scheduler it may block: the first of a burst wakes the runtime's monitor
-// thread (sysmon), which then polls every 20 µs until the burst ends, and a
-// read that outlasts one of those polls hands the P to another thread. For a
-// scraper that makes hundreds of these reads every second that bookkeeping
-// costs more than some of the reads. Pseudo does the read as a raw system
-// call instead: the goroutine keeps its P for the few microseconds it takes.
+// and never waits for a device. Made through the ordinary system-call path,
+// every such read tells the Go scheduler it may block: the first of a burst
+// wakes the runtime's monitor thread (sysmon), which then polls every 20 µs
+// until the burst ends, and a read that outlasts one of those polls hands
+// the P to another thread. For a scraper that makes hundreds of these reads
+// every second that bookkeeping costs more than some of the reads. Pseudo
+// does the read as a raw system call instead: the goroutine keeps its P,
+// and a stop-the-world (a garbage collection's) waits until the read is
+// done.
 //
-// Use it only for files that are generated in memory by the kernel: a read
-// that could wait (a regular file on a disk, a pipe, a socket) would hold
-// up its P, and a garbage collection, while it waits.
+// So Pseudo is only for files that are cheap by construction: the kernel
+// formats a few counters it holds, or folds a per-CPU counter, taking no
+// lock that can sleep (a cgroup's one-number files, cpu.stat on cgroup v1,
+// cpuacct.usage_percpu). A file whose read can take long goes through
+// Ordinary: one that flushes the cgroup's recursive statistics first
+// (memory.stat, io.stat, cgroup v2 cpu.stat) and so costs in proportion to
+// the groups below it and the CPUs, one that takes a mutex (the *.pressure
+// files), one that walks every device of a namespace (net/dev), and
+// anything that is not a kernel pseudo-file at all (a FUSE tree such as
+// lxcfs, a regular file, a pipe). The figures behind this split are in
+// docs/BENCHMARKS.md ("Raw or ordinary reads").
+//
+// The raw path passes the offset in one register, which is right only on
+// 64-bit architectures; elsewhere (386, arm, mips) Pseudo is Ordinary.
 package pread

@@ -1,27 +1,21 @@
 package pread
 
-import (
-	"unsafe"
+import "golang.org/x/sys/unix"
 
-	"golang.org/x/sys/unix"
-)
-
-// Pseudo reads from the kernel pseudo-file fd at offset off into b, as
-// pread(2) does, retrying when interrupted. See the package doc for when it
-// may be used.
-func Pseudo(fd int, b []byte, off int64) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
+// Ordinary reads from fd at offset off into b, as pread(2) does, through the
+// ordinary system-call path (the scheduler may hand the goroutine's P to
+// another thread while it waits), retrying when interrupted. It is for
+// pseudo-files whose read may take long, and for any other file (see the
+// package doc).
+func Ordinary(fd int, b []byte, off int64) (int, error) {
 	for {
-		n, _, e := unix.RawSyscall6(unix.SYS_PREAD64, uintptr(fd), uintptr(p), uintptr(len(b)), uintptr(off), 0, 0)
-		switch e {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
+		n, err := unix.Pread(fd, b, off)
+		if err == unix.EINTR {
 			continue
 		}
-		return 0, e
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
 	}
 }
