@@ -813,11 +813,18 @@ func (c *Collector) statGroup(ctx context.Context, e *entry, s *cgroup.Stats) {
 		return
 	}
 	if err := e.group.Stat(ctx, s); err != nil {
-		// Removed mid-scrape, or released by an event meanwhile: no error.
-		if !errors.Is(err, cgroup.ErrNotExist) && !errors.Is(err, os.ErrClosed) {
+		// Removed mid-scrape, or released by an event meanwhile: no error;
+		// left out of the snapshot, dropped at the next reconcile. Any
+		// other failure (but an ended context, where Stat read nothing)
+		// left only the fields of the files at fault Unavailable: the
+		// container stays, and the error is counted.
+		gone := errors.Is(err, cgroup.ErrNotExist) || errors.Is(err, os.ErrClosed)
+		if !gone {
 			c.countErr(StageCgroup, err, "stat cgroup", "container", e.id, "name", e.c.Name)
 		}
-		e.gone.Store(true) // left out of the snapshot, dropped at the next reconcile
+		if gone || ctx.Err() != nil {
+			e.gone.Store(true)
+		}
 	}
 }
 

@@ -30,23 +30,7 @@ const (
 )
 
 // counter returns d's counter k (one of the io* bits).
-func (d *IODevice) counter(k uint8) Value {
-	switch k {
-	case ioReadBytes:
-		return d.ReadBytes
-	case ioWriteBytes:
-		return d.WriteBytes
-	case ioReadOps:
-		return d.ReadOps
-	case ioWriteOps:
-		return d.WriteOps
-	case ioDiscardBytes:
-		return d.DiscardBytes
-	case ioDiscardOps:
-		return d.DiscardOps
-	}
-	return Value{}
-}
+func (d *IODevice) counter(k uint8) Value { return *d.counterPtr(k) }
 
 // total returns the IOStats total of counter k.
 func (s *IOStats) total(k uint8) *Value {
@@ -96,6 +80,37 @@ func (s *IOStats) sumDevices(set uint8) {
 			*t = Value{}
 		}
 	}
+}
+
+// clear makes the counters in set Unavailable, in the totals and in every
+// device (a file that gives them was malformed).
+func (s *IOStats) clear(set uint8) {
+	for k := uint8(1); k <= ioDiscardOps; k <<= 1 {
+		if set&k == 0 {
+			continue
+		}
+		*s.total(k) = Value{}
+		for i := range s.Devices {
+			*s.Devices[i].counterPtr(k) = Value{}
+		}
+	}
+}
+
+// counterPtr returns a pointer to d's counter k (one of the io* bits).
+func (d *IODevice) counterPtr(k uint8) *Value {
+	switch k {
+	case ioReadBytes:
+		return &d.ReadBytes
+	case ioWriteBytes:
+		return &d.WriteBytes
+	case ioReadOps:
+		return &d.ReadOps
+	case ioWriteOps:
+		return &d.WriteOps
+	case ioDiscardBytes:
+		return &d.DiscardBytes
+	}
+	return &d.DiscardOps
 }
 
 // parseBlkio parses a v1 blkio.throttle.io_service_bytes(_recursive) file

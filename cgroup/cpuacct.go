@@ -1,53 +1,59 @@
 package cgroup
 
-import "github.com/metricsd/metricsd/internal/parse"
+import (
+	"math/bits"
 
-// parseUsageAll parses v1 cpuacct.usage_all:
+	"github.com/metricsd/metricsd/internal/parse"
+)
+
+// parseCPUAcctStat parses v1 cpuacct.stat:
 //
-//	cpu user system
-//	0 1183731978 12000000
-//	1 135968964 7840411
+//	user 125
+//	system 1
 //
-// and sets User and System to the column sums. The kernel fills these columns
-// from its tick-sampled cpustat (in steps of one tick, 4 ms at HZ=250), not
-// from the exact runtime that cpuacct.usage and cpuacct.usage_percpu count,
-// so User+System need not equal Usage.
-func parseUsageAll(b []byte, c *CPUStats) error {
-	var user, sys uint64
-	for n := 1; len(b) > 0; n++ {
-		var l []byte
-		l, b = parse.Line(b)
-		cpu, rest := parse.Field(l)
-		if len(cpu) == 0 {
-			continue
-		}
-		if n == 1 && string(cpu) == "cpu" {
-			continue // header
-		}
-		u, rest := parse.Field(rest)
-		s, _ := parse.Field(rest)
-		if _, err := parse.Uint(cpu); err != nil {
-			return errAt(n, err)
-		}
-		uv, err := parse.Uint(u)
-		if err == nil {
-			var sv uint64
-			if sv, err = parse.Uint(s); err == nil {
-				if user+uv < user || sys+sv < sys {
-					return errAt(n, parse.ErrRange)
-				}
-				user += uv
-				sys += sv
-				continue
-			}
-		}
-		if err == parse.ErrNegative { // a kernel bug: no trustworthy figure
+// whose values are clock ticks of USER_HZ (hz), and sets User and System in
+// ns. The kernel splits the group's exact CPU time (the sum of
+// cpuacct.usage_percpu) in the proportion of its tick-sampled user and
+// system statistics (cputime_adjust), so user+system is that time less each
+// one's truncation to a whole tick; cpuacct.usage_all's columns are the
+// samples themselves, whose sum strays from the exact time by 10% and more
+// on a throttled or lightly loaded group. A value too large for ns leaves
+// its field Unavailable, as does hz 0 (USER_HZ unknown).
+func parseCPUAcctStat(b []byte, hz uint64, c *CPUStats) error {
+	s := keyValues{b: b}
+	for {
+		key, val, ok := s.next()
+		if !ok {
 			return nil
 		}
-		return errAt(n, err)
+		var dst *Value
+		switch string(key) {
+		case "user":
+			dst = &c.User
+		case "system":
+			dst = &c.System
+		default:
+			continue
+		}
+		if err := counter(val, s.line, dst); err != nil {
+			return err
+		}
+		if dst.State == Known {
+			*dst = ticksToNs(dst.V, hz)
+		}
 	}
-	c.User, c.System = known(user), known(sys)
-	return nil
+}
+
+// ticksToNs converts clock ticks at hz per second to ns, exactly (the
+// product can exceed 64 bits before the division); Unavailable when hz is 0
+// or the result does not fit.
+func ticksToNs(ticks, hz uint64) Value {
+	hi, lo := bits.Mul64(ticks, 1e9)
+	if hz == 0 || hi >= hz {
+		return Value{}
+	}
+	ns, _ := bits.Div64(hi, lo, hz)
+	return known(ns)
 }
 
 // parseUsagePerCPU parses v1 cpuacct.usage_percpu: ns per CPU on one line.

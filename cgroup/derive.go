@@ -2,8 +2,9 @@ package cgroup
 
 import "sort"
 
-// deriveMemory computes WorkingSet, and on v1 SwapLimit.
-func deriveMemory(m *MemoryStats, version int) {
+// deriveMemory computes WorkingSet, and on v1 (where MemSwapLimit was
+// read) SwapLimit.
+func deriveMemory(m *MemoryStats) {
 	if m.Usage.State == Known && m.InactiveFile.State == Known {
 		ws := uint64(0)
 		if m.Usage.V > m.InactiveFile.V {
@@ -11,13 +12,11 @@ func deriveMemory(m *MemoryStats, version int) {
 		}
 		m.WorkingSet = known(ws)
 	}
-	if version == 1 {
-		switch {
-		case m.MemSwapLimit.State == Unlimited:
-			m.SwapLimit = unlimited
-		case m.MemSwapLimit.State == Known && m.Limit.State == Known && m.MemSwapLimit.V >= m.Limit.V:
-			m.SwapLimit = known(m.MemSwapLimit.V - m.Limit.V)
-		}
+	switch {
+	case m.MemSwapLimit.State == Unlimited:
+		m.SwapLimit = unlimited
+	case m.MemSwapLimit.State == Known && m.Limit.State == Known && m.MemSwapLimit.V >= m.Limit.V:
+		m.SwapLimit = known(m.MemSwapLimit.V - m.Limit.V)
 	}
 }
 

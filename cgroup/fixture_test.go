@@ -63,13 +63,28 @@ func TestFixtureV2(t *testing.T) {
 	if err := g.Stat(ctx, &s); err != nil {
 		t.Fatal(err)
 	}
+	want := fixtureV2Want()
+	want.CPU.PerCPU = s.CPU.PerCPU // v2 has none: checked empty below
+	if len(s.CPU.PerCPU) != 0 {
+		t.Errorf("PerCPU = %v, want none on v2", s.CPU.PerCPU)
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("Stat mismatch\n got %+v\nwant %+v", s, want)
+	}
+	if c, st := s.CPU.LimitCores(); st != Known || c != 0.2 {
+		t.Errorf("LimitCores = %v %v, want 0.2 known", c, st)
+	}
+}
+
+// fixtureV2Want is what Stat reads from the v2 capture's fixture_load group
+// with every controller: each figure as its file holds it.
+func fixtureV2Want() Stats {
 	psi := func(a10, a60, a300 float64, totalUsec uint64) PSILine {
 		return PSILine{Avg10: a10, Avg60: a60, Avg300: a300, Total: known(totalUsec * 1000)}
 	}
-	want := Stats{
+	return Stats{
 		CPU: CPUStats{
 			Usage: known(739322000), User: known(641688000), System: known(97633000),
-			PerCPU:  s.CPU.PerCPU, // v2 has none: checked empty below
 			Periods: known(36), ThrottledPeriods: known(36), ThrottledTime: known(3916281000),
 			Bursts: known(0), BurstTime: known(0),
 			Quota: known(20000_000), Period: known(100000_000), Weight: known(100),
@@ -103,15 +118,6 @@ func TestFixtureV2(t *testing.T) {
 			IO:     PSI{Some: psi(0.18, 0.03, 0, 20369), Full: psi(0.18, 0.03, 0, 20369)},
 		},
 	}
-	if len(s.CPU.PerCPU) != 0 {
-		t.Errorf("PerCPU = %v, want none on v2", s.CPU.PerCPU)
-	}
-	if !reflect.DeepEqual(s, want) {
-		t.Errorf("Stat mismatch\n got %+v\nwant %+v", s, want)
-	}
-	if c, st := s.CPU.LimitCores(); st != Known || c != 0.2 {
-		t.Errorf("LimitCores = %v %v, want 0.2 known", c, st)
-	}
 }
 
 // TestFixtureV1Docker reads the Docker container of the hybrid v1 capture
@@ -125,6 +131,7 @@ func TestFixtureV1Docker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fs.userHZ = 100 // the capture's (x86-64), whatever this test runs on
 	if fs.Mode() != Hybrid {
 		t.Fatalf("mode = %v, want hybrid", fs.Mode())
 	}
@@ -150,13 +157,30 @@ func TestFixtureV1Docker(t *testing.T) {
 	if err := g.Stat(ctx, &s); err != nil {
 		t.Fatal(err)
 	}
-	want := Stats{
+	want := fixtureV1DockerWant()
+	want.IO.Devices, want.Hugetlb.Sizes = s.IO.Devices, s.Hugetlb.Sizes
+	if len(s.IO.Devices) != 0 {
+		t.Errorf("IO devices = %+v, want none (the capture's blkio files hold only Total 0)", s.IO.Devices)
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("Stat mismatch\n got %+v\nwant %+v", s, want)
+	}
+	if c, st := s.CPU.LimitCores(); st != Known || c != 0.3 {
+		t.Errorf("LimitCores = %v %v, want 0.3 known", c, st)
+	}
+}
+
+// fixtureV1DockerWant is what Stat reads from the hybrid capture's Docker
+// container with every controller (USER_HZ 100).
+func fixtureV1DockerWant() Stats {
+	return Stats{
 		CPU: CPUStats{
-			// cpuacct.usage_percpu summed; cpuacct.usage_all: cpu0 user
-			// 1183731978 system 12000000, cpu1 user 135968964 system 7840411.
+			// cpuacct.usage_percpu summed; cpuacct.stat: user 125 system
+			// 1 (ticks of USER_HZ 100). cpuacct.usage_all's columns, which
+			// User and System came from before, add up to 1.04x usage.
 			Usage:   known(1139127154 + 143807301),
-			User:    known(1183731978 + 135968964),
-			System:  known(12000000 + 7840411),
+			User:    known(125 * 10e6),
+			System:  known(1 * 10e6),
 			PerCPU:  []uint64{1139127154, 143807301},
 			Periods: known(41), ThrottledPeriods: known(40), ThrottledTime: known(2782201936),
 			Bursts: known(0), BurstTime: known(0),
@@ -175,21 +199,11 @@ func TestFixtureV1Docker(t *testing.T) {
 		// The blkio files were read and hold no device: totals Known 0.
 		IO: IOStats{
 			ReadBytes: known(0), WriteBytes: known(0), ReadOps: known(0), WriteOps: known(0),
-			DiscardBytes: known(0), DiscardOps: known(0), Devices: s.IO.Devices,
+			DiscardBytes: known(0), DiscardOps: known(0),
 		},
 		Pids: PidsStats{Current: known(2), Limit: known(50)},
 		// No hugetlb hierarchy is mounted in the capture, and its unified
 		// hierarchy was not captured: both stay unavailable.
-		Hugetlb: HugetlbStats{Sizes: s.Hugetlb.Sizes},
-	}
-	if len(s.IO.Devices) != 0 {
-		t.Errorf("IO devices = %+v, want none (the capture's blkio files hold only Total 0)", s.IO.Devices)
-	}
-	if !reflect.DeepEqual(s, want) {
-		t.Errorf("Stat mismatch\n got %+v\nwant %+v", s, want)
-	}
-	if c, st := s.CPU.LimitCores(); st != Known || c != 0.3 {
-		t.Errorf("LimitCores = %v %v, want 0.3 known", c, st)
 	}
 }
 

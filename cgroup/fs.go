@@ -13,17 +13,27 @@ import (
 	"time"
 )
 
-// Mode is how a host mounts its cgroup hierarchies.
+// Mode is how a host mounts the cgroup hierarchies of the controllers this
+// package reads (cpu, cpuacct, memory, blkio or io, pids, hugetlb). Other v1
+// hierarchies do not count: a net_cls hierarchy that a VPN's split
+// tunnelling mounts on a cgroup v2 host leaves it Unified, and a
+// name=systemd one makes no host Legacy.
+//
+// The FS decides per controller where it reads it: from its v1 hierarchy
+// where that is mounted, else from the unified hierarchy when the unified
+// root's cgroup.controllers lists it (cpu usage also comes from there
+// without the cpu controller: cpu.stat is in every cgroup v2 group).
 type Mode int
 
 const (
-	// Legacy: cgroup v1 controllers only.
+	// Legacy: cgroup v1 only; no cgroup2 hierarchy is mounted.
 	Legacy Mode = iota + 1
-	// Hybrid: cgroup v1 controllers plus a cgroup2 mount (usually at
-	// /sys/fs/cgroup/unified) that holds no controllers but does hold
-	// per-group pressure files.
+	// Hybrid: some of the controllers read are in v1 hierarchies, and a
+	// cgroup2 hierarchy is mounted too (usually at /sys/fs/cgroup/unified).
+	// Its groups hold the pressure files, and any controller not mounted as
+	// v1: memory on a host booted with cgroup_no_v1=memory.
 	Hybrid
-	// Unified: cgroup v2 only.
+	// Unified: every controller read is in the cgroup v2 hierarchy.
 	Unified
 )
 
@@ -69,10 +79,20 @@ type FS struct {
 	mode    Mode
 	v1      map[string]mount // by controller name
 	unified *mount
+	// v2 holds the controllers the unified root's cgroup.controllers lists
+	// ("memory", "io", ...), read at NewFS.
+	v2 map[string]bool
+	// userHZ is the frequency of the clock ticks v1 cpuacct.stat counts in;
+	// 0 when it could not be learnt (User and System are then Unavailable
+	// on v1).
+	userHZ uint64
 	// pageMax is the page-rounded 2^63-1 the kernel prints for "no limit".
 	pageMax uint64
 	// noOpenat2 forces the openat + statfs fallback (tests).
 	noOpenat2 bool
+	// announceNonCgroup logs, once, a group directory not on a cgroup
+	// filesystem.
+	announceNonCgroup sync.Once
 
 	devMu sync.Mutex
 	devs  map[devNum]string
@@ -95,7 +115,10 @@ type Option func(*options)
 
 // WithRoot sets the host root prefix: "/" (the default) on the host itself,
 // "/host" for an agent in a container with the host's /proc and /sys mounted
-// under /host.
+// under /host; "" is "/". It must be an absolute path. With a root other
+// than "/" every path is taken beneath it,
+// the mount table included (see NewFS): an FS never mixes a root with the
+// mounts of the machine it runs on.
 func WithRoot(root string) Option { return func(o *options) { o.root = root } }
 
 // WithLogger sets the logger for diagnostics; the default discards them.
@@ -124,16 +147,19 @@ func WithLimitMaxAge(d time.Duration) Option {
 // NewFS finds the cgroup mounts of the host and reports its Mode.
 //
 // With a host root other than "/" it reads <root>/proc/1/mountinfo (the
-// host init's mount table; its mount points are taken beneath the root),
-// falling back to /proc/self/mountinfo (mount points taken as they are) when
-// that can not be read. With the root "/" it reads /proc/self/mountinfo: the
-// paths the library opens are resolved in its own mount namespace, which is
-// what that file describes, even when it differs from init's (a private
-// mount namespace, or a cgroup namespace with its own cgroupfs mount).
+// host init's mount table; its mount points are taken beneath the root) and
+// fails, naming that file, when it can not: it never falls back to the
+// mounts of the machine it runs on, which a wrong or fake root would
+// otherwise read in its place. With the root "/" it reads
+// /proc/self/mountinfo: the paths the library opens are resolved in its own
+// mount namespace, which is what that file describes, even when it differs
+// from init's (a private mount namespace, or a cgroup namespace with its own
+// cgroupfs mount).
 //
 // Where a hierarchy is mounted more than once, the mount showing most of it
-// (the shortest root) is used. NewFS returns ErrNoCgroupFS when no cgroup
-// filesystem is mounted.
+// (the shortest root) is used. It reads the unified root's
+// cgroup.controllers to learn which controllers live there (see Mode).
+// NewFS returns ErrNoCgroupFS when no cgroup filesystem is mounted.
 func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 	o := options{root: "/"}
 	for _, opt := range opts {
@@ -145,30 +171,33 @@ func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if o.root == "" {
+		o.root = "/"
+	}
+	if !filepath.IsAbs(o.root) {
+		return nil, fmt.Errorf("cgroup: WithRoot: %q is not an absolute path", o.root)
+	}
 	root := filepath.Clean(o.root)
 	f := &FS{root: root, log: o.log, limitMaxAge: o.limitMaxAge, v1: make(map[string]mount), pageMax: pageRoundedMax(uint64(os.Getpagesize()))}
 	f.bufs.New = func() any { b := make([]byte, 4096); return &b }
 
-	src, prefix := filepath.Join(root, "proc/1/mountinfo"), root
+	src := filepath.Join(root, "proc/1/mountinfo")
 	if root == "/" {
 		src = "/proc/self/mountinfo"
 	}
 	b, err := os.ReadFile(src)
-	if err != nil && src != "/proc/self/mountinfo" {
-		f.log.Debug("cgroup: falling back to /proc/self/mountinfo", "path", src, "err", err)
-		src, prefix = "/proc/self/mountinfo", "/"
-		b, err = os.ReadFile(src)
-	}
 	if err != nil {
+		if root != "/" {
+			return nil, fmt.Errorf("cgroup: read the host's mount table under root %s: %w", root, err)
+		}
 		return nil, fmt.Errorf("cgroup: read mount table: %w", err)
 	}
 	mounts, err := parseMountinfo(b)
 	if err != nil {
 		return nil, withFile(src, err)
 	}
-	hasV1 := false
 	for _, m := range mounts {
-		m.point = filepath.Join(prefix, m.point)
+		m.point = filepath.Join(root, m.point)
 		if m.v2 {
 			// Prefer the mount that shows most of the hierarchy.
 			if f.unified == nil || len(m.root) < len(f.unified.root) {
@@ -182,23 +211,88 @@ func NewFS(ctx context.Context, opts ...Option) (*FS, error) {
 				continue
 			}
 			f.v1[c] = m
-			if !strings.HasPrefix(c, "name=") {
-				hasV1 = true
-			}
+		}
+	}
+	readV1, otherV1 := false, false
+	for c := range f.v1 {
+		switch {
+		case isRead(c):
+			readV1 = true
+		case !strings.HasPrefix(c, "name="):
+			otherV1 = true
 		}
 	}
 	switch {
-	case hasV1 && f.unified != nil:
+	case readV1 && f.unified != nil:
 		f.mode = Hybrid
-	case hasV1:
+	case readV1 || otherV1 && f.unified == nil:
 		f.mode = Legacy
 	case f.unified != nil:
 		f.mode = Unified
 	default:
 		return nil, fmt.Errorf("cgroup: %s: %w", src, ErrNoCgroupFS)
 	}
-	f.log.Debug("cgroup: mounts found", "mode", f.mode, "source", src, "v1", len(f.v1), "unified", f.unified != nil)
+	if f.unified != nil {
+		f.v2 = f.unifiedControllers()
+	}
+	f.userHZ = clockTicks(f.log)
+	f.log.Debug("cgroup: mounts found", "mode", f.mode, "source", src, "v1", len(f.v1), "unified", f.unified != nil, "v2 controllers", len(f.v2))
 	return f, nil
+}
+
+// isRead says whether v1 controller c is one this package reads.
+func isRead(c string) bool {
+	switch c {
+	case "cpu", "cpuacct", "memory", "blkio", "pids", "hugetlb":
+		return true
+	}
+	return false
+}
+
+// unifiedControllers reads the unified root's cgroup.controllers. A file
+// that can not be read is announced: no controller is then read from the
+// unified hierarchy but cpu.stat's usage.
+func (f *FS) unifiedControllers() map[string]bool {
+	name := filepath.Join(f.unified.point, "cgroup.controllers")
+	b, err := os.ReadFile(name)
+	if err != nil {
+		f.log.Warn("cgroup: can not tell which controllers the unified hierarchy holds; reading none from it", "err", err)
+		return nil
+	}
+	m := make(map[string]bool)
+	for _, c := range strings.Fields(string(b)) {
+		m[c] = true
+	}
+	return m
+}
+
+// hierarchy says where the FS reads controller c (a v1 name: "cpu",
+// "cpuacct", "memory", "blkio", "pids", "hugetlb"): its v1 mount, or the
+// unified one (v2 true), or nowhere (nil). cpu and cpuacct come from the
+// unified hierarchy when neither is mounted as v1 (cpu.stat is in every v2
+// group); blkio is the unified hierarchy's io.
+func (f *FS) hierarchy(c string) (m *mount, v2 bool) {
+	if v1, ok := f.v1[c]; ok {
+		return &v1, false
+	}
+	if f.unified == nil {
+		return nil, false
+	}
+	switch c {
+	case "cpu", "cpuacct":
+		_, cpu := f.v1["cpu"]
+		_, acct := f.v1["cpuacct"]
+		if cpu || acct {
+			return nil, false
+		}
+		return f.unified, true
+	case "blkio":
+		c = "io"
+	}
+	if f.v2[c] {
+		return f.unified, true
+	}
+	return nil, false
 }
 
 // Mode reports how the host mounts its hierarchies.
@@ -209,7 +303,8 @@ func (f *FS) Root() string { return f.root }
 
 // MountPoint returns where a hierarchy is mounted, with the root prefix
 // applied: a v1 controller by name ("memory"), or "" for the unified
-// hierarchy. ok is false when it is not mounted.
+// hierarchy. ok is false when it is not mounted (a controller that lives in
+// the unified hierarchy has no v1 mount point).
 func (f *FS) MountPoint(hierarchy string) (point string, ok bool) {
 	if hierarchy == "" {
 		if f.unified == nil {
@@ -222,8 +317,11 @@ func (f *FS) MountPoint(hierarchy string) (point string, ok bool) {
 }
 
 // PIDPaths reads <root>/proc/<pid>/cgroup. A process that is gone gives an
-// error matching ErrNotExist. It trusts the PID: ProcessPaths also checks
-// that it still names the process the caller means.
+// error matching ErrNotExist, as does one that has exited and whose
+// unified-hierarchy group has been removed (the kernel ends that line with
+// " (deleted)"; a live process's path keeps the text, which is then part of
+// its group's name). It trusts the PID: ProcessPaths also checks that it
+// still names the process the caller means.
 func (f *FS) PIDPaths(ctx context.Context, pid int) (Paths, error) {
 	p, _, err := f.processPaths(ctx, pid, 0, false)
 	return p, err

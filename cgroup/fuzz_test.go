@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -66,11 +67,20 @@ func FuzzCPUMax(f *testing.F) {
 	})
 }
 
-func FuzzUsageAll(f *testing.F) {
-	seed(f, v1("cpuacct/"+v1ID+"/cpuacct.usage_all"))
+func FuzzCPUAcctStat(f *testing.F) {
+	seed(f, v1("cpuacct/"+v1ID+"/cpuacct.stat"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var c CPUStats
-		checkErr(t, b, parseUsageAll(b, &c))
+		for _, hz := range []uint64{0, 100, 300, 1000} {
+			var c CPUStats
+			err := parseCPUAcctStat(b, hz, &c)
+			checkErr(t, b, err)
+			// A Known time is a whole number of ticks, and hz 0 gives none.
+			for _, v := range []Value{c.User, c.System} {
+				if v.State == Known && (hz == 0 || 1e9%hz == 0 && v.V%(1e9/hz) != 0) {
+					t.Fatalf("hz %d: %v", hz, v)
+				}
+			}
+		}
 	})
 }
 
@@ -101,7 +111,7 @@ func FuzzMemoryStat(f *testing.F) {
 		var m MemoryStats
 		checkErr(t, b, parseMemoryStat(b, true, &m))
 		checkErr(t, b, parseMemoryStat(b, false, &m))
-		deriveMemory(&m, 1)
+		deriveMemory(&m)
 		if m.WorkingSet.State == Known && m.WorkingSet.V > m.Usage.V {
 			t.Fatalf("working set %v above usage %v", m.WorkingSet, m.Usage)
 		}
@@ -184,8 +194,12 @@ func FuzzMountinfo(f *testing.F) {
 func FuzzProcCgroup(f *testing.F) {
 	seed(f, "testdata/cgroup1-hybrid-kernel6.18-docker20.10/proc/container_pid_cgroup")
 	f.Add([]byte("0::/../../x\n"))
+	f.Add([]byte("0::/system.slice/x.scope (deleted)\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := parseProcCgroup(b)
+		p, deleted, err := parseProcCgroup(b)
+		if deleted && !strings.HasSuffix(p[""], deletedSuffix) {
+			t.Fatalf("deleted, unified path %q", p[""])
+		}
 		checkErr(t, b, err)
 		for _, path := range p {
 			// Whatever the file says, a resolved directory never climbs
@@ -231,7 +245,7 @@ func BenchmarkParse(b *testing.B) {
 		{"cpu.pressure", v2Load + "/cpu.pressure", func(x []byte) error { return parsePSI(x, &s.Pressure.CPU) }},
 		{"hugetlb.2MB.events", v2Load + "/hugetlb.2MB.events", func(x []byte) error { return parseHugetlbEvents(x, &s.Pids.Current) }},
 		{"v1/memory.stat", v1("memory/" + v1ID + "/memory.stat"), func(x []byte) error { return parseMemoryStat(x, false, &s.Memory) }},
-		{"v1/cpuacct.usage_all", v1("cpuacct/" + v1ID + "/cpuacct.usage_all"), func(x []byte) error { return parseUsageAll(x, &s.CPU) }},
+		{"v1/cpuacct.stat", v1("cpuacct/" + v1ID + "/cpuacct.stat"), func(x []byte) error { return parseCPUAcctStat(x, 100, &s.CPU) }},
 		{"v1/cpuacct.usage_percpu", v1("cpuacct/" + v1ID + "/cpuacct.usage_percpu"), func(x []byte) error { return parseUsagePerCPU(x, &s.CPU) }},
 	} {
 		data := read(bc.file)

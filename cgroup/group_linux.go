@@ -26,10 +26,8 @@ const (
 	kCFSPeriod
 	kShares
 	kWeight
-	kUsageAll
+	kCPUAcctStat
 	kUsage
-	kUsageUser
-	kUsageSys
 	kUsagePerCPU
 	kMemUsage
 	kMemLimit
@@ -57,8 +55,17 @@ const (
 	kPSIIO
 )
 
-// file is one kept descriptor. It is kept small: a Collector holds
-// thousands (18 per v1 group).
+// cheap says whether a read of a file of this kind is cheap by
+// construction, and so may be a raw system call that keeps the P (see
+// internal/pread). Every cgroup file is, for now; the files whose read can
+// take long are being measured (issue 11).
+func (k kind) cheap() bool { return true }
+
+// file is one file a Group reads. It is kept small: a Collector holds
+// thousands (18 per v1 group). fd is -1 while the file is not open: it did
+// not exist when the Group was opened, or was found hidden or removed since
+// in a group that lives on; RefreshLimits has the next Stat look for it
+// again.
 type file struct {
 	fd   int32
 	kind kind
@@ -84,6 +91,10 @@ type Group struct {
 	files     []file
 	dirs      []dirName // the group's directories, for error messages
 	hugeSizes []string
+	hugeDir   int  // index in dirs of the hugetlb files' directory; -1 if none
+	hugeV2    bool // that directory is a v2 one: the controller may be enabled later
+	missing   int  // files with fd -1
+	lookAgain bool // RefreshLimits asked Stat to look for them
 	devNames  []devName
 	closed    bool
 
@@ -132,38 +143,56 @@ func (l *limitValues) put(s *Stats) {
 }
 
 // RefreshLimits makes the next Stat read the limit files, however young the
-// values it keeps (see WithLimitMaxAge).
+// values it keeps (see WithLimitMaxAge), and look again for the files the
+// Group lacks: those that did not exist when it was opened (a controller
+// enabled for the group later) and those found hidden or removed since in a
+// group that lives on (PSI switched off with cgroup.pressure, a controller
+// taken out of the parent's cgroup.subtree_control). That costs the next
+// Stat an open of the group's directory per hierarchy with a file missing,
+// and one per missing file; the directory must still be the one the Group
+// opened (a group removed and made again at the same path is not). The
+// Collector calls it at every listing.
 func (g *Group) RefreshLimits() {
 	g.mu.Lock()
 	g.limitsKept = false
+	g.lookAgain = g.missing > 0 || g.hugeV2 && len(g.hugeSizes) == 0
 	g.mu.Unlock()
 }
 
-// Version is 2 when the group's controllers are read from cgroup v2, 1 for
-// v1 (legacy and hybrid hosts).
+// Version is 2 when every controller the group reads comes from cgroup v2,
+// 1 when any comes from v1 (see Mode; the pressure files of a hybrid host
+// do not count).
 func (g *Group) Version() int { return g.version }
 
+// ID identifies the group's directory: its inode number, which on cgroup v2
+// is the cgroup ID (the one BPF's bpf_get_current_cgroup_id and the
+// kernel's cgroup file handles use), in the hierarchy of the first
+// controller it reads, in the order CPU (v1 cpu, then cpuacct), Memory, IO,
+// Pids, Hugetlb. The kernel does not reuse these numbers while it runs (on
+// 64-bit): two Groups opened with the same Controllers from the same FS
+// have the same ID exactly when they read the same group, so a counter
+// that went down between two Groups with different IDs was reset (the group
+// was removed and made again, as a restarted container's is), while one
+// that went down under the same ID wrapped.
+func (g *Group) ID() uint64 { return g.dirs[0].ino }
+
 // OpenPaths opens a group whose path may differ per hierarchy, as
-// /proc/<pid>/cgroup gives them (see PIDPaths). For each chosen controller
-// it opens the group's directory beneath the hierarchy's mount (openat2 with
-// RESOLVE_BENEATH, else openat and an fstatfs check that it is a cgroup
-// filesystem) and the files the controller needs there. A file that does not
-// exist leaves its fields Unavailable. If none of the group's directories
-// exist the error matches ErrNotExist.
+// /proc/<pid>/cgroup gives them (see PIDPaths). It reads each chosen
+// controller where the FS does (see Mode): from its v1 hierarchy, at the
+// path of that name, else from the unified one, at the path under "". For
+// each it opens the group's directory beneath the hierarchy's mount
+// (openat2 with RESOLVE_BENEATH, else openat and an fstatfs check that it
+// is a cgroup filesystem) and the files the controller needs there. A file
+// that does not exist leaves its fields Unavailable (RefreshLimits looks
+// for it again). If none of the group's directories exist the error matches
+// ErrNotExist.
 func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g := &Group{fs: f, version: 1, limitMaxAge: f.limitMaxAge}
+	g := &Group{fs: f, version: 2, limitMaxAge: f.limitMaxAge, hugeDir: -1}
 	o := opener{g: g, fs: f}
-	if f.mode == Unified {
-		g.version = 2
-		if dir := o.dir(f.unified, p, ""); dir >= 0 {
-			o.v2(dir, c)
-		}
-	} else {
-		o.v1(p, c)
-	}
+	o.open(p, c)
 	for _, fd := range o.dirs {
 		unix.Close(fd)
 	}
@@ -179,6 +208,11 @@ func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, err
 		}
 		return nil, fmt.Errorf("cgroup: %w: no hierarchy of the chosen controllers is mounted", ErrNotExist)
 	}
+	for i := range g.files {
+		if g.files[i].fd < 0 {
+			g.missing++
+		}
+	}
 	return g, nil
 }
 
@@ -186,115 +220,157 @@ func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, err
 type opener struct {
 	g       *Group
 	fs      *FS
-	dirs    []int
+	dirs    []int         // descriptors, by index in Group.dirs
 	dirIdx  map[int]uint8 // index in Group.dirs by descriptor
 	opened  int           // directories opened
 	missing error         // the last "does not exist" error
 	err     error         // the first hard error
+	v2dir   int           // the unified directory, once opened (-2 before)
 }
 
-func (o *opener) v1(p Paths, c Controllers) {
-	if c&CPU != 0 {
-		if dir := o.v1dir("cpu", p); dir >= 0 {
-			o.file(dir, "cpu.stat", kCPUStatV1)
-			o.file(dir, "cpu.cfs_quota_us", kCFSQuota)
-			o.file(dir, "cpu.cfs_period_us", kCFSPeriod)
-			o.file(dir, "cpu.shares", kShares)
+// open opens the group's directories and files, each controller where the
+// FS reads it.
+func (o *opener) open(p Paths, c Controllers) {
+	o.v2dir = -2
+	// On a hybrid host the group's unified directory is its own only when
+	// it has the same path there as in a v1 hierarchy (as runc and systemd
+	// make groups). A task left at the unified root, or elsewhere, by a
+	// runtime that made its groups in v1 only would otherwise report the
+	// root's figures (the whole system's pressure) as its own.
+	sameGroup := o.fs.mode != Hybrid
+	if u, ok := p[""]; ok && !sameGroup {
+		// The group is the one of the memory or cpu hierarchy (where
+		// runtimes put a container first), else of any v1 one.
+		names := []string{"memory", "cpu"}
+		if _, ok := p["memory"]; !ok {
+			if _, ok := p["cpu"]; !ok {
+				names = []string{"cpuacct", "blkio", "pids", "hugetlb"}
+			}
 		}
-		if dir := o.v1dir("cpuacct", p); dir >= 0 {
+		for _, c := range names {
+			if v, ok := p[c]; ok && v == u {
+				sameGroup = true
+				break
+			}
+		}
+	}
+	// dir opens the directory of v1 controller name, or the unified one.
+	dir := func(name string) (fd int, v2, ok bool) {
+		m, v2 := o.fs.hierarchy(name)
+		switch {
+		case m == nil:
+			return -1, false, false // nowhere: its fields stay Unavailable
+		case v2 && !sameGroup:
+			return -1, true, false
+		case v2:
+			return o.unified(p), true, true
+		}
+		o.g.version = 1
+		return o.dir(m, p, name), false, true
+	}
+	if c&CPU != 0 {
+		if fd, v2, ok := dir("cpu"); ok && fd >= 0 {
+			if v2 {
+				o.file(fd, "cpu.stat", kCPUStatV2)
+				o.file(fd, "cpu.max", kCPUMax)
+				o.file(fd, "cpu.weight", kWeight)
+			} else {
+				o.file(fd, "cpu.stat", kCPUStatV1)
+				o.file(fd, "cpu.cfs_quota_us", kCFSQuota)
+				o.file(fd, "cpu.cfs_period_us", kCFSPeriod)
+				o.file(fd, "cpu.shares", kShares)
+			}
+		}
+		if fd, v2, ok := dir("cpuacct"); ok && fd >= 0 && !v2 {
 			// Usage is the sum of usage_percpu, as the kernel computes
 			// cpuacct.usage: one file fewer per Stat.
-			if !o.file(dir, "cpuacct.usage_percpu", kUsagePerCPU) {
-				o.file(dir, "cpuacct.usage", kUsage)
-			}
-			if !o.file(dir, "cpuacct.usage_all", kUsageAll) {
-				o.file(dir, "cpuacct.usage_user", kUsageUser)
-				o.file(dir, "cpuacct.usage_sys", kUsageSys)
+			o.either(fd, "cpuacct.usage_percpu", kUsagePerCPU, "cpuacct.usage", kUsage)
+			if o.fs.userHZ > 0 {
+				o.file(fd, "cpuacct.stat", kCPUAcctStat)
 			}
 		}
 	}
 	if c&Memory != 0 {
-		if dir := o.v1dir("memory", p); dir >= 0 {
-			o.file(dir, "memory.usage_in_bytes", kMemUsage)
-			o.file(dir, "memory.limit_in_bytes", kMemLimit)
-			o.file(dir, "memory.max_usage_in_bytes", kMemPeak)
-			o.file(dir, "memory.failcnt", kMemFailcnt)
-			o.file(dir, "memory.stat", kMemStatV1)
-			o.file(dir, "memory.memsw.limit_in_bytes", kMemSwLimit)
-			o.file(dir, "memory.kmem.usage_in_bytes", kKmemUsage)
-			o.file(dir, "memory.oom_control", kOOMControl)
+		if fd, v2, ok := dir("memory"); ok && fd >= 0 {
+			if v2 {
+				o.file(fd, "memory.current", kMemUsage)
+				o.file(fd, "memory.max", kMemLimit)
+				o.file(fd, "memory.peak", kMemPeak)
+				o.file(fd, "memory.stat", kMemStatV2)
+				o.file(fd, "memory.events", kMemEvents)
+				o.file(fd, "memory.swap.current", kSwapCurrent)
+				o.file(fd, "memory.swap.max", kSwapMax)
+			} else {
+				o.file(fd, "memory.usage_in_bytes", kMemUsage)
+				o.file(fd, "memory.limit_in_bytes", kMemLimit)
+				o.file(fd, "memory.max_usage_in_bytes", kMemPeak)
+				o.file(fd, "memory.failcnt", kMemFailcnt)
+				o.file(fd, "memory.stat", kMemStatV1)
+				o.file(fd, "memory.memsw.limit_in_bytes", kMemSwLimit)
+				o.file(fd, "memory.kmem.usage_in_bytes", kKmemUsage)
+				o.file(fd, "memory.oom_control", kOOMControl)
+			}
 		}
 	}
 	if c&IO != 0 {
-		if dir := o.v1dir("blkio", p); dir >= 0 {
-			if !o.file(dir, "blkio.throttle.io_service_bytes_recursive", kBlkioBytes) {
-				o.file(dir, "blkio.throttle.io_service_bytes", kBlkioBytes)
-			}
-			if !o.file(dir, "blkio.throttle.io_serviced_recursive", kBlkioOps) {
-				o.file(dir, "blkio.throttle.io_serviced", kBlkioOps)
+		if fd, v2, ok := dir("blkio"); ok && fd >= 0 {
+			if v2 {
+				o.file(fd, "io.stat", kIOStat)
+			} else {
+				o.either(fd, "blkio.throttle.io_service_bytes_recursive", kBlkioBytes, "blkio.throttle.io_service_bytes", kBlkioBytes)
+				o.either(fd, "blkio.throttle.io_serviced_recursive", kBlkioOps, "blkio.throttle.io_serviced", kBlkioOps)
 			}
 		}
 	}
 	if c&Pids != 0 {
-		if dir := o.v1dir("pids", p); dir >= 0 {
-			o.file(dir, "pids.current", kPidsCurrent)
-			o.file(dir, "pids.max", kPidsMax)
+		if fd, _, ok := dir("pids"); ok && fd >= 0 {
+			o.file(fd, "pids.current", kPidsCurrent)
+			o.file(fd, "pids.max", kPidsMax)
 		}
 	}
 	if c&Hugetlb != 0 {
-		if dir := o.v1dir("hugetlb", p); dir >= 0 {
-			for i, size := range o.hugeSizes(dir, ".usage_in_bytes") {
-				o.fileIdx(dir, "hugetlb."+size+".usage_in_bytes", kHugeUsage, i)
-				o.fileIdx(dir, "hugetlb."+size+".limit_in_bytes", kHugeLimit, i)
-				o.fileIdx(dir, "hugetlb."+size+".failcnt", kHugeFailcnt, i)
-			}
+		if fd, v2, ok := dir("hugetlb"); ok && fd >= 0 {
+			o.g.hugeDir, o.g.hugeV2 = int(o.dirIdx[fd]), v2
+			o.hugetlb(fd)
 		}
 	}
-	if u := p[""]; c&Pressure != 0 && o.fs.unified != nil && (u == p["memory"] || u == p["cpu"]) {
-		// Hybrid: the unified hierarchy has no controllers but keeps the
-		// per-group pressure files, when the runtime made the group there.
-		// Only the same group counts: a task left at the unified root
-		// (the runtime made no group there) would report the whole
-		// system's pressure as its own.
+	if c&Pressure != 0 && o.fs.unified != nil && sameGroup {
+		// The pressure files are in the unified directory, also on a
+		// hybrid host whose controllers are all v1 (when the runtime made
+		// the group there too: if not, the v1 directories alone make the
+		// Group).
 		saved := o.missing
-		if dir := o.dir(o.fs.unified, p, ""); dir >= 0 {
-			o.psi(dir)
+		if fd := o.unified(p); fd >= 0 {
+			o.psi(fd)
 		}
 		o.missing = saved
 	}
 }
 
-func (o *opener) v2(dir int, c Controllers) {
-	if c&CPU != 0 {
-		o.file(dir, "cpu.stat", kCPUStatV2)
-		o.file(dir, "cpu.max", kCPUMax)
-		o.file(dir, "cpu.weight", kWeight)
+// unified opens the group's unified directory once.
+func (o *opener) unified(p Paths) int {
+	if o.v2dir == -2 {
+		o.v2dir = o.dir(o.fs.unified, p, "")
 	}
-	if c&Memory != 0 {
-		o.file(dir, "memory.current", kMemUsage)
-		o.file(dir, "memory.max", kMemLimit)
-		o.file(dir, "memory.peak", kMemPeak)
-		o.file(dir, "memory.stat", kMemStatV2)
-		o.file(dir, "memory.events", kMemEvents)
-		o.file(dir, "memory.swap.current", kSwapCurrent)
-		o.file(dir, "memory.swap.max", kSwapMax)
+	return o.v2dir
+}
+
+// hugetlb lists the group's huge page sizes and adds their files.
+func (o *opener) hugetlb(fd int) {
+	suffix := ".usage_in_bytes"
+	if o.g.hugeV2 {
+		suffix = ".current"
 	}
-	if c&IO != 0 {
-		o.file(dir, "io.stat", kIOStat)
-	}
-	if c&Pids != 0 {
-		o.file(dir, "pids.current", kPidsCurrent)
-		o.file(dir, "pids.max", kPidsMax)
-	}
-	if c&Hugetlb != 0 {
-		for i, size := range o.hugeSizes(dir, ".current") {
-			o.fileIdx(dir, "hugetlb."+size+".current", kHugeUsage, i)
-			o.fileIdx(dir, "hugetlb."+size+".max", kHugeLimit, i)
-			o.fileIdx(dir, "hugetlb."+size+".events", kHugeEvents, i)
+	for i, size := range o.hugeSizes(fd, suffix) {
+		if o.g.hugeV2 {
+			o.fileIdx(fd, "hugetlb."+size+".current", kHugeUsage, i)
+			o.fileIdx(fd, "hugetlb."+size+".max", kHugeLimit, i)
+			o.fileIdx(fd, "hugetlb."+size+".events", kHugeEvents, i)
+		} else {
+			o.fileIdx(fd, "hugetlb."+size+".usage_in_bytes", kHugeUsage, i)
+			o.fileIdx(fd, "hugetlb."+size+".limit_in_bytes", kHugeLimit, i)
+			o.fileIdx(fd, "hugetlb."+size+".failcnt", kHugeFailcnt, i)
 		}
-	}
-	if c&Pressure != 0 {
-		o.psi(dir)
 	}
 }
 
@@ -304,16 +380,9 @@ func (o *opener) psi(dir int) {
 	o.file(dir, "io.pressure", kPSIIO)
 }
 
-func (o *opener) v1dir(controller string, p Paths) int {
-	m, ok := o.fs.v1[controller]
-	if !ok {
-		return -1 // not mounted: its fields stay Unavailable
-	}
-	return o.dir(&m, p, controller)
-}
-
 // dir opens the group's directory in one hierarchy; -1 if it does not exist
-// there (recorded in o.missing) or on a hard error (recorded in o.err).
+// there (recorded in o.missing) or on a hard error (recorded in o.err). A
+// directory already opened (cpu and cpuacct co-mounted) is opened once.
 func (o *opener) dir(m *mount, p Paths, key string) int {
 	if o.err != nil {
 		return -1
@@ -331,32 +400,61 @@ func (o *opener) dir(m *mount, p Paths, key string) int {
 		}
 		return -1
 	}
-	fd, err := o.fs.openDir(m.point, rel)
-	if err != nil {
-		full := filepath.Join(m.point, rel)
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
-			o.missing = &os.PathError{Op: "open", Path: full, Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
-		} else {
-			o.err = &os.PathError{Op: "open", Path: full, Err: err}
+	for i, d := range o.g.dirs {
+		if d.point == m.point && d.rel == rel {
+			return o.dirs[i]
 		}
-		return -1
 	}
-	o.dirs = append(o.dirs, fd)
-	if o.dirIdx == nil {
-		o.dirIdx = make(map[int]uint8)
+	fd, err := o.fs.openDir(m.point, rel)
+	if err == nil {
+		var d dirName
+		if d, err = o.fs.describeDir(fd, m.point, rel); err == nil {
+			o.dirs = append(o.dirs, fd)
+			if o.dirIdx == nil {
+				o.dirIdx = make(map[int]uint8)
+			}
+			o.dirIdx[fd] = uint8(len(o.g.dirs))
+			if n := len(o.g.dirs); n > 0 && o.g.dirs[n-1].rel == rel {
+				d.rel = o.g.dirs[n-1].rel // one copy of the path for every hierarchy
+			}
+			o.g.dirs = append(o.g.dirs, d)
+			o.opened++
+			return fd
+		}
+		unix.Close(fd)
 	}
-	o.dirIdx[fd] = uint8(len(o.g.dirs))
-	if n := len(o.g.dirs); n > 0 && o.g.dirs[n-1].rel == rel {
-		rel = o.g.dirs[n-1].rel // one copy of the path for every hierarchy
+	full := filepath.Join(m.point, rel)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
+		o.missing = &os.PathError{Op: "open", Path: full, Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
+	} else {
+		o.err = &os.PathError{Op: "open", Path: full, Err: err}
 	}
+	return -1
+}
+
+// describeDir records a group directory the FS opened: its inode (the
+// Group's identity, and how a later look tells the same directory from one
+// made again at its path) and whether it is on a cgroup filesystem (whose
+// cheap files may be read raw). A directory on another filesystem (a FUSE
+// tree such as lxcfs, or a copy of cgroup files, under WithRoot) is read
+// with ordinary system calls only, which the FS announces once.
+func (f *FS) describeDir(fd int, point, rel string) (dirName, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		o.err = &os.PathError{Op: "fstat", Path: filepath.Join(m.point, rel), Err: err}
-		return -1
+		return dirName{}, err
 	}
-	o.g.dirs = append(o.g.dirs, dirName{point: m.point, rel: rel, ino: st.Ino})
-	o.opened++
-	return fd
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return dirName{}, err
+	}
+	d := dirName{point: point, rel: rel, ino: st.Ino}
+	d.pseudo = sfs.Type == unix.CGROUP_SUPER_MAGIC || sfs.Type == unix.CGROUP2_SUPER_MAGIC
+	if !d.pseudo {
+		f.announceNonCgroup.Do(func() {
+			f.log.Info("cgroup: not a cgroup filesystem; reading its files with ordinary system calls", "dir", filepath.Join(point, rel), "type", fmt.Sprintf("%#x", sfs.Type))
+		})
+	}
+	return d, nil
 }
 
 // openDir opens rel beneath the mount point.
@@ -393,14 +491,36 @@ func (f *FS) openDir(point, rel string) (int, error) {
 	return fd, nil
 }
 
-// file opens name in dir and keeps it; false if it does not exist.
+// file opens name in dir and keeps it; false if it does not exist (it is
+// kept with fd -1, for RefreshLimits to look for again).
 func (o *opener) file(dir int, name string, k kind) bool { return o.fileIdx(dir, name, k, 0) }
 
+// either keeps the first of two files that exists (a newer kernel's and an
+// older one's); if neither does, the first is kept with fd -1.
+func (o *opener) either(dir int, name string, k kind, alt string, altKind kind) {
+	if o.tryFile(dir, name, k, 0) || o.tryFile(dir, alt, altKind, 0) {
+		return
+	}
+	o.fileIdx(dir, name, k, 0)
+}
+
 func (o *opener) fileIdx(dir int, name string, k kind, idx int) bool {
+	if o.tryFile(dir, name, k, idx) {
+		return true
+	}
+	if o.err == nil {
+		o.g.files = append(o.g.files, file{fd: -1, kind: k, dir: o.dirIdx[dir], idx: uint16(idx), name: name})
+	}
+	return false
+}
+
+// tryFile opens name in dir and keeps it; false, keeping nothing, if it does
+// not exist.
+func (o *opener) tryFile(dir int, name string, k kind, idx int) bool {
 	if o.err != nil {
 		return false
 	}
-	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := openFile(dir, name)
 	if err != nil {
 		if err != unix.ENOENT {
 			d := o.g.dirs[o.dirIdx[dir]]
@@ -410,6 +530,11 @@ func (o *opener) fileIdx(dir int, name string, k kind, idx int) bool {
 	}
 	o.g.files = append(o.g.files, file{fd: int32(fd), kind: k, dir: o.dirIdx[dir], idx: uint16(idx), name: name})
 	return true
+}
+
+// openFile opens a file of a group's directory for reading.
+func openFile(dir int, name string) (int, error) {
+	return unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 }
 
 // hugeSizes lists the huge page sizes a group's directory has files for,
@@ -440,6 +565,86 @@ func (o *opener) hugeSizes(dir int, suffix string) []string {
 	return sizes
 }
 
+// lookAgainForFiles opens the files the Group lacks (see RefreshLimits), and lists
+// the huge page sizes again if it had none. For each directory with a file
+// missing it opens the directory again by its path, and only if it is the
+// same directory (the same inode: not a group made again at the path) looks
+// there. A missing file that exists but can not be opened is an error; one
+// that does not exist is not.
+func (g *Group) lookAgainForFiles() error {
+	var errs []error
+	for di := range g.dirs {
+		want := g.hugeV2 && g.hugeDir == di && len(g.hugeSizes) == 0
+		for i := range g.files {
+			want = want || g.files[i].fd < 0 && int(g.files[i].dir) == di
+		}
+		if !want {
+			continue
+		}
+		d := g.dirs[di]
+		fd, err := g.fs.openDir(d.point, d.rel)
+		if err != nil {
+			continue // removed: the files kept will tell
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Ino != d.ino {
+			unix.Close(fd)
+			continue
+		}
+		for i := range g.files {
+			f := &g.files[i]
+			if f.fd >= 0 || int(f.dir) != di {
+				continue
+			}
+			nfd, err := openFile(fd, f.name)
+			switch {
+			case err == nil:
+				f.fd = int32(nfd)
+				g.missing--
+			case err != unix.ENOENT:
+				errs = append(errs, &os.PathError{Op: "open", Path: g.path(f), Err: err})
+			}
+		}
+		if g.hugeV2 && g.hugeDir == di && len(g.hugeSizes) == 0 && hasController(fd, "hugetlb") {
+			o := opener{g: g, fs: g.fs, dirs: []int{fd}, dirIdx: map[int]uint8{fd: uint8(di)}}
+			n := len(g.files)
+			o.hugetlb(fd)
+			if o.err != nil {
+				errs = append(errs, o.err)
+			}
+			for _, f := range g.files[n:] {
+				if f.fd < 0 {
+					g.missing++
+				}
+			}
+		}
+		unix.Close(fd)
+	}
+	return errors.Join(errs...)
+}
+
+// hasController says whether a v2 group directory's cgroup.controllers
+// lists controller c (whose files the group then has). It reads into a
+// buffer on the stack: no allocation.
+func hasController(dir int, c string) bool {
+	fd, err := openFile(dir, "cgroup.controllers")
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var buf [256]byte
+	n, err := pread.Ordinary(fd, buf[:], 0)
+	if err != nil {
+		return false
+	}
+	for _, f := range strings.Fields(string(buf[:n])) {
+		if f == c {
+			return true
+		}
+	}
+	return false
+}
+
 // Close releases the group's descriptors. Stat after Close fails with
 // ErrClosed (which matches os.ErrClosed).
 func (g *Group) Close() error {
@@ -455,6 +660,9 @@ func (g *Group) Close() error {
 func (g *Group) closeFiles() error {
 	var first error
 	for _, f := range g.files {
+		if f.fd < 0 {
+			continue
+		}
 		if err := unix.Close(int(f.fd)); err != nil && first == nil {
 			first = err
 		}
@@ -464,12 +672,20 @@ func (g *Group) closeFiles() error {
 }
 
 // Stat reads the group's files and fills s. Fields whose files the group
-// does not have are left Unavailable, and so are those of a file the kernel
-// hides in a live group after Open (a v2 group's pressure files once its
-// cgroup.pressure is 0, a controller's files once it leaves the parent's
-// cgroup.subtree_control). A group removed before or during Stat gives an
-// error matching ErrNotExist; malformed content gives a *ParseError. On
-// error, s holds what was read before it.
+// does not have, or whose content is malformed, are left Unavailable.
+//
+// A group removed before or during Stat gives an error matching
+// ErrNotExist, and Stat stops there (s holds what was read before). A file
+// that answers as a removed one does (ENODEV) in a group that lives on has
+// been hidden or removed on its own: PSI switched off for the group
+// (cgroup.pressure 0), a controller taken out of the parent's
+// cgroup.subtree_control. Stat tells the two apart by opening the group's
+// directory again and comparing its inode; such a file leaves its fields
+// Unavailable, with no error, and RefreshLimits looks for it again. Any
+// other failure (malformed content, which gives a *ParseError; a read that
+// fails otherwise) leaves that file's fields Unavailable, and Stat reads
+// the rest and returns every such error joined (errors.Is and errors.As
+// see each).
 //
 // In steady state (a reused s whose slices have grown to size) Stat does not
 // allocate.
@@ -481,6 +697,13 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 	defer g.mu.Unlock()
 	if g.closed {
 		return ErrClosed
+	}
+	var errs []error
+	if g.lookAgain {
+		g.lookAgain = false
+		if err := g.lookAgainForFiles(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.reset()
 	if len(g.hugeSizes) > 0 {
@@ -503,26 +726,39 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		now = time.Now()
 		skipLimits = g.limitsKept && now.Sub(g.limitsAt) < g.limitMaxAge
 	}
+	var live uint64 // bit i: dirs[i] was found alive during this Stat
 	for i := range g.files {
 		f := &g.files[i]
-		if skipLimits && f.kind.isLimit() {
+		if f.fd < 0 || skipLimits && f.kind.isLimit() {
 			continue
 		}
-		b, err := read(f, buf)
+		b, err := g.read(f, buf)
 		if err != nil {
-			if err == unix.EOPNOTSUPP { // e.g. PSI disabled for this group
+			switch {
+			case err == unix.EOPNOTSUPP: // PSI disabled (psi=0)
 				continue
-			}
-			if err == unix.ENODEV || err == unix.ENOENT {
-				if g.alive(f) {
-					continue // hidden in a live group: its fields stay Unavailable
+			case err == unix.ENODEV || err == unix.ENOENT:
+				if live&(1<<f.dir) == 0 {
+					gone, gerr := g.dirGone(f.dir)
+					if gone {
+						return &os.PathError{Op: "read", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
+					}
+					if gerr != nil {
+						// Can not tell: keep the file, report it.
+						errs = append(errs, &os.PathError{Op: "read", Path: g.path(f), Err: fmt.Errorf("%w; and the group's directory: %w", err, gerr)})
+						continue
+					}
+					live |= 1 << f.dir
 				}
-				return &os.PathError{Op: "read", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
+				g.drop(f)
+			default:
+				errs = append(errs, &os.PathError{Op: "read", Path: g.path(f), Err: err})
 			}
-			return &os.PathError{Op: "read", Path: g.path(f), Err: err}
+			continue
 		}
 		if err := g.parse(f, b, s); err != nil {
-			return withFile(g.path(f), err)
+			clearFields(f, s)
+			errs = append(errs, withFile(g.path(f), err))
 		}
 	}
 	switch {
@@ -533,29 +769,133 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		g.limitsAt, g.limitsKept = now, true
 	}
 	g.derive(s)
-	return nil
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
-// dirName is a group's directory: a mount point (the FS's string) and the
-// group's path beneath it.
+// drop closes a file found hidden or removed in a live group; RefreshLimits
+// looks for it again.
+func (g *Group) drop(f *file) {
+	unix.Close(int(f.fd))
+	f.fd = -1
+	g.missing++
+	g.limitsKept = false
+}
+
+// dirGone reports whether the group's directory dirs[i] has been removed:
+// its path no longer opens, or opens another directory (a group made again
+// there). The descriptors a Group keeps can not tell: the kernel answers
+// ENODEV both for a file of a removed group and for one hidden in a live
+// group.
+func (g *Group) dirGone(i uint8) (bool, error) {
+	d := g.dirs[i]
+	fd, err := g.fs.openDir(d.point, d.rel)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ENODEV {
+			return true, nil
+		}
+		return false, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	return st.Ino != d.ino, nil
+}
+
+// clearFields makes the fields a malformed file fills Unavailable again,
+// undoing what its parser set before it met the fault.
+func clearFields(f *file, s *Stats) {
+	c, m := &s.CPU, &s.Memory
+	switch f.kind {
+	case kCPUStatV1, kCPUStatV2:
+		c.Periods, c.ThrottledPeriods, c.ThrottledTime, c.Bursts, c.BurstTime = Value{}, Value{}, Value{}, Value{}, Value{}
+		if f.kind == kCPUStatV2 {
+			c.Usage, c.User, c.System = Value{}, Value{}, Value{}
+		}
+	case kCPUMax:
+		c.Quota, c.Period = Value{}, Value{}
+	case kCFSQuota:
+		c.Quota = Value{}
+	case kCFSPeriod:
+		c.Period = Value{}
+	case kShares:
+		c.Shares = Value{}
+	case kWeight:
+		c.Weight = Value{}
+	case kCPUAcctStat:
+		c.User, c.System = Value{}, Value{}
+	case kUsage:
+		c.Usage = Value{}
+	case kUsagePerCPU:
+		c.Usage, c.PerCPU = Value{}, c.PerCPU[:0]
+	case kMemUsage:
+		m.Usage = Value{}
+	case kMemLimit:
+		m.Limit = Value{}
+	case kMemPeak:
+		m.Peak = Value{}
+	case kMemFailcnt:
+		m.Failcnt = Value{}
+	case kMemStatV1, kMemStatV2:
+		m.Anon, m.File, m.Shmem, m.MappedFile, m.InactiveFile, m.ActiveFile = Value{}, Value{}, Value{}, Value{}, Value{}, Value{}
+		m.Pgfault, m.Pgmajfault = Value{}, Value{}
+		if f.kind == kMemStatV1 {
+			m.SwapUsage = Value{}
+		} else {
+			m.Kernel = Value{}
+		}
+	case kMemSwLimit:
+		m.MemSwapLimit = Value{}
+	case kKmemUsage:
+		m.Kernel = Value{}
+	case kOOMControl:
+		m.Events.OOMKill, m.Events.UnderOOM = Value{}, Value{}
+	case kMemEvents:
+		e := &m.Events
+		e.Low, e.High, e.Max, e.OOM, e.OOMKill = Value{}, Value{}, Value{}, Value{}, Value{}
+	case kSwapCurrent:
+		m.SwapUsage = Value{}
+	case kSwapMax:
+		m.SwapLimit = Value{}
+	case kBlkioBytes, kBlkioOps, kIOStat:
+		set := ioAll
+		switch f.kind {
+		case kBlkioBytes:
+			set = ioBytes
+		case kBlkioOps:
+			set = ioOps
+		}
+		s.IO.clear(set)
+	case kPidsCurrent:
+		s.Pids.Current = Value{}
+	case kPidsMax:
+		s.Pids.Limit = Value{}
+	case kHugeUsage:
+		s.Hugetlb.Sizes[f.idx].Usage = Value{}
+	case kHugeLimit:
+		s.Hugetlb.Sizes[f.idx].Limit = Value{}
+	case kHugeFailcnt, kHugeEvents:
+		s.Hugetlb.Sizes[f.idx].Failcnt = Value{}
+	case kPSICPU:
+		s.Pressure.CPU = PSI{}
+	case kPSIMemory:
+		s.Pressure.Memory = PSI{}
+	case kPSIIO:
+		s.Pressure.IO = PSI{}
+	}
+}
+
+// dirName is a group's directory: a mount point (the FS's string), the
+// group's path beneath it, its inode, and whether it is on a cgroup
+// filesystem.
 type dirName struct {
 	point, rel string
-	ino        uint64 // the directory's inode when opened (see alive)
-}
-
-// alive reports whether the group directory a file was opened in still
-// exists, and is the same directory (not one re-created under its name).
-// A kept descriptor reads ENODEV both when its group was removed and when
-// the kernel hid the file in a live group: a v2 group's pressure files when
-// cgroup.pressure is set to 0, a controller's files when it is taken out of
-// the parent's cgroup.subtree_control.
-func (g *Group) alive(f *file) bool {
-	d := g.dirs[f.dir]
-	var st unix.Stat_t
-	if err := unix.Stat(filepath.Join(d.point, d.rel), &st); err != nil {
-		return false
-	}
-	return st.Ino == d.ino
+	ino        uint64
+	pseudo     bool
 }
 
 // path names a file for errors.
@@ -565,10 +905,16 @@ func (g *Group) path(f *file) string {
 }
 
 // read preads a file whole into *buf, growing it when a file fills it
-// (rare, and once per size: the grown buffer goes back to the pool).
-func read(f *file, buf *[]byte) ([]byte, error) {
+// (rare, and once per size: the grown buffer goes back to the pool): with a
+// raw system call for a file cheap by construction on a cgroup filesystem,
+// else with the ordinary one (see kind.cheap).
+func (g *Group) read(f *file, buf *[]byte) ([]byte, error) {
+	pr := pread.Ordinary
+	if f.kind.cheap() && g.dirs[f.dir].pseudo {
+		pr = pread.Pseudo
+	}
 	for {
-		n, err := pread.Pseudo(int(f.fd), *buf, 0)
+		n, err := pr(int(f.fd), *buf, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -597,14 +943,10 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 		return single(b, &c.Shares)
 	case kWeight:
 		return single(b, &c.Weight)
-	case kUsageAll:
-		return parseUsageAll(b, c)
+	case kCPUAcctStat:
+		return parseCPUAcctStat(b, g.fs.userHZ, c)
 	case kUsage:
 		return single(b, &c.Usage)
-	case kUsageUser:
-		return single(b, &c.User)
-	case kUsageSys:
-		return single(b, &c.System)
 	case kUsagePerCPU:
 		return parseUsagePerCPU(b, c)
 	case kMemUsage:
@@ -661,7 +1003,7 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 
 // derive fills the fields computed from others, and device names.
 func (g *Group) derive(s *Stats) {
-	deriveMemory(&s.Memory, g.version)
+	deriveMemory(&s.Memory)
 	for i := range s.IO.Devices {
 		d := &s.IO.Devices[i]
 		d.Name = g.deviceName(d.Major, d.Minor)

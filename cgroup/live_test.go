@@ -210,15 +210,13 @@ func TestLiveAgainstOpencontainers(t *testing.T) {
 	if len(cu.PercpuUsage) != len(after.CPU.PerCPU) {
 		t.Fatalf("per-CPU: %d CPUs vs ours %d", len(cu.PercpuUsage), len(after.CPU.PerCPU))
 	}
-	var ocUser, ocSys uint64
 	for i := range cu.PercpuUsage {
 		between("per-CPU usage", before.CPU.PerCPU[i], cu.PercpuUsage[i], after.CPU.PerCPU[i])
-		ocUser += cu.PercpuUsageInUsermode[i]
-		ocSys += cu.PercpuUsageInKernelmode[i]
 	}
-	// opencontainers reads these per CPU from cpuacct.usage_all, as we do.
-	between("cpu user", before.CPU.User.V, ocUser, after.CPU.User.V)
-	between("cpu system", before.CPU.System.V, ocSys, after.CPU.System.V)
+	// opencontainers reads these from cpuacct.stat too (with USER_HZ the
+	// constant 100; ours comes from the auxiliary vector).
+	between("cpu user", before.CPU.User.V, cu.UsageInUsermode, after.CPU.User.V)
+	between("cpu system", before.CPU.System.V, cu.UsageInKernelmode, after.CPU.System.V)
 	td := oc.CpuStats.ThrottlingData
 	between("nr_periods", before.CPU.Periods.V, td.Periods, after.CPU.Periods.V)
 	between("nr_throttled", before.CPU.ThrottledPeriods.V, td.ThrottledPeriods, after.CPU.ThrottledPeriods.V)

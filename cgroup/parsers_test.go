@@ -146,7 +146,7 @@ func TestBadInput(t *testing.T) {
 		if err := parseMemoryStat([]byte("total_inactive_file -4096\ntotal_rss 10\n"), false, &m); err != nil {
 			t.Fatal(err)
 		}
-		deriveMemory(&m, 1)
+		deriveMemory(&m)
 		if m.InactiveFile.Available() || m.WorkingSet.Available() || m.Anon != known(10) {
 			t.Errorf("inactive %v working set %v anon %v: want unavailable, unavailable, 10", m.InactiveFile, m.WorkingSet, m.Anon)
 		}
@@ -162,8 +162,8 @@ func TestBadInput(t *testing.T) {
 		if err := parseUsagePerCPU([]byte("5 -1 7\n"), &c); err != nil || c.Usage.Available() || len(c.PerCPU) != 0 {
 			t.Errorf("usage_percpu with a negative CPU: %v %+v, want per-CPU and usage unavailable", err, c)
 		}
-		if err := parseUsageAll([]byte("cpu user system\n0 5 -7\n"), &c); err != nil || c.User.Available() || c.System.Available() {
-			t.Errorf("usage_all with a negative value: %v %+v, want user and system unavailable", err, c)
+		if err := parseCPUAcctStat([]byte("user 5\nsystem -7\n"), 100, &c); err != nil || c.User != known(50e6) || c.System.Available() {
+			t.Errorf("cpuacct.stat with a negative value: %v %+v, want user 50 ms and system unavailable", err, c)
 		}
 	})
 	t.Run("unknown keys are ignored", func(t *testing.T) {
@@ -318,13 +318,12 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
-// TestStatParseError corrupts one file in a copy of the v2 capture: Stat
-// fails with a *ParseError naming that file and line.
-func TestStatParseError(t *testing.T) {
-	ctx := t.Context()
+// copyV2Capture copies the v2 capture into a new host root, with its
+// mountinfo at proc/1/mountinfo; files can be changed there.
+func copyV2Capture(t *testing.T) string {
+	t.Helper()
 	root := t.TempDir()
-	src := filepath.Join("testdata", "cgroup2-kernel6.18")
-	if err := os.CopyFS(root, os.DirFS(src)); err != nil {
+	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", "cgroup2-kernel6.18"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(root, "proc/1"), 0o755); err != nil {
@@ -333,10 +332,79 @@ func TestStatParseError(t *testing.T) {
 	if err := os.Rename(filepath.Join(root, "proc/mountinfo"), filepath.Join(root, "proc/1/mountinfo")); err != nil {
 		t.Fatal(err)
 	}
-	bad := filepath.Join(root, "sys/fs/cgroup/fixture_load/memory.stat")
-	if err := os.WriteFile(bad, []byte("anon 1\nfile 12x\n"), 0o644); err != nil {
+	return root
+}
+
+// TestStatParseError corrupts two files in a copy of the v2 capture: Stat
+// returns a *ParseError naming each file and line, leaves the fields of
+// those files Unavailable, and reads every other file (it stopped at the
+// first bad file, losing CPU, IO and pids with memory.stat).
+func TestStatParseError(t *testing.T) {
+	ctx := t.Context()
+	root := copyV2Capture(t)
+	dir := filepath.Join(root, "sys/fs/cgroup/fixture_load")
+	badStat, badPids := filepath.Join(dir, "memory.stat"), filepath.Join(dir, "pids.max")
+	if err := os.WriteFile(badStat, []byte("anon 1\nfile 12x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(badPids, []byte("lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := NewFS(ctx, WithRoot(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Open(ctx, "/fixture_load", All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var s Stats
+	err = g.Stat(ctx, &s)
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	if len(errs) != 2 || !errors.Is(err, strconv.ErrSyntax) {
+		t.Fatalf("Stat = %v, want two parse errors joined", err)
+	}
+	for i, want := range []struct {
+		file string
+		line int
+	}{{badStat, 2}, {badPids, 1}} {
+		var pe *ParseError
+		if !errors.As(errs[i], &pe) || pe.File != want.file || pe.Line != want.line {
+			t.Errorf("error %d = %v, want a ParseError at %s line %d", i, errs[i], want.file, want.line)
+		}
+	}
+	// Everything else is as the capture has it; the two files' fields are
+	// Unavailable (anon was read before the bad line: not kept).
+	want := fixtureV2Want()
+	want.CPU.PerCPU = s.CPU.PerCPU
+	m := &want.Memory
+	m.Anon, m.File, m.Shmem, m.MappedFile, m.InactiveFile, m.ActiveFile = Value{}, Value{}, Value{}, Value{}, Value{}, Value{}
+	m.Kernel, m.Pgfault, m.Pgmajfault, m.WorkingSet = Value{}, Value{}, Value{}, Value{}
+	want.Pids.Limit = Value{}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("Stat mismatch\n got %+v\nwant %+v", s, want)
+	}
+}
+
+// TestLookAgainForFiles: a file that did not exist when the Group was
+// opened (a controller enabled later) is read once RefreshLimits has asked
+// for it, and not before; a directory made again at the group's path is
+// not looked in (its files are another group's). On a copy of the v2
+// capture; TestLivePressureOff does it on a live group.
+func TestLookAgainForFiles(t *testing.T) {
+	ctx := t.Context()
+	root := copyV2Capture(t)
+	dir := filepath.Join(root, "sys/fs/cgroup/fixture_load")
+	stat := filepath.Join(dir, "memory.stat")
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(stat)
 	fs, err := NewFS(ctx, WithRoot(root))
 	if err != nil {
 		t.Fatal(err)
@@ -347,9 +415,40 @@ func TestStatParseError(t *testing.T) {
 	}
 	defer g.Close()
 	var s Stats
-	err = g.Stat(ctx, &s)
-	var pe *ParseError
-	if !errors.As(err, &pe) || pe.File != bad || pe.Line != 2 || !errors.Is(err, strconv.ErrSyntax) {
-		t.Fatalf("Stat = %v, want a ParseError at %s line 2", err, bad)
+	if err := g.Stat(ctx, &s); err != nil || s.Memory.Anon.Available() || !s.Memory.Usage.Available() {
+		t.Fatalf("without memory.stat: %v, anon %v usage %v", err, s.Memory.Anon, s.Memory.Usage)
+	}
+	if err := os.WriteFile(stat, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Stat(ctx, &s); err != nil || s.Memory.Anon.Available() {
+		t.Errorf("memory.stat back, before RefreshLimits: %v, anon %v, want unavailable", err, s.Memory.Anon)
+	}
+	g.RefreshLimits()
+	if err := g.Stat(ctx, &s); err != nil || s.Memory.Anon != known(331776) {
+		t.Errorf("after RefreshLimits: %v, anon %v, want 331776", err, s.Memory.Anon)
+	}
+
+	// The same with the directory made again: not looked in.
+	pids := filepath.Join(dir, "pids.max")
+	os.Remove(pids)
+	g2, err := fs.Open(ctx, "/fixture_load", Pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	moved := dir + ".old"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pids, []byte("7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g2.RefreshLimits()
+	if err := g2.Stat(ctx, &s); err != nil || s.Pids.Limit.Available() || s.Pids.Current != known(3) {
+		t.Errorf("a new directory at the path: %v, limit %v current %v; want the old group's current only", err, s.Pids.Limit, s.Pids.Current)
 	}
 }

@@ -14,10 +14,18 @@ import (
 // "/.." for groups outside it.
 type Paths map[string]string
 
+// deletedSuffix ends the unified hierarchy's line of /proc/<pid>/cgroup when
+// the process's group there has been removed (proc_cgroup_show prints it
+// for a dead cgroup on the default hierarchy only): the process has exited
+// and its group went before it was reaped.
+const deletedSuffix = " (deleted)"
+
 // parseProcCgroup parses a /proc/<pid>/cgroup file ("hierarchy-ID:controller
-// list:path" per line, see cgroups(7)).
-func parseProcCgroup(b []byte) (Paths, error) {
-	p := make(Paths)
+// list:path" per line, see cgroups(7)). deleted reports a unified line
+// ending in " (deleted)", which the path keeps: a group's name may end so
+// too, and only the process's state tells which (see processPaths).
+func parseProcCgroup(b []byte) (p Paths, deleted bool, err error) {
+	p = make(Paths)
 	for n := 1; len(b) > 0; n++ {
 		var line []byte
 		line, b = parse.Line(b)
@@ -26,21 +34,22 @@ func parseProcCgroup(b []byte) (Paths, error) {
 		}
 		_, rest, ok := parse.Cut(line, ':')
 		if !ok {
-			return nil, errAt(n, parse.ErrSyntax)
+			return nil, false, errAt(n, parse.ErrSyntax)
 		}
 		ctrls, path, ok := parse.Cut(rest, ':')
 		if !ok || len(path) == 0 || path[0] != '/' {
-			return nil, errAt(n, parse.ErrSyntax)
+			return nil, false, errAt(n, parse.ErrSyntax)
 		}
 		if len(ctrls) == 0 {
 			p[""] = string(path)
+			deleted = strings.HasSuffix(p[""], deletedSuffix)
 			continue
 		}
 		for _, c := range strings.Split(string(ctrls), ",") {
 			p[c] = string(path)
 		}
 	}
-	return p, nil
+	return p, deleted, nil
 }
 
 // relativeTo returns the directory, relative to a mount of the hierarchy

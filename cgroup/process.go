@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/metricsd/metricsd/internal/proc"
 )
@@ -45,9 +46,17 @@ func (f *FS) processPaths(ctx context.Context, pid int, startTicks uint64, wantS
 	if err != nil {
 		return nil, 0, processErr(pid, err)
 	}
-	p, err := parseProcCgroup(b)
+	p, deleted, err := parseProcCgroup(b)
 	if err != nil {
 		return nil, 0, withFile(d.Path()+"/cgroup", err)
+	}
+	if deleted {
+		// Only a process that has exited can be in a removed group (a
+		// group with a live task can not be removed); a live one's group
+		// is named so.
+		if _, err := d.Start(); errors.Is(err, proc.ErrGone) {
+			return nil, 0, fmt.Errorf("cgroup: process %d: its cgroup %s was removed: %w (%w)", pid, strings.TrimSuffix(p[""], deletedSuffix), ErrNotExist, err)
+		}
 	}
 	return p, start, nil
 }

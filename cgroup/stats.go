@@ -27,15 +27,19 @@ type CPUStats struct {
 	// usage_usec × 1000.
 	Usage Value
 	// User is the CPU time spent in user mode, in nanoseconds.
-	// v1: the "user" column of cpuacct.usage_all summed (cpuacct.usage_user
-	// where usage_all is absent). v2: cpu.stat user_usec × 1000.
+	// v1: cpuacct.stat user, in ticks of USER_HZ (read from the ELF
+	// auxiliary vector, AT_CLKTCK), × 10^9 / USER_HZ. v2: cpu.stat
+	// user_usec × 1000.
 	//
-	// On v1 the kernel samples User and System per tick (4 ms steps at
-	// HZ=250) while Usage is exact, so User+System need not equal Usage.
+	// On v1 the kernel splits the exact Usage in the proportion of its
+	// tick-sampled user and system times, so User+System is Usage less
+	// at most one tick each (10 ms at USER_HZ 100), the same figures Docker
+	// and cAdvisor report; cpuacct.usage_all's per-CPU columns, the samples
+	// themselves, stray from Usage by 10% and more.
 	User Value
 	// System is the CPU time spent in kernel mode, in nanoseconds.
-	// v1: the "system" column of cpuacct.usage_all summed (else
-	// cpuacct.usage_sys). v2: cpu.stat system_usec × 1000.
+	// v1: cpuacct.stat system × 10^9 / USER_HZ. v2: cpu.stat system_usec
+	// × 1000.
 	System Value
 	// PerCPU is the CPU time used on each CPU, in nanoseconds, indexed by CPU
 	// number. v1: cpuacct.usage_percpu. Empty when unavailable (there is at

@@ -15,15 +15,9 @@
 //
 // So Pseudo is only for files that are cheap by construction: the kernel
 // formats a few counters it holds, or folds a per-CPU counter, taking no
-// lock that can sleep (a cgroup's one-number files, cpu.stat on cgroup v1,
-// cpuacct.usage_percpu). A file whose read can take long goes through
-// Ordinary: one that flushes the cgroup's recursive statistics first
-// (memory.stat, io.stat, cgroup v2 cpu.stat) and so costs in proportion to
-// the groups below it and the CPUs, one that takes a mutex (the *.pressure
-// files), one that walks every device of a namespace (net/dev), and
-// anything that is not a kernel pseudo-file at all (a FUSE tree such as
-// lxcfs, a regular file, a pipe). The figures behind this split are in
-// docs/BENCHMARKS.md ("Raw or ordinary reads").
+// lock that can sleep. Ordinary is for a file whose read can take long, and
+// for anything that is not a kernel pseudo-file at all (a FUSE tree such as
+// lxcfs, a regular file, a pipe).
 //
 // The raw path passes the offset in one register, which is right only on
 // 64-bit architectures; elsewhere (386, arm, mips) Pseudo is Ordinary.
