@@ -142,6 +142,7 @@ type Sender struct {
 	inflight int
 	closed   bool
 	bgErrs   []error
+	lastErr  error // the background sender's last flush's failure, nil once one delivers
 	rejs     []Rejection
 
 	sendMu sync.Mutex // one request at a time
@@ -172,6 +173,16 @@ func New(cfg Config) *Sender {
 	}
 	go s.loop()
 	return s
+}
+
+// DeliveryError returns the error of the background sender's last attempt
+// when it failed (a batch refused, or one to be retried: the server
+// unreachable, 429, 5xx), and nil once an attempt delivers everything it
+// took (sink.DeliveryReporter).
+func (s *Sender) DeliveryError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
 }
 
 // Dropped returns how many points were dropped (sink.SinkDropper).
@@ -252,13 +263,14 @@ func (s *Sender) loop() {
 		}
 		for attempt := 0; ; attempt++ {
 			err, retry := s.flush(ctx)
+			s.mu.Lock()
+			s.lastErr = errors.Join(err, retry)
+			if err != nil && len(s.bgErrs) < 16 { // Close reports them; the counters count all
+				s.bgErrs = append(s.bgErrs, err)
+			}
+			s.mu.Unlock()
 			if err != nil {
 				s.rl.Error("refused", s.msgFailed, "err", err)
-				s.mu.Lock()
-				if len(s.bgErrs) < 16 { // Close reports them; the counters count all
-					s.bgErrs = append(s.bgErrs, err)
-				}
-				s.mu.Unlock()
 			}
 			if retry == nil {
 				break

@@ -220,11 +220,17 @@ func TestOutage(t *testing.T) {
 		if st := s.Stats(); st.Failures == 0 || st.Dropped != 0 {
 			t.Errorf("during the outage: %+v, want failures and nothing dropped", st)
 		}
+		if s.DeliveryError() == nil {
+			t.Error("during the outage: DeliveryError is nil")
+		}
 		if err := r.Start(); err != nil {
 			t.Fatal(err)
 		}
 		if !sinktest.Poll(30*time.Second, func() bool { return s.Stats().Buffered == 0 }) {
 			t.Fatalf("not delivered after the restart: %+v", s.Stats())
+		}
+		if !sinktest.Poll(10*time.Second, func() bool { return s.DeliveryError() == nil }) {
+			t.Errorf("after the restart: DeliveryError %v", s.DeliveryError())
 		}
 		if n := sampleCount(t, r, base.Add(2*time.Second), time.Minute, 3*perSnap); n != 3*perSnap {
 			t.Errorf("after an outage within the buffer: %d samples stored, want %d", n, 3*perSnap)

@@ -198,8 +198,9 @@ type Sink struct {
 }
 
 var (
-	_ sink.Sink        = (*Sink)(nil)
-	_ sink.SinkDropper = (*Sink)(nil)
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.SinkDropper      = (*Sink)(nil)
+	_ sink.DeliveryReporter = (*Sink)(nil)
 )
 
 // New returns a sink writing to the receiver at writeURL (the full URL:
@@ -379,6 +380,12 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// DeliveryError returns the error of the background sender's last attempt
+// when it failed (a batch refused, or one to be retried), and nil once an
+// attempt delivers everything it took (sink.DeliveryReporter: the daemon's
+// /readyz asks it).
+func (s *Sink) DeliveryError() error { return s.q.DeliveryError() }
 
 // Dropped returns how many samples were dropped, the buffer full
 // (sink.SinkDropper).
