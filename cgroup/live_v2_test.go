@@ -76,22 +76,6 @@ func kernelUint(t *testing.T, g *cgtest.Group, file string) uint64 {
 	return v
 }
 
-// kernelKey reads "key value" from a flat-keyed file of g directly.
-func kernelKey(t *testing.T, g *cgtest.Group, file, key string) uint64 {
-	t.Helper()
-	for _, l := range strings.Split(g.Read("", file), "\n") {
-		if k, v, ok := strings.Cut(l, " "); ok && k == key {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("%s has no %q", file, key)
-	return 0
-}
-
 // TestLiveV2 puts a process that burns CPU, allocates memory and huge pages
 // and does direct I/O into a real v2 group with limits, and checks that
 // every controller's figures show it.

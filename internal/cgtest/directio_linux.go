@@ -46,7 +46,7 @@ func directIO(dir string, n int) error {
 
 // hugeAlloc maps n bytes of anonymous 2 MiB huge pages and touches each
 // page, so that they are charged to the caller's hugetlb group. The mapping
-// is kept for the life of the process.
+// is never unmapped.
 func hugeAlloc(n int) error {
 	const huge = 2 << 20
 	n = (n + huge - 1) / huge * huge
@@ -57,11 +57,8 @@ func hugeAlloc(n int) error {
 	for i := 0; i < n; i += huge {
 		b[i] = 1
 	}
-	hugeMapping = b
-	return nil
+	return nil // the mapping stays until the process exits
 }
-
-var hugeMapping []byte
 
 // DevOf returns "major:minor" of the block device holding path.
 func DevOf(t interface {
