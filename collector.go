@@ -432,7 +432,7 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 		return
 	}
 	if c.pool != nil {
-		c.openNet(ctx, e)
+		c.openNet(ctx, e, e.c)
 	}
 	if err := runtime.CheckProcess(ctx, c.fs, ct); err != nil {
 		c.countErr(StageOpen, err, "container process", "container", ct.ID, "name", ct.Name, "pid", ct.PID)
@@ -490,29 +490,29 @@ func netTarget(ct *runtime.Container) (t netns.Target, ok bool) {
 }
 
 // openNet finds or opens the handle of e's network namespace and joins e
-// to it; or sets e.netHost (the host's namespace), or e.netFailed. e is
-// not tracked yet, or collectMu is held (a retry).
-func (c *Collector) openNet(ctx context.Context, e *entry) {
-	if e.c.NetNS.Host {
-		e.netHost = true
+// to it; or sets e.netHost (the host's namespace), or e.netFailed. ct is
+// e's container, copied under the lock: e is not tracked yet, or
+// collectMu is held (a retry) while a Reconcile may update e.c.
+func (c *Collector) openNet(ctx context.Context, e *entry, ct runtime.Container) {
+	if ct.NetNS.Host {
+		c.setNet(e, nil, false, true)
 		return
 	}
-	t, ok := netTarget(&e.c)
+	t, ok := netTarget(&ct)
 	if !ok {
 		return
 	}
 	// The namespace identified is the one opened: the Ref holds it.
 	ref, err := c.pool.Identify(ctx, t)
 	if err != nil {
-		c.countErr(StageOpen, err, "identify netns", "container", e.id, "name", e.c.Name)
-		c.setNet(e, nil, true)
+		c.countErr(StageOpen, err, "identify netns", "container", e.id, "name", ct.Name)
+		c.setNet(e, nil, true, false)
 		return
 	}
 	defer ref.Close()
 	id := ref.ID
 	if id == c.pool.Home() {
-		e.netHost = true
-		c.setNet(e, nil, false)
+		c.setNet(e, nil, false, true)
 		return
 	}
 	c.mu.Lock()
@@ -524,8 +524,8 @@ func (c *Collector) openNet(ctx context.Context, e *entry) {
 	c.mu.Unlock()
 	h, err := c.pool.Open(ctx, ref.Target(), c.o.netParts)
 	if err != nil {
-		c.countErr(StageOpen, err, "open netns", "container", e.id, "name", e.c.Name)
-		c.setNet(e, nil, true)
+		c.countErr(StageOpen, err, "open netns", "container", e.id, "name", ct.Name)
+		c.setNet(e, nil, true, false)
 		return
 	}
 	c.mu.Lock()
@@ -540,10 +540,10 @@ func (c *Collector) openNet(ctx context.Context, e *entry) {
 	c.joinLocked(e, n)
 }
 
-func (c *Collector) setNet(e *entry, n *netEntry, failed bool) {
+func (c *Collector) setNet(e *entry, n *netEntry, failed, host bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e.net, e.netFailed = n, failed
+	e.net, e.netFailed, e.netHost = n, failed, host
 }
 
 // joinLocked makes e a member of n, unless e was released meanwhile (a
@@ -764,16 +764,20 @@ func (c *Collector) retryNets(ctx context.Context) {
 	if c.pool == nil {
 		return
 	}
+	type failed struct {
+		e  *entry
+		ct runtime.Container
+	}
 	c.mu.Lock()
-	var retry []*entry
+	var retry []failed
 	for _, e := range c.tracked {
 		if e.netFailed {
-			retry = append(retry, e)
+			retry = append(retry, failed{e, e.c})
 		}
 	}
 	c.mu.Unlock()
-	for _, e := range retry {
-		c.openNet(ctx, e)
+	for _, r := range retry {
+		c.openNet(ctx, r.e, r.ct)
 	}
 }
 
