@@ -14,8 +14,9 @@ import (
 	"github.com/metricsd/metricsd/internal/sinktest"
 )
 
-// TestPushSinks runs the daemon once with -sink remotewrite, -sink otlp
-// and -sink stdout together, against a real VictoriaMetrics that demands
+// TestPushSinks runs the daemon once, on two containers of its own (a
+// cgroup tree the test made, -cgroup-subtree), with -sink remotewrite,
+// -sink otlp and -sink stdout together, against a real VictoriaMetrics that demands
 // basic auth and the OpenTelemetry Collector's OTLP receiver, with every
 // secret out of the command line: the remote_write password in a file,
 // the OTLP Authorization header in the environment. The same snapshot
@@ -53,8 +54,18 @@ func TestPushSinks(t *testing.T) {
 	}
 	t.Setenv("METRICSD_OTLP_HEADERS", "Authorization=Bearer%20otlp-s3cret")
 
+	// Two containers of the test's own, in a cgroup tree it made: the
+	// host's other containers come and go while the test runs.
+	tr := rttest.NewTree(t)
+	ids := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		id := fmt.Sprintf("%064x", 0xbeef0+i)
+		tr.Spawn("docker/" + id)
+		ids[id] = true
+	}
+
 	before := time.Now()
-	code, out, errOut := runArgs(t, "-once", "-runtime", "cgroupfs", "-format", "json",
+	code, out, errOut := runArgs(t, "-once", "-listen", "", "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base, "-format", "json",
 		"-sink", "stdout", "-sink", "remotewrite", "-sink", "otlp",
 		"-remotewrite-url", vm.WriteURL, "-remotewrite-user", "metricsd", "-remotewrite-password-file", pwFile,
 		"-otlp-url", rcv.MetricsURL)
@@ -82,8 +93,8 @@ func TestPushSinks(t *testing.T) {
 			containers = int(p.Fields["containers"])
 		}
 	}
-	if containers < 0 {
-		t.Fatalf("no metricsd point in the JSON lines:\n%s", out)
+	if containers != len(ids) {
+		t.Fatalf("the JSON lines' metricsd point says %d containers, want %d:\n%s", containers, len(ids), out)
 	}
 
 	host, _ := os.Hostname()
@@ -108,6 +119,18 @@ func TestPushSinks(t *testing.T) {
 	if int(self[0].Value) != containers {
 		t.Errorf("VictoriaMetrics: metricsd_containers %v, the JSON lines %d", self[0].Value, containers)
 	}
+	mem, err := vm.QueryAt(ctx, `container_memory_usage_bytes`, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mem {
+		if !ids[strings.TrimPrefix(m.Metric["id"], tr.Base+"/docker/")] && !ids[m.Metric["id"]] {
+			t.Errorf("VictoriaMetrics: a series of another container: %v", m.Metric)
+		}
+	}
+	if len(mem) != len(ids) {
+		t.Errorf("VictoriaMetrics: %d containers' memory, want %d: %+v", len(mem), len(ids), mem)
+	}
 
 	reqs, err := rcv.Received(ctx)
 	if err != nil {
@@ -116,8 +139,11 @@ func TestPushSinks(t *testing.T) {
 	resContainers, selfRes := 0, 0
 	for _, r := range reqs {
 		for _, rm := range r.ResourceMetrics {
-			if _, ok := sinktest.Attr(rm.Resource.Attributes, "container.id"); ok {
+			if id, ok := sinktest.Attr(rm.Resource.Attributes, "container.id"); ok {
 				resContainers++
+				if !ids[id] {
+					t.Errorf("OTLP receiver: container %q is not the test's", id)
+				}
 			} else if n, _ := sinktest.Attr(rm.Resource.Attributes, "service.name"); n == "metricsd" {
 				selfRes++
 			}
