@@ -27,6 +27,12 @@ var (
 	// namespace (or whose check found it elsewhere). The thread was disposed
 	// of and replaced; the job's descriptors were closed.
 	ErrRestore = errors.New("hop thread failed to return home")
+
+	// ErrDumpInterrupted reports a TCP state dump that the kernel flagged
+	// NLM_F_DUMP_INTR (its socket tables changed while it walked them, so
+	// it may have missed or repeated sockets) twice in a row: the dump is
+	// retried once before Handle.Stat gives up on the part.
+	ErrDumpInterrupted = errors.New("sock_diag dump interrupted")
 )
 
 // ParseError reports malformed content in a kernel file. File names the file

@@ -55,6 +55,11 @@ type Handle struct {
 	nlbuf  []byte
 	req    [nlmsgHdrLen + 60]byte
 	seq    uint32
+	pfd    [1]unix.PollFd
+	// abandoned is set when a dump ended before its NLMSG_DONE (an error,
+	// a cancelled context): the kernel keeps it open and refuses the next
+	// request with EBUSY until what is left of it has been read.
+	abandoned bool
 	// ipv6 is whether the namespace has IPv6 (net/snmp6 exists), found at
 	// open time.
 	ipv6 bool
@@ -108,18 +113,15 @@ func (h *Handle) open(parts Parts) error {
 		h.parts |= fileParts[i]
 	}
 	if parts&PartTCPStates != 0 {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+		// Non-blocking: Stat waits for replies with poll, for as long as
+		// its context allows.
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
 		if err != nil {
 			return fmt.Errorf("sock_diag socket: %w", err)
 		}
 		h.diag = fd
 		if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return fmt.Errorf("sock_diag connect: %w", err)
-		}
-		// A kernel that never answers must not hang Stat forever.
-		tv := unix.NsecToTimeval(int64(5 * time.Second))
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return fmt.Errorf("sock_diag timeout: %w", err)
 		}
 		h.ipv6 = unix.Access("/proc/thread-self/net/snmp6", unix.F_OK) == nil
 		h.parts |= PartTCPStates
@@ -132,6 +134,14 @@ func (h *Handle) open(parts Parts) error {
 // that fails (a *ParseError, a read error) is left out of s.Parts and its
 // error is returned, joined with the others; the remaining parts are still
 // read. After Close it returns ErrClosed (which matches os.ErrClosed).
+//
+// ctx bounds the TCP state dump: Stat waits for the kernel's replies until
+// ctx is done (at most 5 s for a ctx without a deadline), and a ctx
+// cancelled halfway through a dump ends it there, failing the part with
+// ctx.Err(); the next Stat reads and drops the rest of that dump before it
+// asks again. A dump the kernel flags as interrupted (NLM_F_DUMP_INTR) is
+// counted again once, then fails with ErrDumpInterrupted; an error the
+// kernel reports at the end of a dump fails the part.
 func (h *Handle) Stat(ctx context.Context, s *Stats) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -200,7 +210,7 @@ func (h *Handle) Stat(ctx context.Context, s *Stats) error {
 
 	s.TCPStates = TCPStates{}
 	if h.diag >= 0 {
-		if err := h.tcpStates(&s.TCPStates); err != nil {
+		if err := h.tcpStates(ctx, &s.TCPStates); err != nil {
 			s.TCPStates = TCPStates{}
 			fail(err)
 		} else {
@@ -264,19 +274,15 @@ func (h *Handle) read(i int) ([]byte, error) {
 // tables are shared by every namespace (262144 buckets on the test VM). If
 // the kernel refuses that request it falls back to one SOCK_DIAG_BY_FAMILY
 // dump per family.
-func (h *Handle) tcpStates(st *TCPStates) error {
+func (h *Handle) tcpStates(ctx context.Context, st *TCPStates) error {
 	if h.nlbuf == nil {
 		// The kernel builds each dump datagram in at most 32 KiB less skb
 		// overhead (netlink_recvmsg caps max_recvmsg_len), so this never
 		// truncates one; countDiag would report it if it did.
 		h.nlbuf = make([]byte, 32<<10)
 	}
-	st.V4.dumped()
-	if h.ipv6 {
-		st.V6.dumped()
-	}
 	if !h.perFamily {
-		err := h.dump(tcpdiagGetSock, 0, st)
+		err := h.dump(ctx, tcpdiagGetSock, 0, st)
 		if err == nil {
 			return nil
 		}
@@ -285,26 +291,59 @@ func (h *Handle) tcpStates(st *TCPStates) error {
 		}
 		h.perFamily = true
 		*st = TCPStates{}
-		st.V4.dumped()
-		if h.ipv6 {
-			st.V6.dumped()
-		}
 	}
-	if err := h.dump(sockDiagType, unix.AF_INET, st); err != nil {
+	if err := h.dump(ctx, sockDiagType, unix.AF_INET, st); err != nil {
 		return fmt.Errorf("netns: sock_diag dump AF_INET: %w", err)
 	}
 	if h.ipv6 {
-		if err := h.dump(sockDiagType, unix.AF_INET6, st); err != nil {
+		if err := h.dump(ctx, sockDiagType, unix.AF_INET6, st); err != nil {
 			return fmt.Errorf("netns: sock_diag dump AF_INET6: %w", err)
 		}
 	}
 	return nil
 }
 
-// dump sends one dump request and counts the replies. typ is
-// tcpdiagGetSock (struct inet_diag_req, both families) or sockDiagType
-// (struct inet_diag_req_v2 for family).
-func (h *Handle) dump(typ uint16, family uint8, st *TCPStates) error {
+// dump counts the sockets of one dump request into st, whose counts for
+// the families dumped it resets first. typ is tcpdiagGetSock (both
+// families) or sockDiagType (family). A dump the kernel flags
+// NLM_F_DUMP_INTR is counted again from scratch, once; a second
+// interrupted dump is ErrDumpInterrupted.
+func (h *Handle) dump(ctx context.Context, typ uint16, family uint8, st *TCPStates) error {
+	for try := 0; ; try++ {
+		if typ == tcpdiagGetSock || family == unix.AF_INET {
+			st.V4.dumped()
+		}
+		if typ == tcpdiagGetSock && h.ipv6 || family == unix.AF_INET6 {
+			st.V6.dumped()
+		}
+		intr, err := h.dumpOnce(ctx, typ, family, st)
+		if err != nil || !intr {
+			return err
+		}
+		if try == 1 {
+			return ErrDumpInterrupted
+		}
+	}
+}
+
+// dumpOnce sends one dump request and counts the replies: struct
+// inet_diag_req for tcpdiagGetSock, struct inet_diag_req_v2 for
+// sockDiagType. A request the kernel refuses with EBUSY (a dump of an
+// earlier request is still open) is sent again once, after draining.
+func (h *Handle) dumpOnce(ctx context.Context, typ uint16, family uint8, st *TCPStates) (intr bool, err error) {
+	if h.abandoned {
+		h.drain()
+	}
+	for try := 0; ; try++ {
+		intr, err = h.request(ctx, typ, family, st)
+		if err != unix.EBUSY || try == 1 {
+			return intr, err
+		}
+		h.drain()
+	}
+}
+
+func (h *Handle) request(ctx context.Context, typ uint16, family uint8, st *TCPStates) (intr bool, err error) {
 	h.seq++
 	ne := binary.NativeEndian
 	r := h.req[:]
@@ -316,12 +355,12 @@ func (h *Handle) dump(typ uint16, family uint8, st *TCPStates) error {
 		// struct inet_diag_req: family, src_len, dst_len, ext, sockid (48
 		// bytes), states, dbs. The kernel ignores family for a dump.
 		r[16] = unix.AF_INET
-		ne.PutUint32(r[16+4+48:], 0xffffffff) // every state
+		ne.PutUint32(r[16+4+48:], diagStates)
 	} else {
 		// struct inet_diag_req_v2: family, protocol, ext, pad, states, sockid.
 		r = r[:nlmsgHdrLen+56]
 		r[16], r[17] = family, unix.IPPROTO_TCP
-		ne.PutUint32(r[20:], 0xffffffff)
+		ne.PutUint32(r[20:], diagStates)
 	}
 	ne.PutUint32(r[0:], uint32(len(r)))
 	for {
@@ -330,29 +369,97 @@ func (h *Handle) dump(typ uint16, family uint8, st *TCPStates) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		break
 	}
+	// Until its NLMSG_DONE, the dump is open in the kernel.
+	h.abandoned = true
 	for {
 		n, err := unix.Read(h.diag, h.nlbuf)
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.EAGAIN {
+			if err := h.wait(ctx); err != nil {
+				return intr, err
+			}
+			continue
+		}
 		if err != nil {
-			return err
+			return intr, err
 		}
 		if n == 0 {
-			return errDiagTruncated
+			return intr, errDiagTruncated
 		}
-		done, err := countDiag(h.nlbuf[:n], h.seq, st)
+		done, in, err := countDiag(h.nlbuf[:n], h.seq, st)
+		intr = intr || in
+		if done {
+			h.abandoned = false
+			return intr, err
+		}
 		if err != nil {
+			return intr, err
+		}
+		// Between datagrams: a cancelled Stat ends here, and the next
+		// one drains the rest.
+		if err := ctx.Err(); err != nil {
+			return intr, err
+		}
+	}
+}
+
+// maxDiagWait bounds the wait for a reply when ctx has no deadline. The
+// kernel makes each part of a dump while the read before returns, so a
+// reply not queued at once means it is not coming.
+const maxDiagWait = 5 * time.Second
+
+// wait waits until the diag socket is readable, ctx is done, or, for a ctx
+// without a deadline, maxDiagWait has passed (unix.EAGAIN).
+func (h *Handle) wait(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(maxDiagWait)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if done {
+		left := time.Until(deadline)
+		if left <= 0 {
+			if ok {
+				return context.DeadlineExceeded
+			}
+			return fmt.Errorf("no reply in %v: %w", maxDiagWait, unix.EAGAIN)
+		}
+		// Wake at least every 50 ms to notice a cancelled ctx.
+		ms := int(min(left, 50*time.Millisecond)/time.Millisecond) + 1
+		h.pfd[0] = unix.PollFd{Fd: int32(h.diag), Events: unix.POLLIN}
+		n, err := unix.Poll(h.pfd[:], ms)
+		if err != nil && err != unix.EINTR {
+			return err
+		}
+		if n > 0 {
 			return nil
 		}
 	}
+}
+
+// drain reads and drops what is left of an abandoned dump, so that the
+// kernel takes the next request. Each read of a datagram makes the kernel
+// queue the dump's next one before the read returns, so a read that finds
+// nothing queued (EAGAIN) means the dump has ended.
+func (h *Handle) drain() {
+	for {
+		n, err := unix.Read(h.diag, h.nlbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	h.abandoned = false
 }
 
 // Close releases the descriptors, letting the namespace go if nothing else

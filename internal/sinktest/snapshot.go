@@ -39,11 +39,12 @@ func Iface(name string, rxBytes, rxPackets, txBytes, txPackets uint64) netns.Int
 	}
 }
 
-// Counts is TCP state counts as a dump gives them: every state the kernel
-// defines Known, 0 unless n says otherwise.
+// Counts is TCP state counts as a dump gives them: every state a dump
+// reports (TCPEstablished through TCPClosing) Known, 0 unless n says
+// otherwise.
 func Counts(n map[netns.TCPState]uint64) netns.TCPStateCounts {
 	var c netns.TCPStateCounts
-	for s := netns.TCPEstablished; s <= netns.TCPBoundInactive; s++ {
+	for s := netns.TCPEstablished; s <= netns.TCPClosing; s++ {
 		c[s] = N(n[s])
 	}
 	return c

@@ -286,7 +286,6 @@ var tcpStateFields = [...]string{
 	netns.TCPLastAck:     "last_ack",
 	netns.TCPListen:      "listen",
 	netns.TCPClosing:     "closing",
-	netns.TCPNewSynRecv:  "new_syn_recv",
 }
 
 func (w *Walker) net(n *netns.Stats) {
@@ -399,7 +398,7 @@ func (w *Walker) net(n *netns.Stats) {
 	if n.Parts.Has(netns.PartTCPStates) {
 		ts := &n.TCPStates
 		w.begin("container_tcp_states", noTag)
-		for st := netns.TCPEstablished; st <= netns.TCPNewSynRecv; st++ {
+		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
 			// IPv4 and IPv6 together: the Known ones (V6 is Unavailable
 			// without IPv6).
 			var n netns.Value
