@@ -60,7 +60,7 @@ func BenchmarkHostCollect(b *testing.B) {
 			b.Fatalf("metricsd collected %d groups, want %d", len(snap.Containers), hostGroups)
 		}
 		heapPer := heap.perGroup()
-		collectLoop(b, func() error { _, err := col.Collect(ctx); return err })
+		loopCPU(b, func() error { _, err := col.Collect(ctx); return err })
 		b.ReportMetric(heapPer, "heapB/group")
 	})
 
@@ -104,7 +104,7 @@ func BenchmarkHostCollect(b *testing.B) {
 			}
 		}
 		heapPer := heap.perGroup()
-		collectLoop(b, func() error { _, err := m.GetContainerInfoV2(base, opts); return err })
+		loopCPU(b, func() error { _, err := m.GetContainerInfoV2(base, opts); return err })
 		b.ReportMetric(heapPer, "heapB/group")
 	})
 }
@@ -126,9 +126,9 @@ func (h heapMark) perGroup() float64 {
 	return (float64(ms.HeapAlloc) - float64(h)) / hostGroups
 }
 
-// collectLoop runs collect b.N times and reports the process's CPU time per
-// collection.
-func collectLoop(b *testing.B, collect func() error) {
+// loopCPU runs collect b.N times, reporting allocations and the process's
+// CPU time (user + system) per call.
+func loopCPU(b *testing.B, collect func() error) {
 	b.Helper()
 	b.ReportAllocs()
 	cpu0 := cpuTime()

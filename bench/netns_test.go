@@ -64,7 +64,8 @@ func netnsForBench(b *testing.B) (path string, pid int) {
 // opened once by a hop, re-read with pread, parsed into a reused Stats),
 // with prometheus/procfs (open, read and parse /proc/<pid>/net/* per call)
 // and with cAdvisor's library (its Handler's GetStats for a container with
-// that PID, network metric kinds only), per file and together.
+// that PID, network metric kinds only), per file and together, with the
+// process's CPU time per read (cpu-ns/op).
 func BenchmarkNetStat(b *testing.B) {
 	path, pid := netnsForBench(b)
 	ctx := context.Background()
@@ -154,24 +155,14 @@ func BenchmarkNetStat(b *testing.B) {
 				if err := h.Stat(ctx, &s); err != nil || s.Parts != c.parts {
 					b.Fatalf("Stat: %v, parts %v", err, s.Parts)
 				}
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := h.Stat(ctx, &s); err != nil {
-						b.Fatal(err)
-					}
-				}
+				loopCPU(b, func() error { return h.Stat(ctx, &s) })
 			})
 			if read := procfsRead[c.name]; read != nil {
 				b.Run("procfs", func(b *testing.B) {
 					if err := read(); err != nil {
 						b.Fatal(err)
 					}
-					b.ReportAllocs()
-					for b.Loop() {
-						if err := read(); err != nil {
-							b.Fatal(err)
-						}
-					}
+					loopCPU(b, read)
 				})
 			}
 			if c.cadvisor != nil {
@@ -184,12 +175,7 @@ func BenchmarkNetStat(b *testing.B) {
 					if c.cadvisor.Has(cadvisorcontainer.NetworkUsageMetrics) && len(st.Network.Interfaces) == 0 {
 						b.Fatal("cAdvisor read no interface") // it leaves out lo and veth*: mdb0 and mdb1 remain
 					}
-					b.ReportAllocs()
-					for b.Loop() {
-						if _, err := h.GetStats(); err != nil {
-							b.Fatal(err)
-						}
-					}
+					loopCPU(b, func() error { _, err := h.GetStats(); return err })
 				})
 			}
 		})
