@@ -30,12 +30,14 @@
 #
 # Sinks: stdout (line protocol to /dev/null), prometheus (its /metrics
 # fetched every $MEASURE_PROM_SCRAPE s over loopback, 15 by default, 0 for
-# never) and remotewrite (to a VictoriaMetrics, Debian victoria-metrics,
-# started here on loopback: its own CPU is not the daemon's; at the end of
-# each run the script checks that it holds every container). The configurations run one at a time, interleaved, in
-# $MEASURE_ROUNDS rounds (2). For each run it waits $MEASURE_WARMUP s (5),
-# then reads utime+stime from /proc/<pid>/stat at t=0 and t=$MEASURE_SECONDS
-# (60), and VmRSS and VmHWM from /proc/<pid>/status at the end, and prints
+# never; $MEASURE_PROM_LISTEN, a free port by default) and remotewrite (to
+# a VictoriaMetrics, Debian victoria-metrics, started here on loopback: its
+# own CPU is not the daemon's; at the end of each run the script checks
+# that it holds every container). The configurations run one at a time,
+# interleaved, in $MEASURE_ROUNDS rounds (2). For each run it waits
+# $MEASURE_WARMUP s (5), then reads utime+stime from /proc/<pid>/stat at
+# t=0 and t=$MEASURE_SECONDS (60), and VmRSS and VmHWM from
+# /proc/<pid>/status at the end, and prints
 #
 #   round runtime sink interval containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
 #
@@ -50,7 +52,10 @@ secs=${MEASURE_SECONDS:-60}
 warm=${MEASURE_WARMUP:-5}
 rounds=${MEASURE_ROUNDS:-2}
 scrape=${MEASURE_PROM_SCRAPE:-15}
-listen=${MEASURE_PROM_LISTEN:-127.0.0.1:19338}
+# The daemon's -listen (/healthz, /metrics): a free loopback port unless
+# given, since other runs of this script may share the machine.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+listen=${MEASURE_PROM_LISTEN:-127.0.0.1:$(free_port)}
 case $layout in
 docker)
 	n=${MEASURE_CONTAINERS:-33}
