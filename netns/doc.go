@@ -43,7 +43,11 @@
 // walks the kernel's TCP hash tables, which all namespaces share unless
 // net.ipv4.tcp_child_ehash_entries gave the namespace its own: on the test
 // VM (262144 buckets) a dump of an empty namespace costs about 0.25 ms,
-// 0.08 ms with its own 1024-bucket table, so it is not in TierCheap. A part the namespace lacks (snmp6 without IPv6) is left out
+// 0.08 ms with its own 1024-bucket table, so it is not in TierCheap.
+// Most of net/sockstat counts the namespace's own sockets, but a few of its
+// figures are the host's totals whichever namespace reads them: those are in
+// Sockets.Host, to be reported once per host, not per container. A part the
+// namespace lacks (snmp6 without IPv6) is left out
 // of Stats.Parts rather than reported as zeros, and every counter is a Value
 // (the same type as cgroup.Value) that is Unavailable, not 0, when the
 // kernel did not report it. Malformed kernel output gives a *ParseError

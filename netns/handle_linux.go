@@ -191,6 +191,9 @@ func (h *Handle) Stat(ctx context.Context, s *Stats) error {
 			s.Sockets = Sockets{}
 			fail(err)
 		} else {
+			if u := &s.Sockets.Used; h.diag >= 0 && u.State == Known && u.V > 0 {
+				u.V-- // our own sock_diag socket, made in the namespace
+			}
 			s.Parts |= PartSockstat
 		}
 	}

@@ -56,6 +56,10 @@ func checkCounters(t *testing.T, what string, v any, prefix string, ref map[stri
 	known := 0
 	for i := 0; i < rv.NumField(); i++ {
 		name := rv.Type().Field(i).Name
+		if f := rv.Field(i); f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(Value{}) {
+			known += checkCounters(t, what+"."+name, f.Addr().Interface(), prefix+name+".", ref)
+			continue
+		}
 		got := rv.Field(i).Interface().(Value)
 		txt, ok := ref[prefix+name]
 		if !ok {

@@ -2,18 +2,48 @@ package netns
 
 import "github.com/metricsd/metricsd/internal/parse"
 
-// Sockets is net/sockstat and net/sockstat6: sockets in use per protocol.
-// Mem fields are in pages, as the kernel prints them. Used ("sockets: used")
-// is the kernel's count for the whole host on many kernels, not the
-// namespace's.
+// Sockets is net/sockstat and net/sockstat6: sockets in use per protocol in
+// the namespace. Every field but those in Host counts the namespace's own
+// sockets (Used since Linux 4.16; before, the kernel printed the host's
+// total there).
 type Sockets struct {
+	// Used is "sockets: used": sockets of every family open in the
+	// namespace. A Handle that reads PartTCPStates leaves out its own
+	// sock_diag socket, which the kernel counts there. Units: sockets.
 	Used Value
 
-	TCPInUse, TCPOrphan, TCPTimeWait, TCPAlloc, TCPMem Value
-	UDPInUse, UDPMem                                   Value
-	UDPLiteInUse, RawInUse, FragInUse, FragMemory      Value
+	// TCP, UDP, UDP-Lite and raw sockets in use, and TCP sockets in
+	// TIME_WAIT (TCP: inuse, tw; UDP, UDPLITE, RAW: inuse). Units:
+	// sockets.
+	TCPInUse, TCPTimeWait, UDPInUse, UDPLiteInUse, RawInUse Value
+	// FragInUse is IPv4 datagrams awaiting reassembly (FRAG: inuse).
+	// Units: reassembly queues.
+	FragInUse Value
+	// FragMemory is the memory those fragments hold (FRAG: memory).
+	// Units: bytes.
+	FragMemory Value
 
+	// The same for IPv6, from net/sockstat6. Units: sockets; Frag6InUse:
+	// reassembly queues; Frag6Memory: bytes.
 	TCP6InUse, UDP6InUse, UDPLite6InUse, Raw6InUse, Frag6InUse, Frag6Memory Value
+
+	// Host is the part of net/sockstat that the kernel counts for the
+	// whole host, whichever namespace reads it.
+	Host HostSockets
+}
+
+// HostSockets is the part of net/sockstat that is host-wide: every
+// namespace reads the same numbers, the host's totals. Report them once per
+// host, never as one container's figures.
+type HostSockets struct {
+	// TCPOrphan is TCP sockets no longer attached to any process (closed,
+	// still finishing), TCPAlloc TCP sockets allocated, in any state
+	// (TCP: orphan, alloc). Units: sockets.
+	TCPOrphan, TCPAlloc Value
+	// TCPMem and UDPMem are the memory charged to TCP and UDP socket
+	// buffers, against net.ipv4.tcp_mem and udp_mem (TCP: mem, UDP: mem).
+	// Units: pages.
+	TCPMem, UDPMem Value
 }
 
 const (
@@ -32,20 +62,20 @@ func (s *Sockets) field(proto, key []byte) *Value {
 		case "inuse":
 			return &s.TCPInUse
 		case "orphan":
-			return &s.TCPOrphan
+			return &s.Host.TCPOrphan
 		case "tw":
 			return &s.TCPTimeWait
 		case "alloc":
-			return &s.TCPAlloc
+			return &s.Host.TCPAlloc
 		case "mem":
-			return &s.TCPMem
+			return &s.Host.TCPMem
 		}
 	case "UDP":
 		switch string(key) {
 		case "inuse":
 			return &s.UDPInUse
 		case "mem":
-			return &s.UDPMem
+			return &s.Host.UDPMem
 		}
 	case "UDPLITE":
 		if string(key) == "inuse" {

@@ -22,8 +22,8 @@ func refSockstat(b []byte) map[string]string {
 
 // sockstatKeys maps each Sockets field to its kernel protocol and key.
 var sockstatKeys = map[string]string{
-	"Used": "sockets used", "TCPInUse": "TCP inuse", "TCPOrphan": "TCP orphan", "TCPTimeWait": "TCP tw",
-	"TCPAlloc": "TCP alloc", "TCPMem": "TCP mem", "UDPInUse": "UDP inuse", "UDPMem": "UDP mem",
+	"Used": "sockets used", "TCPInUse": "TCP inuse", "Host.TCPOrphan": "TCP orphan", "TCPTimeWait": "TCP tw",
+	"Host.TCPAlloc": "TCP alloc", "Host.TCPMem": "TCP mem", "UDPInUse": "UDP inuse", "Host.UDPMem": "UDP mem",
 	"UDPLiteInUse": "UDPLITE inuse", "RawInUse": "RAW inuse", "FragInUse": "FRAG inuse", "FragMemory": "FRAG memory",
 	"TCP6InUse": "TCP6 inuse", "UDP6InUse": "UDP6 inuse", "UDPLite6InUse": "UDPLITE6 inuse", "Raw6InUse": "RAW6 inuse",
 	"Frag6InUse": "FRAG6 inuse", "Frag6Memory": "FRAG6 memory",

@@ -124,7 +124,8 @@ func FullNet(seed uint64, ifaces int) *netns.Stats {
 			TxFIFO: N(0), TxCollisions: N(0), TxCarrier: N(0), TxCompressed: N(0),
 		})
 	}
-	n.Sockets = netns.Sockets{Used: N(200), TCPInUse: N(10), TCPOrphan: N(0), TCPTimeWait: N(3), TCPAlloc: N(12), TCPMem: N(4), UDPInUse: N(2), UDPMem: N(1), RawInUse: N(0), FragInUse: N(0), FragMemory: N(0), TCP6InUse: N(5), UDP6InUse: N(1)}
+	n.Sockets = netns.Sockets{Used: N(200), TCPInUse: N(10), TCPTimeWait: N(3), UDPInUse: N(2), RawInUse: N(0), FragInUse: N(0), FragMemory: N(0), TCP6InUse: N(5), UDP6InUse: N(1),
+		Host: netns.HostSockets{TCPOrphan: N(0), TCPAlloc: N(12), TCPMem: N(4), UDPMem: N(1)}}
 	n.IP = netns.IP{InReceives: N(seed + 5000), InDelivers: N(seed + 4990), OutRequests: N(4000), InDiscards: N(0), OutDiscards: N(0), InHdrErrors: N(0), InAddrErrors: N(0), OutNoRoutes: N(0), ForwDatagrams: N(0)}
 	n.ICMP = netns.ICMP{InMsgs: N(3), OutMsgs: N(3), InErrors: N(0), OutErrors: N(0)}
 	n.TCP = netns.TCP{ActiveOpens: N(seed + 40), PassiveOpens: N(30), AttemptFails: N(1), EstabResets: N(2), CurrEstab: N(10), InSegs: N(9000), OutSegs: N(8000), RetransSegs: N(11), InErrs: N(0), OutRsts: N(4), InCsumErrors: N(0)}

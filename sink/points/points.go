@@ -313,16 +313,14 @@ func (w *Walker) net(n *netns.Stats) {
 		}
 	}
 	if n.Parts.Has(netns.PartSockstat) {
+		// The namespace's own figures; k.Host is the host's, the same in
+		// every container, so not a container's series.
 		k := &n.Sockets
 		w.begin("container_sockets", noTag)
 		w.c("used", k.Used)
 		w.c("tcp_inuse", k.TCPInUse)
-		w.c("tcp_orphan", k.TCPOrphan)
 		w.c("tcp_tw", k.TCPTimeWait)
-		w.c("tcp_alloc", k.TCPAlloc)
-		w.c("tcp_mem_pages", k.TCPMem)
 		w.c("udp_inuse", k.UDPInUse)
-		w.c("udp_mem_pages", k.UDPMem)
 		w.c("udplite_inuse", k.UDPLiteInUse)
 		w.c("raw_inuse", k.RawInUse)
 		w.c("frag_inuse", k.FragInUse)

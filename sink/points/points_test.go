@@ -50,6 +50,29 @@ func TestSchemaNamesNeedNoEscaping(t *testing.T) {
 	}
 }
 
+// TestHostWideSocketsLeftOut: sockstat's host-wide figures (netns
+// Sockets.Host: TCP orphan, alloc, mem, UDP mem) read the same in every
+// container, so they are no container's series; the namespace's own ones
+// are.
+func TestHostWideSocketsLeftOut(t *testing.T) {
+	snap := sinktest.FullSnapshot(1, 1, t0)
+	if h := snap.Containers[0].Net.Sockets.Host; !h.TCPAlloc.Available() || !h.UDPMem.Available() {
+		t.Fatal("the full snapshot has no host-wide socket figures")
+	}
+	k := &keys{names: map[string]bool{}}
+	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(snap, k)
+	for _, f := range []string{"tcp_orphan", "tcp_alloc", "tcp_mem_pages", "udp_mem_pages"} {
+		if k.names["container_sockets."+f] {
+			t.Errorf("container_sockets.%s written per container", f)
+		}
+	}
+	for _, f := range []string{"used", "tcp_inuse", "tcp_tw", "udp_inuse", "frag_memory"} {
+		if !k.names["container_sockets."+f] {
+			t.Errorf("container_sockets.%s missing", f)
+		}
+	}
+}
+
 // TestEncoderSkipsBadPoints: a tag value line protocol can not carry (a
 // newline) leaves out the points that need it (every point of a container
 // for a container tag, one point for an interface name) and the rest is
