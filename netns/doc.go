@@ -6,7 +6,11 @@
 // needs under /proc/thread-self/net (never /proc/self/net, which shows the
 // thread-group leader's namespace) and, for TCP states, a sock_diag netlink
 // socket, setns home, and check that it is home. If the check fails the
-// thread is disposed of (its goroutine exits still locked) and replaced.
+// thread is disposed of (its goroutine exits still locked) and replaced by
+// a thread that takes over its home-namespace descriptor, so a process out
+// of descriptors still gets it back; the disposal is logged from another
+// thread, never from the one left in the container's namespace. A pool
+// that loses its last thread anyway fails Open with ErrPoolClosed.
 // No hop runs on the process's main thread, and no goroutine is started
 // inside a hop (threads Go creates meanwhile come from its template thread,
 // not from the hop thread, so they never inherit the target namespace).

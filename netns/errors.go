@@ -15,8 +15,10 @@ var (
 	// handle passed in is not open. It matches fs.ErrNotExist too.
 	ErrNotExist = errkind.New("network namespace does not exist", fs.ErrNotExist)
 
-	// ErrPoolClosed is returned by Pool.Open after Pool.Close, and when no
-	// hop thread is left to serve the job.
+	// ErrPoolClosed is returned by Pool.Open and OpenAll after Pool.Close,
+	// and when the pool has no hop thread left (one was disposed of and
+	// its replacement failed to start): such a pool opens nothing again;
+	// close it and make a new one.
 	ErrPoolClosed = errors.New("netns: pool closed")
 
 	// ErrClosed is returned by Handle.Stat after Handle.Close. It matches

@@ -52,7 +52,7 @@ func TestWorkerLeavesMainThread(t *testing.T) {
 	onMainThread(func() {
 		ranOnMain = unix.Gettid() == unix.Getpid()
 		p.wg.Add(1)
-		p.worker(ready, nil) // returns once its successor is locked elsewhere
+		p.worker(ready, nil, -1) // returns once its successor is locked elsewhere
 	})
 	if !ranOnMain {
 		t.Fatal("onMainThread did not run on the main thread")

@@ -14,6 +14,10 @@ type config struct {
 	// thread in the target namespace instead of returning home, so the
 	// check after the hop fails for real. Nil outside tests.
 	skipRestore func() bool
+	// startFault is a test hook: an error it returns fails the start of a
+	// replacement hop thread, a failure left for no test to cause for
+	// real. Nil outside tests.
+	startFault func() error
 }
 
 func defaultConfig() config {
@@ -36,7 +40,9 @@ func WithSize(n int) Option {
 }
 
 // WithLogger sets the logger (default: discard). The pool logs a hop thread
-// it had to dispose of at Error, and each hop at Debug.
+// it had to dispose of, and a replacement that failed to start, at Error
+// (from another goroutine: the thread may be in a container's namespace,
+// where a handler that dials out would dial from), and each hop at Debug.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {

@@ -27,6 +27,13 @@ type Pool struct {
 	wg        sync.WaitGroup
 	alive     atomic.Int32
 	bufs      sync.Pool // *[]byte read buffers lent to Handle.Stat
+
+	// threads counts the hop threads running or starting. When the last
+	// one is gone for good (disposed of and its replacement failed), none
+	// is closed and OpenAll fails with ErrPoolClosed.
+	threads  atomic.Int32
+	none     chan struct{}
+	noneOnce sync.Once
 }
 
 const (
@@ -58,12 +65,13 @@ func NewPool(opts ...Option) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netns: home namespace: %w", err)
 	}
-	p := &Pool{cfg: cfg, home: home, jobs: make(chan *job), quit: make(chan struct{})}
+	p := &Pool{cfg: cfg, home: home, jobs: make(chan *job), quit: make(chan struct{}), none: make(chan struct{})}
 	p.bufs.New = func() any { b := make([]byte, 8<<10); return &b }
 	ready := make(chan error, cfg.size)
+	p.threads.Store(int32(cfg.size))
 	for range cfg.size {
 		p.wg.Add(1)
-		go p.worker(ready, nil)
+		go p.worker(ready, nil, -1)
 	}
 	var errs []error
 	for range cfg.size {
@@ -147,7 +155,8 @@ func (r *Ref) Close() error {
 // Open hops into t's namespace and returns a Handle that reads parts of it.
 // A part the namespace lacks (snmp6 without IPv6) is left out of
 // Handle.Parts, not an error. Errors: *TargetError wrapping ErrNotExist when
-// the namespace is gone; ErrPoolClosed; ErrRestore; ctx.Err().
+// the namespace is gone; ErrPoolClosed after Close, or when the pool has no
+// hop thread left; ErrRestore; ctx.Err().
 func (p *Pool) Open(ctx context.Context, t Target, parts Parts) (*Handle, error) {
 	hs, err := p.OpenAll(ctx, []Target{t}, parts)
 	if len(hs) == 0 {
@@ -170,6 +179,8 @@ func (p *Pool) OpenAll(ctx context.Context, targets []Target, parts Parts) ([]*H
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-p.quit:
+		return nil, ErrPoolClosed
+	case <-p.none:
 		return nil, ErrPoolClosed
 	}
 	select {
@@ -212,47 +223,71 @@ func (p *Pool) OpenAll(ctx context.Context, targets []Target, parts Parts) ([]*H
 // thread busy, so the successor necessarily runs on another thread, and
 // bows out once the successor is locked. locked, when not nil, is closed
 // once this worker is locked to its thread.
-func (p *Pool) worker(ready chan<- error, locked chan<- struct{}) {
+//
+// homeFD is the descriptor of the home namespace a disposed-of worker
+// hands to its replacement, or -1: a replacement needs no new descriptor,
+// so a process out of them (EMFILE) still gets its hop thread back.
+func (p *Pool) worker(ready chan<- error, locked chan<- struct{}, homeFD int) {
 	runtime.LockOSThread()
 	if locked != nil {
 		close(locked)
 	}
 	if unix.Gettid() == unix.Getpid() {
 		next := make(chan struct{})
-		go p.worker(ready, next) // inherits this worker's wg count
+		go p.worker(ready, next, homeFD) // inherits this worker's wg count
 		<-next
 		runtime.UnlockOSThread()
 		return
 	}
 	defer p.wg.Done()
-	report := func(err error) {
+	// fail reports a worker that cannot start. At NewPool the error goes
+	// to the caller; a replacement's is logged, and the pool may be left
+	// without a thread.
+	fail := func(err error) {
+		if homeFD >= 0 {
+			unix.Close(homeFD)
+		}
 		if ready != nil {
 			ready <- err
-		} else if err != nil {
-			p.cfg.log.Error("netns: replacement hop thread failed to start", "err", err)
+			return
 		}
+		// This thread may not be home: log from elsewhere.
+		p.logAway("netns: replacement hop thread failed to start", "err", err)
+		p.lost()
 	}
-	homeFD, err := unix.Open(threadNetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		report(fmt.Errorf("netns: open %s: %w", threadNetNS, err))
-		runtime.UnlockOSThread() // it never left: keep the thread
-		return
-	}
-	defer unix.Close(homeFD)
-	home, err := fdID(homeFD)
+	home, err := statID(threadNetNS)
 	if err == nil && home != p.home {
 		err = fmt.Errorf("netns: hop thread started in namespace %v, not the pool's home %v", home, p.home)
 	}
+	if err == nil && p.cfg.startFault != nil && ready == nil {
+		err = p.cfg.startFault()
+	}
 	if err != nil {
-		report(err)
+		fail(err)
+		return // still locked: the thread may not be home
+	}
+	if homeFD < 0 {
+		if homeFD, err = unix.Open(threadNetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			homeFD = -1
+			fail(fmt.Errorf("netns: open %s: %w", threadNetNS, err))
+			runtime.UnlockOSThread() // verified home: keep the thread
+			return
+		}
+	}
+	if id, err := fdID(homeFD); err != nil || id != home {
+		fail(fmt.Errorf("netns: home namespace descriptor is %v, not %v (%v)", id, home, err))
+		runtime.UnlockOSThread()
 		return
 	}
 	p.alive.Add(1)
 	defer p.alive.Add(-1)
-	report(nil)
+	if ready != nil {
+		ready <- nil
+	}
 	for {
 		select {
 		case <-p.quit:
+			unix.Close(homeFD)
 			runtime.UnlockOSThread() // verified home after every job: keep the thread
 			return
 		case j := <-p.jobs:
@@ -262,9 +297,10 @@ func (p *Pool) worker(ready chan<- error, locked chan<- struct{}) {
 			ok := p.run(j, homeFD, home)
 			close(j.done)
 			if !ok {
-				tid := unix.Gettid()
-				p.cfg.log.Error("netns: hop thread could not return home; disposing of it", "tid", tid)
-				p.respawn()
+				// Still in the target namespace: a log handler run here
+				// would dial out, or open files, inside the container.
+				p.logAway("netns: hop thread could not return home; disposing of it", "tid", unix.Gettid())
+				p.respawn(homeFD)
 				return
 			}
 			p.cfg.log.Debug("netns: hop done", "targets", len(j.targets), "parts", j.parts.String())
@@ -272,15 +308,32 @@ func (p *Pool) worker(ready chan<- error, locked chan<- struct{}) {
 	}
 }
 
-// respawn starts a replacement hop thread unless the pool is closing.
-func (p *Pool) respawn() {
+// logAway logs an error from another goroutine, and so from another
+// thread: the calling hop thread may be in a foreign namespace. (A goroutine
+// locked to its thread never runs another goroutine there.)
+func (p *Pool) logAway(msg string, args ...any) {
+	go p.cfg.log.Error(msg, args...)
+}
+
+// lost records a hop thread gone for good. With none left, OpenAll fails
+// with ErrPoolClosed instead of waiting for a thread that will not come.
+func (p *Pool) lost() {
+	if p.threads.Add(-1) == 0 {
+		p.noneOnce.Do(func() { close(p.none) })
+	}
+}
+
+// respawn starts a replacement hop thread, handing it homeFD, unless the
+// pool is closing.
+func (p *Pool) respawn(homeFD int) {
 	select {
 	case <-p.quit:
+		unix.Close(homeFD)
 		return
 	default:
 	}
 	p.wg.Add(1)
-	go p.worker(nil, nil)
+	go p.worker(nil, nil, homeFD)
 }
 
 // run does job j on the locked thread. It returns false when the thread is
