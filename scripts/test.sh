@@ -4,8 +4,10 @@
 # As root with apt available it installs the Debian packages the tests need
 # when they are missing (apt-get update only when an install is needed), then
 # checks formatting, runs go vet and staticcheck, and runs every test with the
-# race detector, in the library module and in bench/. It exits non-zero on any
-# failure and ends by listing every skipped test with its reason.
+# race detector, in the library module and in bench/, then runs the live tests
+# again on pure cgroup v2 kernels in QEMU (scripts/v2lane.sh; METRICSD_V2LANE=0
+# skips it). It exits non-zero on any failure and ends by listing every
+# skipped test with its reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
@@ -15,8 +17,10 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 # systemd (systemd-analyze verify and security, which need no systemd
 # running), strace (the unit's filters against the daemon's system calls)
 # and ca-certificates (the CA bundle deploy/docker/build.sh puts in the
-# image).
-packages=(iproute2 util-linux procps systemd strace ca-certificates)
+# image); for the cgroup v2 lane (scripts/v2lane.sh) qemu-system-x86,
+# busybox-static (its initramfs), e2fsprogs (its disk), kmod (depmod) and
+# xz-utils (6.12's modules).
+packages=(iproute2 util-linux procps systemd strace ca-certificates qemu-system-x86 busybox-static e2fsprogs kmod xz-utils)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
@@ -28,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "test.sh: installing ${missing[*]}"
 		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	else
 		echo "test.sh: SKIP installing ${missing[*]}: not root or no apt-get; tests that need them will skip"
 	fi
@@ -129,6 +133,13 @@ for pkg in $(go list ./...); do
 	done
 done
 
+# The pure cgroup v2 lane: the cgroup, netns, runtime and Collector tests
+# again, in QEMU guests booted on Debian's 6.1 and 6.12 kernels with cgroup
+# v1 switched off (scripts/v2lane.sh says why when it skips). It appends the
+# guests' test output to the log, each line prefixed "[v2 <kernel>] ".
+echo "== cgroup v2 lane (scripts/v2lane.sh)"
+step scripts/v2lane.sh "$log"
+
 echo "== skipped tests and why"
 # go test -v prints a skipped test's reason on the line before its SKIP line.
 grep -B1 -E -- '--- SKIP' "$log" | grep -v '^--$' || echo "(none)"
@@ -138,6 +149,6 @@ if [ $status -ne 0 ]; then
 	exit 1
 fi
 # A closing line in the form CI counts.
-passed=$(grep -c -E -- '^\s*--- PASS' "$log" || true)
-skipped=$(grep -c -E -- '^\s*--- SKIP' "$log" || true)
+passed=$(grep -c -E -- '^(\[v2 [^]]*\] )?\s*--- PASS' "$log" || true)
+skipped=$(grep -c -E -- '^(\[v2 [^]]*\] )?\s*--- SKIP' "$log" || true)
 echo "test.sh: $passed passed, 0 failed, $skipped skipped"
