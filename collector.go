@@ -802,10 +802,13 @@ func (c *Collector) fillSelf(snap *sink.Snapshot, containers, namespaces int, to
 	for i := range numStages {
 		s.Errors[i] = sink.StageErrors{Stage: stageNames[i], Count: c.errs[i].Load()}
 	}
-	s.SinkDropped = 0
+	s.SinkDropped, s.Sanitized = 0, sink.Sanitized{}
 	for _, k := range c.o.sinks {
 		if d, ok := k.(sink.SinkDropper); ok {
 			s.SinkDropped += d.Dropped()
+		}
+		if z, ok := k.(sink.SanitizeReporter); ok {
+			s.Sanitized = s.Sanitized.Add(z.Sanitized())
 		}
 	}
 	s.SinkWriteSeconds = math.Float64frombits(c.writeNanos.Load())

@@ -36,7 +36,7 @@ func BenchmarkSinkPushEncode(b *testing.B) {
 	for _, bs := range benchSnapshots() {
 		snap := bs.snap
 		b.Run("influx/"+bs.name, func(b *testing.B) {
-			enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond)
+			enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond, nil)
 			buf, ends, _, _ := enc.Append(nil, nil, snap)
 			n := len(ends)
 			cpu := startCPU()

@@ -61,7 +61,7 @@ func BenchmarkSinkInfluxEncode(b *testing.B) {
 	for _, bs := range benchSnapshots() {
 		b.Run(bs.name, func(b *testing.B) {
 			snap := bs.snap
-			enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond)
+			enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond, nil)
 			var buf []byte
 			var ends []int
 			buf, ends, _, _ = enc.Append(buf, ends, snap)

@@ -42,6 +42,10 @@ type Self struct {
 	// SinkWriteSeconds is how long writing the previous snapshot to every
 	// sink took; 0 before the first write.
 	SinkWriteSeconds float64
+	// Sanitized is what the sinks changed or left out of what containers
+	// gave them so far (see Limits), summed over the sinks that count it
+	// (SanitizeReporter): a value two sinks change counts twice.
+	Sanitized Sanitized
 }
 
 // StageErrors is the error count of one collection stage.

@@ -39,7 +39,8 @@ type Tags struct {
 	// collector's own (Snapshot.Self) included: the host's name (the
 	// daemon's "host" tag), a cluster, an environment. Without them hosts
 	// writing to one InfluxDB overwrite each other's points. A key follows
-	// the rules of a LabelTag's; a value may not be empty.
+	// the rules of a LabelTag's; a value may not be empty, and must be
+	// valid UTF-8 without control characters.
 	Global []Tag
 }
 
@@ -142,6 +143,8 @@ func NewTagger(t Tags) (*Tagger, error) {
 			errs = append(errs, fmt.Errorf("sink: global tag name %q is reserved", g.Key))
 		case g.Value == "":
 			errs = append(errs, fmt.Errorf("sink: global tag %q has an empty value", g.Key))
+		case !NewSanitizer(Limits{MaxValueLen: -1}).Clean(g.Value):
+			errs = append(errs, fmt.Errorf("sink: global tag %q: %q is not valid UTF-8 or has control characters", g.Key, g.Value))
 		default:
 			specs = append(specs, tagSpec{key: g.Key, src: srcGlobal, label: g.Value})
 			global = append(global, g)

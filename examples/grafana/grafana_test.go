@@ -154,7 +154,7 @@ func (f *fields) Begin(m string, _ sink.Tag) {
 func TestInfluxDBDashboard(t *testing.T) {
 	d := load(t, "influxdb.json")
 	rec := &fields{m: map[string]map[string]bool{}}
-	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(snap, rec)
+	points.NewWalker(sink.MustTagger(sink.DefaultTags()), nil).Walk(snap, rec)
 	have := rec.m
 	from := regexp.MustCompile(`FROM "(container_[a-z_]+)"`)
 	fn := regexp.MustCompile(`(?:mean|sum|last|max)\("([a-z0-9_]+)"\)`)

@@ -112,6 +112,8 @@ type config struct {
 	labels                                      string
 	influxURL, influxDB, influxRP, influxUser   string
 	influxOrg, influxBucket                     string
+	influxBatch, influxBuffer                   int
+	maxValueLen, maxInterfaces                  int
 	push                                        *pushFlags // remotewrite, otlp, and every secret
 	limitMaxAge                                 time.Duration
 }
@@ -141,6 +143,10 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.influxUser, "influx-user", "", "InfluxDB 1.x user")
 	fl.StringVar(&c.influxOrg, "influx-org", "", "InfluxDB 2.x organisation (with -influx-bucket and -influx-token: use the 2.x API)")
 	fl.StringVar(&c.influxBucket, "influx-bucket", "", "InfluxDB 2.x bucket")
+	fl.IntVar(&c.influxBatch, "influx-batch", 5000, "most points per InfluxDB write request")
+	fl.IntVar(&c.influxBuffer, "influx-buffer", influx.DefaultBufferSnapshots, "snapshots buffered while InfluxDB is unreachable (however many containers); the oldest past them are dropped and counted")
+	fl.IntVar(&c.maxValueLen, "max-value-len", sink.DefaultMaxValueLen, "most bytes of a tag or label value from a container (its name, labels, image, interfaces), longer ones cut and counted; -1 for no bound")
+	fl.IntVar(&c.maxInterfaces, "max-interfaces", sink.DefaultMaxInterfaces, "most network interfaces written per namespace, the others left out and counted; -1 for no bound")
 	c.push = addPushFlags(fl)
 	c.push.addInfluxSecrets(fl)
 	fl.StringVar(&c.logLevel, "log-level", "warn", "log level: debug|info|warn|error (to standard error)")
@@ -183,6 +189,13 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if c.interval <= 0 {
 		return fail("-interval must be positive, got %v", c.interval)
 	}
+	if c.influxBatch < 1 || c.influxBuffer < 1 {
+		return fail("-influx-batch and -influx-buffer must be positive, got %d and %d", c.influxBatch, c.influxBuffer)
+	}
+	if c.maxValueLen == 0 || c.maxValueLen < -1 || c.maxInterfaces == 0 || c.maxInterfaces < -1 {
+		return fail("-max-value-len and -max-interfaces must be positive or -1 (no bound), got %d and %d", c.maxValueLen, c.maxInterfaces)
+	}
+	c.push.limits = sink.Limits{MaxValueLen: c.maxValueLen, MaxInterfaces: c.maxInterfaces}
 	if err := filter.check(); err != nil {
 		return fail("%v", err)
 	}
@@ -400,13 +413,14 @@ func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out i
 		default:
 			return nil, nil, fmt.Errorf("-format: want line or json, got %q", c.format)
 		}
-		s, err := stdout.New(out, stdout.WithFormat(f), stdout.WithTags(tags), stdout.WithLogger(log))
+		s, err := stdout.New(out, stdout.WithFormat(f), stdout.WithTags(tags), stdout.WithLogger(log), stdout.WithLimits(c.push.limits))
 		return s, nil, err
 	case "influx":
 		if err := ping(ctx, c.influxURL); err != nil {
 			return nil, nil, fmt.Errorf("InfluxDB at %s unreachable: %v", c.influxURL, err)
 		}
-		opts := []influx.Option{influx.WithTags(tags), influx.WithLogger(log)}
+		opts := []influx.Option{influx.WithTags(tags), influx.WithLogger(log), influx.WithLimits(c.push.limits),
+			influx.WithBatchSize(c.influxBatch), influx.WithBufferSnapshots(c.influxBuffer)}
 		token, password := c.push.influxToken.value, c.push.influxPassword.value
 		if c.influxOrg != "" || c.influxBucket != "" || token != "" {
 			opts = append(opts, influx.WithV2(c.influxOrg, c.influxBucket, token))
@@ -419,7 +433,7 @@ func openSink(ctx context.Context, name string, c *config, tags sink.Tags, out i
 		s, err := influx.New(c.influxURL, opts...)
 		return s, nil, err
 	case "prometheus":
-		p, err := prometheus.New(prometheus.WithTags(tags), prometheus.WithLogger(log))
+		p, err := prometheus.New(prometheus.WithTags(tags), prometheus.WithLogger(log), prometheus.WithLimits(c.push.limits))
 		if err != nil {
 			return nil, nil, err
 		}

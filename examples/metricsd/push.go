@@ -63,7 +63,10 @@ type pushFlags struct {
 	rwPassword, rwToken                *secret
 
 	otlpURL, otlpAttrs string
+	otlpBuffer         int
 	otlpHeaders        *secret
+
+	limits sink.Limits
 }
 
 func addPushFlags(fl *flag.FlagSet) *pushFlags {
@@ -75,8 +78,9 @@ func addPushFlags(fl *flag.FlagSet) *pushFlags {
 	fl.StringVar(&p.rwLabels, "remotewrite-labels", "job=metricsd,instance=$HOSTNAME", "external labels on every remote_write series, k=v,k=v ($HOSTNAME is this host's name)")
 	fl.StringVar(&p.rwHeaders, "remotewrite-headers", "", "extra remote_write HTTP headers, k=v,k=v (X-Scope-OrgID=tenant for Mimir)")
 	fl.IntVar(&p.rwBatch, "remotewrite-batch", 2000, "most samples per remote_write request")
-	fl.IntVar(&p.rwBuffer, "remotewrite-buffer", 50000, "most samples buffered while the receiver is unreachable; the oldest past it are dropped and counted")
+	fl.IntVar(&p.rwBuffer, "remotewrite-buffer", remotewrite.DefaultBufferSnapshots, "snapshots buffered while the receiver is unreachable (however many containers); the oldest past them are dropped and counted")
 	fl.StringVar(&p.otlpURL, "otlp-url", "http://127.0.0.1:4318/v1/metrics", "OTLP/HTTP metrics endpoint")
+	fl.IntVar(&p.otlpBuffer, "otlp-buffer", otlp.DefaultBufferSnapshots, "snapshots buffered while the OTLP endpoint is unreachable; the oldest past them are dropped and counted")
 	p.otlpHeaders = addSecret(fl, "otlp-headers", "METRICSD_OTLP_HEADERS", "OTLP HTTP headers, k=v,k=v (values URL-encoded, as OTEL_EXPORTER_OTLP_HEADERS, which is read too)")
 	fl.StringVar(&p.otlpAttrs, "otlp-resource-attributes", "", "resource attributes on every OTLP resource, k=v,k=v (added to $OTEL_RESOURCE_ATTRIBUTES; host.name is set)")
 	return p
@@ -89,9 +93,17 @@ func (p *pushFlags) addInfluxSecrets(fl *flag.FlagSet) {
 	p.influxToken = addSecret(fl, "influx-token", "METRICSD_INFLUX_TOKEN", "InfluxDB 2.x token")
 }
 
-// resolve reads every secret.
+// resolve reads every secret and checks the numbers.
 func (p *pushFlags) resolve() error {
 	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"-remotewrite-buffer", p.rwBuffer}, {"-otlp-buffer", p.otlpBuffer}, {"-remotewrite-batch", p.rwBatch}} {
+		if f.v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", f.name, f.v))
+		}
+	}
 	for _, s := range []*secret{p.influxPassword, p.influxToken, p.rwPassword, p.rwToken, p.otlpHeaders} {
 		if s != nil {
 			errs = append(errs, s.resolve())
@@ -145,8 +157,8 @@ func (p *pushFlags) openRemoteWrite(tags sink.Tags, log *slog.Logger) (sink.Sink
 		return nil, fmt.Errorf("-remotewrite-headers: %v", err)
 	}
 	opts := []remotewrite.Option{
-		remotewrite.WithTags(tags), remotewrite.WithLogger(log), remotewrite.WithExternalLabels(labels),
-		remotewrite.WithHeaders(headers), remotewrite.WithBatchSize(p.rwBatch), remotewrite.WithBufferLimit(p.rwBuffer),
+		remotewrite.WithTags(tags), remotewrite.WithLogger(log), remotewrite.WithExternalLabels(labels), remotewrite.WithLimits(p.limits),
+		remotewrite.WithHeaders(headers), remotewrite.WithBatchSize(p.rwBatch), remotewrite.WithBufferSnapshots(p.rwBuffer),
 	}
 	if p.rwUser != "" || p.rwPassword.value != "" {
 		opts = append(opts, remotewrite.WithBasicAuth(p.rwUser, p.rwPassword.value))
@@ -177,7 +189,8 @@ func (p *pushFlags) openOTLP(tags sink.Tags, version string, log *slog.Logger) (
 		return nil, fmt.Errorf("-otlp-resource-attributes: %v", err)
 	}
 	return otlp.New(p.otlpURL, otlp.WithTags(tags), otlp.WithLogger(log), otlp.WithHeaders(headers),
-		otlp.WithResourceAttributes(attrs), otlp.WithScopeVersion(version))
+		otlp.WithResourceAttributes(attrs), otlp.WithScopeVersion(version), otlp.WithBufferSnapshots(p.otlpBuffer),
+		otlp.WithLimits(p.limits))
 }
 
 // moduleVersion is the module version from the build information ("" for

@@ -46,6 +46,28 @@ type queue struct {
 	n, p     int
 	free     []*chunk
 	weighted bool // records carry their point counts (chunk.pts)
+	bound    bound
+}
+
+// bound is the buffer's size in snapshots: limit is the number of records
+// of the latest k snapshots appended (whatever was sent of them since).
+type bound struct {
+	sizes []int // ring of the latest snapshots' record counts
+	next  int
+	limit int
+}
+
+// add records a snapshot of n records, keeping the latest k.
+func (b *bound) add(n, k int) {
+	if len(b.sizes) < k {
+		b.sizes = append(b.sizes, n)
+		b.limit += n
+		return
+	}
+	b.next %= len(b.sizes)
+	b.limit += n - b.sizes[b.next]
+	b.sizes[b.next] = n
+	b.next++
 }
 
 func (q *queue) push(c *chunk) {

@@ -6,6 +6,11 @@
 // Retry-After; other 4xx dropped and counted by status with the server's
 // reason; 413 split in halves).
 //
+// The buffer is sized in snapshots (Config.Snapshots): it holds the records
+// of the latest few Appends, however many containers a snapshot has, so
+// that a healthy server gets every point of a host of any size, and an
+// outage costs the oldest snapshots first.
+//
 // A record is a byte string that the sink's encoder appended; a batch is
 // records concatenated, which the sink frames, compresses and posts (a
 // concatenation of protobuf fields of one repeated field is itself a valid
@@ -33,7 +38,9 @@ import (
 )
 
 // WriteError is a server's refusal of a batch: the status and the reason it
-// gave. A WriteError whose Retry is false means the points were dropped.
+// gave. A WriteError whose Retry is false means the points were dropped:
+// all of them, or, when Refused is set, those the server says it refused
+// (InfluxDB's "partial write").
 type WriteError struct {
 	// Sink names the sink ("remotewrite", "otlp").
 	Sink   string
@@ -47,12 +54,21 @@ type WriteError struct {
 	Retry bool
 	// RetryAfter is the server's Retry-After, 0 when absent.
 	RetryAfter time.Duration
+	// Refused, when above 0 and below Points, is how many points of a
+	// partial write the server refused: it stored the others.
+	Refused int
 }
+
+// Partial reports whether the server stored part of the batch.
+func (e *WriteError) Partial() bool { return !e.Retry && e.Refused > 0 && e.Refused < e.Points }
 
 func (e *WriteError) Error() string {
 	what := "dropped"
-	if e.Retry {
+	switch {
+	case e.Retry:
 		what = "will retry"
+	case e.Partial():
+		what = fmt.Sprintf("%d dropped, %d stored", e.Refused, e.Points-e.Refused)
 	}
 	return fmt.Sprintf("%s: write of %d points: %d %s: %s (%s)", e.Sink, e.Points, e.Status, http.StatusText(e.Status), e.Reason, what)
 }
@@ -62,8 +78,12 @@ func (e *WriteError) Error() string {
 type Config struct {
 	// Name prefixes errors and log messages.
 	Name string
-	// Batch is the most records in one request; Limit the most buffered.
-	Batch, Limit int
+	// Batch is the most records in one request.
+	Batch int
+	// Snapshots bounds the buffer: it holds at most the records of the
+	// latest Snapshots Appends (a snapshot each); past that the oldest
+	// records are dropped and counted.
+	Snapshots int
 	// Weighted: records carry a point count each (the encoder fills pts);
 	// otherwise a record is one point.
 	Weighted bool
@@ -84,10 +104,8 @@ type Config struct {
 // Check returns what is wrong with c's numbers, or nil.
 func (c *Config) Check() error {
 	var errs []error
-	if c.Batch < 1 || c.Limit < 1 {
-		errs = append(errs, fmt.Errorf("%s: batch size and buffer limit must be positive", c.Name))
-	} else if c.Batch > c.Limit {
-		errs = append(errs, fmt.Errorf("%s: batch size %d exceeds the buffer limit %d", c.Name, c.Batch, c.Limit))
+	if c.Batch < 1 || c.Snapshots < 1 {
+		errs = append(errs, fmt.Errorf("%s: batch size and buffered snapshots must be positive", c.Name))
 	}
 	if c.Interval <= 0 || c.MinBackoff <= 0 || c.MaxBackoff < c.MinBackoff {
 		errs = append(errs, fmt.Errorf("%s: flush interval and backoff must be positive, max backoff >= min", c.Name))
@@ -113,10 +131,13 @@ type Stats struct {
 	// (or Close's context ended first).
 	Dropped uint64
 	// Rejected is the number of points dropped because the server refused
-	// their batch (a 4xx other than 413 and 429); Rejections has them by
-	// status.
+	// their batch (a 4xx other than 413 and 429), or refused them within
+	// a batch it stored in part; Rejections has them by status.
 	Rejected   uint64
 	Rejections []Rejection
+	// Partial is the number of requests the server stored in part, the
+	// rest of their points counted in Rejected, their stored ones in Sent.
+	Partial uint64
 	// Failures is the number of requests that failed and were retried.
 	Failures uint64
 	// Buffered is the number of points waiting now, including a batch
@@ -147,7 +168,7 @@ type Sender struct {
 
 	sendMu sync.Mutex // one request at a time
 
-	written, sent, dropped, rejected, failures atomic.Uint64
+	written, sent, dropped, rejected, failures, partial atomic.Uint64
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -197,14 +218,15 @@ func (s *Sender) Stats() Stats {
 	return Stats{
 		Written: s.written.Load(), Sent: s.sent.Load(), Dropped: s.dropped.Load(),
 		Rejected: s.rejected.Load(), Rejections: rejs, Failures: s.failures.Load(),
-		Buffered: buffered,
+		Partial: s.partial.Load(), Buffered: buffered,
 	}
 }
 
 // Append lets encode append records to a buffer chunk: it appends their
 // bytes to buf, each record's end offset to ends and, when Weighted, the
-// running point count to pts (starting from 0). Records over the limit are
-// dropped, oldest first, and counted. It returns the points added and
+// running point count to pts (starting from 0): one snapshot. Records past
+// the bound (the latest Config.Snapshots snapshots) are dropped, oldest
+// first, and counted. It returns the points added and
 // encode's error (ErrClosed after Close).
 func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error) {
 	s.mu.Lock()
@@ -217,12 +239,13 @@ func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 	c.buf, c.ends, c.pts, err = encode(c.buf[:0], c.ends[:0], c.pts[:0])
 	c.head = 0
 	n := c.points(0, len(c.ends))
+	s.q.bound.add(len(c.ends), s.cfg.Snapshots)
 	if len(c.ends) == 0 {
 		s.q.recycle(c)
 	} else {
 		s.q.push(c)
 	}
-	over := s.q.n - s.cfg.Limit
+	over := s.q.n - s.q.bound.limit
 	var lost int
 	if over > 0 {
 		lost = s.q.dropOldest(over)
@@ -233,7 +256,7 @@ func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 	s.written.Add(uint64(n))
 	if lost > 0 {
 		s.dropped.Add(uint64(lost))
-		s.rl.Warn("full", s.msgFull, "dropped", lost, "limit", s.cfg.Limit)
+		s.rl.Warn("full", s.msgFull, "dropped", lost, "snapshots", s.cfg.Snapshots)
 	}
 	if full {
 		select {
@@ -338,7 +361,7 @@ func (s *Sender) flush(ctx context.Context) (err, retry error) {
 		if retry != nil {
 			b.head += done
 			s.q.pushFront(b)
-			over := s.q.n - s.cfg.Limit
+			over := s.q.n - s.q.bound.limit
 			var lost int
 			if over > 0 {
 				lost = s.q.dropOldest(over)
@@ -347,7 +370,7 @@ func (s *Sender) flush(ctx context.Context) (err, retry error) {
 			s.mu.Unlock()
 			s.failures.Add(1)
 			if lost > 0 {
-				s.rl.Warn("full", s.msgFull, "dropped", lost, "limit", s.cfg.Limit)
+				s.rl.Warn("full", s.msgFull, "dropped", lost, "snapshots", s.cfg.Snapshots)
 			}
 			return errors.Join(errs...), retry
 		}
@@ -380,18 +403,24 @@ func (s *Sender) send(ctx context.Context, b *chunk, lo, hi int) (done int, refu
 	case we.Retry:
 		return 0, nil, we
 	default:
-		s.rejected.Add(uint64(pts))
+		refused := pts
+		if we.Partial() {
+			refused = we.Refused
+			s.sent.Add(uint64(pts - refused))
+			s.partial.Add(1)
+		}
+		s.rejected.Add(uint64(refused))
 		s.mu.Lock()
 		found := false
 		for i := range s.rejs {
 			if s.rejs[i].Status == we.Status {
-				s.rejs[i].Points += uint64(pts)
+				s.rejs[i].Points += uint64(refused)
 				s.rejs[i].Reason = we.Reason
 				found = true
 			}
 		}
 		if !found {
-			s.rejs = append(s.rejs, Rejection{Status: we.Status, Points: uint64(pts), Reason: we.Reason})
+			s.rejs = append(s.rejs, Rejection{Status: we.Status, Points: uint64(refused), Reason: we.Reason})
 		}
 		s.mu.Unlock()
 		return hi - lo, we, nil
@@ -467,6 +496,9 @@ type Request struct {
 	Reason func(body []byte, contentType string) string
 	// OK, when set, reads a 2xx answer's body.
 	OK func(body []byte)
+	// Body, when set, is given a non-2xx answer's body to read instead of
+	// ReadBody (which it may call), for a sink that needs more of it.
+	Body func(io.Reader) []byte
 }
 
 // Post is the HTTP half of a Config.Post: it posts body, bounded by
@@ -487,12 +519,17 @@ func (r *Request) Post(ctx context.Context, body []byte, points int) (*WriteErro
 		return nil, fmt.Errorf("%s: write of %d points: %w", name, points, err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
 		if r.OK != nil {
-			r.OK(msg)
+			r.OK(ReadBody(resp.Body))
 		}
 		return nil, nil
+	}
+	var msg []byte
+	if r.Body != nil {
+		msg = r.Body(resp.Body)
+	} else {
+		msg = ReadBody(resp.Body)
 	}
 	why := Reason(msg)
 	if r.Reason != nil {
@@ -508,6 +545,44 @@ func (r *Request) Post(ctx context.Context, body []byte, points int) (*WriteErro
 		we.RetryAfter = RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return we, nil
+}
+
+// Body bounds: the head of an answer's body is kept, up to bodyHead bytes,
+// and of a longer one its last bodyTail bytes too (InfluxDB ends a partial
+// write's message, which quotes every line it refused, with the count),
+// reading at most bodyMax in all.
+const (
+	bodyHead = 64 << 10
+	bodyTail = 1 << 10
+	bodyMax  = 64 << 20
+)
+
+// ReadBody reads an answer's body, to its end or bodyMax: its head and,
+// when longer, " ... " and its tail.
+func ReadBody(r io.Reader) []byte {
+	r = io.LimitReader(r, bodyMax)
+	msg, _ := io.ReadAll(io.LimitReader(r, bodyHead))
+	if len(msg) < bodyHead {
+		return msg
+	}
+	var tail [2 * bodyTail]byte
+	n, more := 0, false
+	for {
+		k, err := r.Read(tail[n:])
+		n += k
+		more = more || k > 0
+		if n == len(tail) {
+			n = copy(tail[:], tail[bodyTail:])
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !more {
+		return msg
+	}
+	keep := tail[max(0, n-bodyTail):n]
+	return append(append(msg, " ... "...), keep...)
 }
 
 // Reason is an error body as a one-line reason: trimmed, at most 512 bytes

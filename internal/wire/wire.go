@@ -9,16 +9,14 @@
 // writes a message's contents first and then its length, with no second
 // pass and no copy.
 //
-// Strings from containers are hostile input: Valid appends a string as
-// valid UTF-8 (every invalid byte sequence replaced with U+FFFD) and at
-// most max bytes long, cut on a character boundary.
+// Strings from containers are hostile input: the encoders sanitise them
+// first (sink.Sanitizer).
 package wire
 
 import (
 	"encoding/binary"
 	"math"
 	"math/bits"
-	"unicode/utf8"
 )
 
 // Wire types.
@@ -64,38 +62,6 @@ func AppendString(b []byte, num int, s string) []byte {
 func AppendDouble(b []byte, num int, f float64) []byte {
 	b = AppendTag(b, num, Fixed64)
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
-}
-
-// AppendValid appends s as valid UTF-8 of at most max bytes: each maximal
-// run of invalid bytes becomes one U+FFFD (as strings.ToValidUTF8), and the
-// string is cut on a character boundary when longer than max.
-func AppendValid(b []byte, s string, max int) []byte {
-	if len(s) <= max && utf8.ValidString(s) {
-		return append(b, s...)
-	}
-	start := len(b)
-	invalid := false
-	for i := 0; i < len(s); {
-		r, w := utf8.DecodeRuneInString(s[i:])
-		var add string
-		if r == utf8.RuneError && w == 1 {
-			i++
-			if invalid {
-				continue
-			}
-			invalid = true
-			add = "\uFFFD"
-		} else {
-			invalid = false
-			add = s[i : i+w]
-			i += w
-		}
-		if len(b)-start+len(add) > max {
-			break
-		}
-		b = append(b, add...)
-	}
-	return b
 }
 
 // Rev writes protobuf backwards: the buffer fills from its end, so that a
@@ -166,20 +132,6 @@ func (w *Rev) RawString(s string) {
 func (w *Rev) String(num int, s string) {
 	w.RawString(s)
 	w.Varint(uint64(len(s)))
-	w.Tag(num, Bytes)
-}
-
-// Valid writes field num holding s as AppendValid makes it (valid UTF-8,
-// at most max bytes).
-func (w *Rev) Valid(num int, s string, max int) {
-	if len(s) <= max && utf8.ValidString(s) {
-		w.String(num, s)
-		return
-	}
-	var tmp [256]byte
-	v := AppendValid(tmp[:0], s, max)
-	w.Raw(v)
-	w.Varint(uint64(len(v)))
 	w.Tag(num, Bytes)
 }
 

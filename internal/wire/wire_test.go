@@ -5,51 +5,9 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
-
-func TestAppendValid(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"plain", 100, "plain"},
-		{"a\xffb", 100, "a\uFFFDb"},
-		{"a\xff\xfe\xfdb", 100, "a\uFFFDb"}, // one run, one U+FFFD, as strings.ToValidUTF8
-		{"\xc3", 100, "\uFFFD"},
-		{"abcdef", 4, "abcd"},
-		{"abé", 3, "ab"},  // é does not fit
-		{"a\xff", 3, "a"}, // nor does U+FFFD (3 bytes)
-		{"", 0, ""},
-	} {
-		got := string(AppendValid(nil, c.in, c.max))
-		if got != c.want {
-			t.Errorf("AppendValid(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
-		}
-	}
-}
-
-// FuzzAppendValid: whatever the input, the output is valid UTF-8, at most
-// max bytes, and the input itself when that already was both.
-func FuzzAppendValid(f *testing.F) {
-	f.Add("bad\xffname\xc3", 10)
-	f.Add(strings.Repeat("é", 20), 7)
-	f.Fuzz(func(t *testing.T, s string, max int) {
-		if max < 0 || max > 1<<16 {
-			return
-		}
-		out := AppendValid([]byte("x"), s, max)[1:]
-		if !utf8.Valid(out) || len(out) > max {
-			t.Fatalf("AppendValid(%q, %d) = %q", s, max, out)
-		}
-		if utf8.ValidString(s) && len(s) <= max && string(out) != s {
-			t.Fatalf("valid input changed: %q -> %q", s, out)
-		}
-	})
-}
 
 // TestRev writes nested messages backwards, past the first buffer's size,
 // and reads them back with protowire.
@@ -62,7 +20,7 @@ func TestRev(t *testing.T) {
 	w.String(2, long)
 	w.Uvarint(1, 300)
 	w.Message(3, inner)
-	w.Valid(2, "a\xffb", 10)
+	w.String(2, "a\uFFFDb")
 	w.Fixed64(1, 42)
 	w.Message(7, outer)
 	b := w.Bytes()

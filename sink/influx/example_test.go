@@ -53,5 +53,5 @@ func Example() {
 	// POST /write?db=metrics&precision=s
 	// container_cpu,id=4f2a,image=nginx:1.27,name=web,runtime=docker usage_ns=1500000000i 1795849200
 	// container_pids,id=4f2a,image=nginx:1.27,name=web,runtime=docker current=12i 1795849200
-	// {Written:2 Sent:2 Dropped:0 Rejected:0 Skipped:0 Failures:0 Buffered:0}
+	// {Written:2 Sent:2 Dropped:0 Rejected:0 Partial:0 Skipped:0 Failures:0 Buffered:0}
 }

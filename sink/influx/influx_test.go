@@ -57,7 +57,7 @@ func mixedSnapshot(t time.Time) *sink.Snapshot {
 // encode returns the lines the sink's encoder makes of s.
 func encode(t *testing.T, tags sink.Tags, s *sink.Snapshot) []string {
 	t.Helper()
-	enc := points.NewEncoder(sink.MustTagger(tags), lineprotocol.Nanosecond)
+	enc := points.NewEncoder(sink.MustTagger(tags), lineprotocol.Nanosecond, nil)
 	b, ends, skipped, err := enc.Append(nil, nil, s)
 	if err != nil || skipped != 0 {
 		t.Fatalf("encode: %d skipped: %v", skipped, err)
@@ -324,9 +324,11 @@ func TestWriteReadBack(t *testing.T) {
 }
 
 // TestRejectedBatchNamesReason makes a real InfluxDB 1.x refuse writes: to
-// a database that does not exist (404), and with a field whose type
-// conflicts with what the database holds (400 partial write). The batch is
-// dropped, counted as Rejected, and the error carries InfluxDB's reason.
+// a database that does not exist (404: the batch is dropped, counted as
+// Rejected), and with a field whose type conflicts with what the database
+// holds (400 "partial write": InfluxDB stores every other point of the
+// batch, which is counted as Sent, the refused one as Rejected, the request
+// as Partial; the series read back). The error carries InfluxDB's reason.
 func TestRejectedBatchNamesReason(t *testing.T) {
 	d := needInfluxd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -363,11 +365,24 @@ func TestRejectedBatchNamesReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.Close(ctx)
-	if !errors.As(err, &we) || we.Status != http.StatusBadRequest || !strings.Contains(we.Reason, "field type conflict") {
-		t.Fatalf("Close = %v, want a 400 WriteError naming the field type conflict", err)
+	if !errors.As(err, &we) || we.Status != http.StatusBadRequest || !strings.Contains(we.Reason, "field type conflict") || we.Refused != 1 {
+		t.Fatalf("Close = %v, want a 400 WriteError naming the field type conflict, 1 point refused", err)
 	}
-	if st := s.Stats(); st.Rejected != n || st.Sent != 0 {
-		t.Fatalf("stats %+v, want %d rejected", st, n)
+	if st := s.Stats(); st.Rejected != 1 || st.Sent != n-1 || st.Partial != 1 {
+		t.Fatalf("stats %+v, want 1 rejected, %d sent, 1 partial", st, n-1)
+	}
+	// Every point but the conflicting one was stored: the pre-written
+	// container_pids and the snapshot's other n-1, all at t0.
+	ss, err := d.Query(ctx, "conflict", fmt.Sprintf("SELECT * FROM /.*/ WHERE time = %d", t0.UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for _, s := range ss {
+		rows += len(s.Values)
+	}
+	if uint64(rows) != n {
+		t.Fatalf("%d points stored, want %d: %v", rows, n, ss)
 	}
 }
 
@@ -392,7 +407,8 @@ func TestSplitOn413(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newSink(t, d.URL, influx.WithV1("split", ""), influx.WithGzip(gz), influx.WithBatchSize(300), influx.WithFlushInterval(time.Hour))
+			s := newSink(t, d.URL, influx.WithV1("split", ""), influx.WithGzip(gz), influx.WithBatchSize(300), influx.WithFlushInterval(time.Hour),
+				influx.WithLimits(sink.Limits{MaxValueLen: -1})) // the big point's image is not cut
 			snap := &sink.Snapshot{Time: t0.Add(time.Duration(btoi(gz)) * time.Hour)}
 			for i := range 300 {
 				c := sinktest.Container("split", i)
@@ -508,7 +524,7 @@ func TestOutageRestart(t *testing.T) {
 	defer cancel()
 
 	const limit, batch = 50, 8
-	s := newSink(t, d.URL, influx.WithV1("outage", ""), influx.WithBufferLimit(limit), influx.WithBatchSize(batch),
+	s := newSink(t, d.URL, influx.WithV1("outage", ""), influx.WithBufferSnapshots(limit), influx.WithBatchSize(batch),
 		influx.WithFlushInterval(20*time.Millisecond), influx.WithBackoff(20*time.Millisecond, 100*time.Millisecond))
 	next := 0
 	write := func(n int) {
@@ -533,7 +549,7 @@ func TestOutageRestart(t *testing.T) {
 		t.Fatalf("DeliveryError with InfluxDB up = %v", err)
 	}
 
-	// Down, within the bound: 40 more (limit 50) while writes fail.
+	// Down, within the bound: 40 more (50 snapshots of a point each) while writes fail.
 	d.Stop()
 	write(40)
 	waitStats("a failed attempt", func(st influx.Stats) bool { return st.Failures > 0 })
@@ -597,7 +613,7 @@ func TestBufferBoundWithoutServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing listens on port: every request is refused at once.
-	s := newSink(t, fmt.Sprintf("http://127.0.0.1:%d", port), influx.WithV1("db", ""), influx.WithBufferLimit(10),
+	s := newSink(t, fmt.Sprintf("http://127.0.0.1:%d", port), influx.WithV1("db", ""), influx.WithBufferSnapshots(10),
 		influx.WithBatchSize(4), influx.WithFlushInterval(time.Hour), influx.WithBackoff(10*time.Millisecond, 20*time.Millisecond))
 	ctx := context.Background()
 	for i := range 25 {
@@ -631,7 +647,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"both APIs":       {influx.WithV1("db", ""), influx.WithV2("o", "b", "t")},
 		"empty db":        {influx.WithV1("", "")},
 		"zero batch":      {influx.WithV1("db", ""), influx.WithBatchSize(0)},
-		"batch > buffer":  {influx.WithV1("db", ""), influx.WithBatchSize(20000)},
+		"zero snapshots":  {influx.WithV1("db", ""), influx.WithBufferSnapshots(0)},
 		"bad backoff":     {influx.WithV1("db", ""), influx.WithBackoff(time.Second, time.Millisecond)},
 		"reserved tag":    {influx.WithV1("db", ""), influx.WithTags(sink.Tags{Labels: []sink.LabelTag{{Label: "x", Tag: "interface"}}})},
 		"invalid tag key": {influx.WithV1("db", ""), influx.WithTags(sink.Tags{Labels: []sink.LabelTag{{Label: "x", Tag: "a-b"}}})},

@@ -5,18 +5,12 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/wire"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/sink"
 )
-
-// MaxAttributeValueLen is the most bytes of an attribute value taken from a
-// container (its name, labels, image, interface names): longer values are
-// cut on a character boundary.
-const MaxAttributeValueLen = 1024
 
 // kind is a metric's OTLP data type.
 type kind uint8
@@ -64,12 +58,11 @@ func appendKeyValue(b []byte, num int, key, value string) []byte {
 }
 
 // dynAttr is an attribute whose value a container gives (an interface or
-// device name), encoded once for the container's data points: valid
-// UTF-8, bounded.
+// device name), encoded once for the container's data points, sanitised
+// (the interface names are already).
 func (e *encoder) dynAttr(key, value string) attr {
-	if len(value) > MaxAttributeValueLen || !utf8.ValidString(value) {
-		e.tmp = wire.AppendValid(e.tmp[:0], value, MaxAttributeValueLen)
-		value = string(e.tmp) // hostile input only
+	if !e.z.Clean(value) {
+		value = e.z.Value(value) // hostile input only
 	}
 	lo := len(e.attrBuf)
 	e.attrBuf = appendKeyValue(e.attrBuf, 7, key, value)
@@ -90,6 +83,7 @@ type point struct {
 // resource, with one scope and its metrics), so that records concatenated
 // are an ExportMetricsServiceRequest. In steady state it allocates nothing.
 type encoder struct {
+	z        *sink.Sanitizer
 	tags     sink.Tags
 	keep     func(string) bool
 	resAttrs []attr // the user's resource attributes, on every resource
@@ -102,8 +96,10 @@ type encoder struct {
 	now     uint64
 	dev     [][]byte // device names of the current container
 	devAttr []attr
+	ifs     []sink.Interface
 	ifAttr  []attr
 	tmp     []byte
+	val     []byte // a sanitised value being written
 	// The current container's: its dynamic attributes encoded, and the
 	// start and time fields of its sums and gauges.
 	attrBuf              []byte
@@ -256,15 +252,25 @@ func (e *encoder) dataPoint(m *metricDef, p *point) {
 }
 
 // keyValue writes a KeyValue{key = 1, value = 2 AnyValue{string_value =
-// 1}} as field num, its value made valid UTF-8 and bounded.
+// 1}} as field num, its value sanitised.
 func (e *encoder) keyValue(num int, key, value string) {
 	w := &e.w
 	kv := w.Len()
 	av := w.Len()
-	w.Valid(1, value, MaxAttributeValueLen)
+	e.validString(1, value)
 	w.Message(2, av)
 	w.String(1, key)
 	w.Message(num, kv)
+}
+
+// validString writes string field num holding value, sanitised.
+func (e *encoder) validString(num int, value string) {
+	if e.z.Clean(value) {
+		e.w.String(num, value)
+		return
+	}
+	e.val = e.z.AppendValue(e.val[:0], value)
+	e.w.String(num, unsafeString(e.val))
 }
 
 // keyStrings writes a KeyValue whose value is an array of strings
@@ -276,7 +282,7 @@ func (e *encoder) keyStrings(num int, key string, values ...string) {
 	arr := w.Len()
 	for i := len(values) - 1; i >= 0; i-- {
 		v := w.Len()
-		w.Valid(1, values[i], MaxAttributeValueLen)
+		e.validString(1, values[i])
 		w.Message(1, v)
 	}
 	w.Message(5, arr)
@@ -403,6 +409,8 @@ var (
 	mSelfErrors        = def("metricsd.errors", "{error}", sum)
 	mSelfDropped       = def("metricsd.sink.dropped", "{point}", sum)
 	mSelfWriteDuration = def("metricsd.sink.write.duration", "s", gauge)
+	mSelfChanged       = def("metricsd.sink.values_changed", "{value}", sum)
+	mSelfIfacesLeftOut = def("metricsd.sink.interfaces_left_out", "{interface}", sum)
 )
 
 // The data point attributes of fixed value, encoded once.
@@ -416,7 +424,10 @@ var (
 	aTCP         = constAttr("network.transport", "tcp")
 	aIPv4        = constAttr("network.type", "ipv4")
 	aIPv6        = constAttr("network.type", "ipv6")
-	aTCPStates   = func() (a [len(tcpStates)]attr) {
+	// What a sink changed in a value (metricsd.sink.values_changed).
+	aChangeReplaced  = constAttr("change", "replaced")
+	aChangeTruncated = constAttr("change", "truncated")
+	aTCPStates       = func() (a [len(tcpStates)]attr) {
 		for st, name := range tcpStates {
 			if name != "" {
 				a[st] = constAttr("network.connection.state", name)
@@ -577,18 +588,15 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		return
 	}
 	if n.Parts.Has(netns.PartDev) {
-		ifs := n.Interfaces
+		e.ifs = e.z.Interfaces(e.ifs[:0], n.Interfaces, e.keep)
 		e.ifAttr = e.ifAttr[:0]
-		for i := range ifs {
-			e.ifAttr = append(e.ifAttr, e.dynAttr("network.interface.name", ifs[i].Name))
+		for _, k := range e.ifs {
+			e.ifAttr = append(e.ifAttr, e.dynAttr("network.interface.name", k.Name))
 		}
 		rx, tx := aNetReceive, aNetTransmit
 		for _, m := range [...]*metricDef{&mNetIO, &mNetPackets, &mNetDropped, &mNetErrors} {
-			for i := range ifs {
-				it := &ifs[i]
-				if e.keep != nil && !e.keep(it.Name) {
-					continue
-				}
+			for i, k := range e.ifs {
+				it := &n.Interfaces[k.Index]
 				name := e.ifAttr[i]
 				var r, t netns.Value
 				switch m {
@@ -627,6 +635,9 @@ func (e *encoder) self(s *sink.Self) {
 	}
 	e.addInt(&mSelfDropped, s.SinkDropped)
 	e.addDouble(&mSelfWriteDuration, s.SinkWriteSeconds)
+	e.addInt(&mSelfChanged, s.Sanitized.Replaced, aChangeReplaced)
+	e.addInt(&mSelfChanged, s.Sanitized.Truncated, aChangeTruncated)
+	e.addInt(&mSelfIfacesLeftOut, s.Sanitized.Interfaces)
 }
 
 // deviceName appends a block device's name to b: /dev/<name>, else

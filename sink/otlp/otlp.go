@@ -16,8 +16,9 @@
 // cumulative monotonic sums, starting at the container's start time when
 // the runtime knows it; levels are gauges. The collector's own figures are
 // one more resource (service.name metricsd) with metricsd.* metrics.
-// Attribute values from containers are made valid UTF-8 (invalid bytes
-// become U+FFFD) and cut to MaxAttributeValueLen bytes.
+// Attribute values from containers are sanitised as in every sink
+// (sink.Sanitizer: invalid UTF-8 and control characters become U+FFFD,
+// values and interfaces per namespace bounded by WithLimits), counted.
 //
 // The encoder writes protobuf directly, not through the generated types of
 // go.opentelemetry.io/proto/otlp nor through the OpenTelemetry SDK's
@@ -26,8 +27,10 @@
 //
 // # Delivery
 //
-// Write encodes the snapshot at once into a bounded buffer (default 1,000
-// resources, about 100 data points each for a container) and returns; a
+// Write encodes the snapshot at once into a buffer bounded in snapshots
+// (default DefaultBufferSnapshots: the resources of the latest 10
+// snapshots, a container's reading each with about 100 data points,
+// however many containers they have) and returns; a
 // background goroutine sends it in requests of at most WithBatchSize
 // resources (default 200), gzip compressed by default, when a batch is
 // full and every flush interval (default 5 s). Failures follow the
@@ -84,13 +87,14 @@ type Stats struct {
 }
 
 type config struct {
-	batch, limit           int
+	batch, snapshots       int
 	interval               time.Duration
 	minBackoff, maxBackoff time.Duration
 	timeout                time.Duration
 	gzip                   bool
 	client                 *http.Client
 	tags                   sink.Tags
+	limits                 sink.Limits
 	keep                   func(string) bool
 	resAttrs               map[string]string
 	headers                map[string]string
@@ -106,9 +110,18 @@ type Option func(*config)
 // request (default 200).
 func WithBatchSize(n int) Option { return func(c *config) { c.batch = n } }
 
-// WithBufferLimit sets the most resources buffered (default 1,000); past
-// it the oldest are dropped and their data points counted.
-func WithBufferLimit(n int) Option { return func(c *config) { c.limit = n } }
+// DefaultBufferSnapshots is how many snapshots the buffer holds by default.
+const DefaultBufferSnapshots = 10
+
+// WithBufferSnapshots bounds the buffer in snapshots: it holds at most the
+// resources (container readings) of the latest n snapshots written
+// (default DefaultBufferSnapshots); past that the oldest are dropped and
+// their data points counted.
+func WithBufferSnapshots(n int) Option { return func(c *config) { c.snapshots = n } }
+
+// WithLimits bounds attribute values and interfaces per namespace (default
+// sink.DefaultLimits()).
+func WithLimits(l sink.Limits) Option { return func(c *config) { c.limits = l } }
 
 // WithFlushInterval sets how often the buffer is sent when no batch has
 // filled (default 5 s).
@@ -204,6 +217,7 @@ var (
 	_ sink.Sink             = (*Sink)(nil)
 	_ sink.SinkDropper      = (*Sink)(nil)
 	_ sink.DeliveryReporter = (*Sink)(nil)
+	_ sink.SanitizeReporter = (*Sink)(nil)
 )
 
 // New returns a sink writing to the OTLP/HTTP metrics endpoint metricsURL
@@ -229,7 +243,7 @@ func New(metricsURL string, opts ...Option) (*Sink, error) {
 		}
 	}
 	qc := sendq.Config{
-		Name: "otlp", Batch: c.batch, Limit: c.limit, Weighted: true, Interval: c.interval,
+		Name: "otlp", Batch: c.batch, Snapshots: c.snapshots, Weighted: true, Interval: c.interval,
 		MinBackoff: c.minBackoff, MaxBackoff: c.maxBackoff, Log: c.log,
 	}
 	if err := qc.Check(); err != nil {
@@ -258,7 +272,7 @@ func New(metricsURL string, opts ...Option) (*Sink, error) {
 // on (the tags, the resource attributes) and makes the encoder.
 func configure(opts []Option) (config, *encoder, []error) {
 	c := config{
-		batch: 200, limit: 1000, interval: 5 * time.Second,
+		batch: 200, snapshots: DefaultBufferSnapshots, interval: 5 * time.Second,
 		minBackoff: time.Second, maxBackoff: 30 * time.Second, timeout: 10 * time.Second,
 		gzip: true, tags: sink.DefaultTags(), log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
 	}
@@ -290,7 +304,7 @@ func configure(opts []Option) (config, *encoder, []error) {
 		}
 	}
 	sort.Slice(res, func(i, j int) bool { return res[i].key < res[j].key })
-	enc := &encoder{tags: c.tags, keep: c.keep, resAttrs: res, version: c.version, selfFrom: unixNano(time.Now())}
+	enc := &encoder{z: sink.NewSanitizer(c.limits), tags: c.tags, keep: c.keep, resAttrs: res, version: c.version, selfFrom: unixNano(time.Now())}
 	return c, enc, errs
 }
 
@@ -475,6 +489,10 @@ func (s *Sink) Close(ctx context.Context) error {
 // attempt delivers everything it took (sink.DeliveryReporter: the daemon's
 // /readyz asks it).
 func (s *Sink) DeliveryError() error { return s.q.DeliveryError() }
+
+// Sanitized returns what the sink changed or left out of what containers
+// gave it (sink.SanitizeReporter).
+func (s *Sink) Sanitized() sink.Sanitized { return s.enc.z.Sanitized() }
 
 // Dropped returns how many data points were dropped, the buffer full
 // (sink.SinkDropper).

@@ -268,7 +268,7 @@ func TestReceiver(t *testing.T) {
 		t.Fatal("hostile container not received")
 	}
 	img, _ := sinktest.Attr(hostileRes.Resource.Attributes, "container.image.name")
-	if len(img) > MaxAttributeValueLen || !utf8.ValidString(img) {
+	if len(img) > sink.DefaultMaxValueLen || !utf8.ValidString(img) {
 		t.Errorf("hostile image name: %d bytes", len(img))
 	}
 	if _, ok := points(t, *hostileRes)["container.network.io{network.interface.name=eth\uFFFD,network.io.direction=receive}"]; !ok {
@@ -323,11 +323,11 @@ func TestOutage(t *testing.T) {
 	r := startReceiver(t)
 	snap := sinktest.MixedSnapshot(t0)
 	perSnap := countPoints(snap)
-	s := newSink(t, r.MetricsURL, WithBufferLimit(10), WithBatchSize(4),
+	s := newSink(t, r.MetricsURL, WithBufferSnapshots(2), WithBatchSize(4),
 		WithFlushInterval(50*time.Millisecond), WithBackoff(20*time.Millisecond, 100*time.Millisecond), WithTimeout(2*time.Second))
 	r.Kill()
 	ctx := t.Context()
-	for i := range 5 { // 5 snapshots of 4 resources: 20, the buffer holds 10
+	for i := range 5 { // 5 snapshots of 4 resources: 20, the buffer holds the last 2 (8)
 		snap.Time = t0.Add(time.Duration(i) * time.Second)
 		if err := s.Write(ctx, snap); err != nil {
 			t.Fatal(err)
@@ -352,8 +352,8 @@ func TestOutage(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if resourcesGot != 10 {
-		t.Errorf("%d resources received, want the 10 the buffer holds", resourcesGot)
+	if resourcesGot != 8 {
+		t.Errorf("%d resources received, want the 8 the buffer holds", resourcesGot)
 	}
 	if st.Written != uint64(5*perSnap) || st.Sent != uint64(got) || st.Dropped != st.Written-uint64(got) || s.Dropped() != st.Dropped || st.Failures == 0 {
 		t.Errorf("stats %+v; received %d of %d data points", st, got, 5*perSnap)
@@ -377,7 +377,7 @@ func TestOutage(t *testing.T) {
 
 // countPoints is the number of data points the encoder makes of snap.
 func countPoints(snap *sink.Snapshot) int {
-	e := &encoder{tags: sink.DefaultTags()}
+	e := &encoder{z: sink.NewSanitizer(sink.Limits{}), tags: sink.DefaultTags()}
 	_, _, pts := e.appendSnapshot(nil, nil, nil, snap)
 	return pts[len(pts)-1]
 }
@@ -388,7 +388,7 @@ func TestEncodeSteadyStateAllocs(t *testing.T) {
 	snap := sinktest.MixedSnapshot(t0)
 	tags := sink.DefaultTags()
 	tags.Labels = []sink.LabelTag{{Label: "com.example.team"}}
-	e := &encoder{tags: tags, resAttrs: []attr{{key: "host.name", value: "node-1"}}}
+	e := &encoder{z: sink.NewSanitizer(sink.Limits{}), tags: tags, resAttrs: []attr{{key: "host.name", value: "node-1"}}}
 	buf, ends, pts := e.appendSnapshot(nil, nil, nil, snap)
 	allocs := testing.AllocsPerRun(20, func() {
 		buf, ends, pts = e.appendSnapshot(buf[:0], ends[:0], pts[:0], snap)

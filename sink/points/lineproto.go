@@ -16,7 +16,9 @@ import (
 // them). Empty tag values are left out (line protocol has none).
 //
 // Tags, the only text that comes from outside (container names, images,
-// labels, interface names), are checked and escaped by
+// labels, interface names), are sanitised first (a sink.Sanitizer for line
+// protocol: valid UTF-8, no control characters, no trailing backslash,
+// bounded length; what it changed is counted), then checked and escaped by
 // github.com/influxdata/line-protocol/v2's Encoder, once per container for
 // the container's tags; field values are formatted by its Value type. The
 // measurement names and field keys are this package's constants, valid
@@ -61,10 +63,17 @@ type Encoder struct {
 
 // NewEncoder returns an Encoder that tags points as tg says and writes
 // timestamps with precision p (lineprotocol.Nanosecond, Microsecond,
-// Millisecond or Second).
-func NewEncoder(tg *sink.Tagger, p lineprotocol.Precision) *Encoder {
-	return &Encoder{w: NewWalker(tg), mul: int64(p.Duration())}
+// Millisecond or Second), its tag values sanitised by z, which should come
+// from sink.NewLineProtocolSanitizer (nil: one with the default limits).
+func NewEncoder(tg *sink.Tagger, p lineprotocol.Precision, z *sink.Sanitizer) *Encoder {
+	if z == nil {
+		z = sink.NewLineProtocolSanitizer(sink.Limits{})
+	}
+	return &Encoder{w: NewWalker(tg, z), mul: int64(p.Duration())}
 }
+
+// Sanitized returns what the Encoder's sanitizer changed so far.
+func (e *Encoder) Sanitized() sink.Sanitized { return e.w.z.Sanitized() }
 
 // Append encodes s and appends the lines to dst. It returns the extended
 // buffer and, appended to ends, the offset just past each new line's

@@ -62,9 +62,16 @@ type Visitor interface {
 
 // Walker walks snapshots. Keep one and reuse it: in steady state a walk
 // allocates nothing. It is not safe for concurrent use.
+//
+// Every tag value it hands a Visitor has gone through its sink.Sanitizer
+// (valid UTF-8, no control characters, bounded), and a namespace's
+// interfaces are bounded and told apart as the Sanitizer says.
 type Walker struct {
 	tagger *sink.Tagger
+	z      *sink.Sanitizer
 	tags   []sink.Tag
+	global []sink.Tag
+	ifs    []sink.Interface
 	name   []byte
 	v      Visitor
 	t      time.Time
@@ -72,9 +79,25 @@ type Walker struct {
 	devices map[[2]uint32]string
 }
 
-// NewWalker returns a Walker that tags points as tg says.
-func NewWalker(tg *sink.Tagger) *Walker {
-	return &Walker{tagger: tg}
+// NewWalker returns a Walker that tags points as tg says, their values
+// sanitised by z (nil: sink.NewSanitizer with the default limits).
+func NewWalker(tg *sink.Tagger, z *sink.Sanitizer) *Walker {
+	if z == nil {
+		z = sink.NewSanitizer(sink.Limits{})
+	}
+	return &Walker{tagger: tg, z: z}
+}
+
+// Sanitizer returns the Walker's sanitizer, which counts what it changed.
+func (w *Walker) Sanitizer() *sink.Sanitizer { return w.z }
+
+// sanitize replaces the tag values that need it.
+func (w *Walker) sanitize(tags []sink.Tag) {
+	for i := range tags {
+		if v := tags[i].Value; !w.z.Clean(v) {
+			tags[i].Value = w.z.Value(v)
+		}
+	}
 }
 
 // Walk hands every point of s to v, container by container, in a fixed
@@ -93,7 +116,9 @@ func (w *Walker) Walk(s *sink.Snapshot, v Visitor) {
 // self writes the collector's own point, "metricsd", with the global tags
 // only.
 func (w *Walker) self(s *sink.Self) {
-	w.v.Container(w.tagger.Global())
+	w.global = append(w.global[:0], w.tagger.Global()...)
+	w.sanitize(w.global)
+	w.v.Container(w.global)
 	w.begin("metricsd", noTag)
 	w.f("scrape_seconds", s.ScrapeSeconds)
 	w.i("containers", uint64(s.Containers))
@@ -105,6 +130,9 @@ func (w *Walker) self(s *sink.Self) {
 	}
 	w.i("sink_dropped", s.SinkDropped)
 	w.f("sink_write_seconds", s.SinkWriteSeconds)
+	w.i("sink_values_replaced", s.Sanitized.Replaced)
+	w.i("sink_values_truncated", s.Sanitized.Truncated)
+	w.i("sink_interfaces_left_out", s.Sanitized.Interfaces)
 	w.end()
 }
 
@@ -158,6 +186,7 @@ var psiResources = [3]string{"cpu", "memory", "io"}
 
 func (w *Walker) container(s *sink.Sample) {
 	w.tags = w.tagger.Append(w.tags[:0], &s.Container)
+	w.sanitize(w.tags)
 	w.v.Container(w.tags)
 	st := &s.Cgroup
 
@@ -290,9 +319,10 @@ var tcpStateFields = [...]string{
 
 func (w *Walker) net(n *netns.Stats) {
 	if n.Parts.Has(netns.PartDev) {
-		for i := range n.Interfaces {
-			it := &n.Interfaces[i]
-			w.begin("container_net", sink.Tag{Key: "interface", Value: it.Name})
+		w.ifs = w.z.Interfaces(w.ifs[:0], n.Interfaces, nil)
+		for _, k := range w.ifs {
+			it := &n.Interfaces[k.Index]
+			w.begin("container_net", sink.Tag{Key: "interface", Value: k.Name})
 			w.c("rx_bytes", it.RxBytes)
 			w.c("rx_packets", it.RxPackets)
 			w.c("rx_errors", it.RxErrors)

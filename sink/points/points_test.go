@@ -34,7 +34,7 @@ func (k *keys) End(time.Time)               {}
 // line protocol or JSON escaping needed.
 func TestSchemaNamesNeedNoEscaping(t *testing.T) {
 	k := &keys{names: map[string]bool{}}
-	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(sinktest.FullSnapshot(2, 3, t0), k)
+	points.NewWalker(sink.MustTagger(sink.DefaultTags()), nil).Walk(sinktest.FullSnapshot(2, 3, t0), k)
 	ok := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	n := 0
 	for name := range k.names {
@@ -60,7 +60,7 @@ func TestHostWideSocketsLeftOut(t *testing.T) {
 		t.Fatal("the full snapshot has no host-wide socket figures")
 	}
 	k := &keys{names: map[string]bool{}}
-	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(snap, k)
+	points.NewWalker(sink.MustTagger(sink.DefaultTags()), nil).Walk(snap, k)
 	for _, f := range []string{"tcp_orphan", "tcp_alloc", "tcp_mem_pages", "udp_mem_pages"} {
 		if k.names["container_sockets."+f] {
 			t.Errorf("container_sockets.%s written per container", f)
@@ -73,39 +73,18 @@ func TestHostWideSocketsLeftOut(t *testing.T) {
 	}
 }
 
-// TestEncoderSkipsBadPoints: a tag value line protocol can not carry (a
-// newline) leaves out the points that need it (every point of a container
-// for a container tag, one point for an interface name) and the rest is
-// encoded, decodable line by line.
-func TestEncoderSkipsBadPoints(t *testing.T) {
-	snap := sinktest.FullSnapshot(3, 2, t0)
-	snap.Containers[0].Container.Image = "bad\nimage"
-	snap.Containers[1].Net.Interfaces[1].Name = "eth\x000"
-	enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Second)
-	good := sinktest.FullSnapshot(1, 2, t0)
-	_, perContainer, _, err := enc.Append(nil, nil, good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, ends, skipped, err := enc.Append([]byte("keep\n"), []int{5}, snap)
-	if err == nil || !strings.Contains(err.Error(), "invalid tag value") {
-		t.Fatalf("err = %v", err)
-	}
-	if skipped != len(perContainer)+1 {
-		t.Errorf("skipped %d, want %d (container 0's points and one interface)", skipped, len(perContainer)+1)
-	}
-	if want := 1 + 2*len(perContainer) - 1; len(ends) != want {
-		t.Fatalf("%d lines, want %d", len(ends), want)
-	}
-	if !strings.HasPrefix(string(b), "keep\n") {
-		t.Fatal("Append did not append")
-	}
-	dec := lineprotocol.NewDecoderWithBytes(b[5:])
-	n := 0
+// decodeAll decodes line protocol line by line with the reference decoder
+// and returns, per line, its measurement and tags.
+func decodeAll(t *testing.T, b []byte) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	dec := lineprotocol.NewDecoderWithBytes(b)
 	for dec.Next() {
-		if _, err := dec.Measurement(); err != nil {
+		m, err := dec.Measurement()
+		if err != nil {
 			t.Fatal(err)
 		}
+		tags := map[string]string{"": string(m)}
 		for {
 			k, v, err := dec.NextTag()
 			if err != nil {
@@ -114,9 +93,7 @@ func TestEncoderSkipsBadPoints(t *testing.T) {
 			if k == nil {
 				break
 			}
-			if string(k) == "name" && string(v) == "c-0" {
-				t.Error("a point of container 0 was written")
-			}
+			tags[string(k)] = string(v)
 		}
 		for {
 			k, _, err := dec.NextField()
@@ -130,10 +107,103 @@ func TestEncoderSkipsBadPoints(t *testing.T) {
 		if ts, err := dec.Time(lineprotocol.Second, time.Time{}); err != nil || !ts.Equal(t0) {
 			t.Fatalf("time %v %v", ts, err)
 		}
-		n++
+		out = append(out, tags)
 	}
-	if n != len(ends)-1 {
-		t.Errorf("decoded %d lines, want %d", n, len(ends)-1)
+	return out
+}
+
+// TestEncoderSanitizesTagValues: tag values line protocol can not carry (a
+// newline, a NUL, invalid UTF-8, a trailing backslash: they made the
+// line-protocol encoder leave out every point of a container, or of an
+// interface) are replaced with U+FFFD and every point is written, decodable
+// line by line; what changed is counted. Two interfaces whose names become
+// the same are written once, the second counted as left out.
+func TestEncoderSanitizesTagValues(t *testing.T) {
+	snap := sinktest.FullSnapshot(3, 4, t0)
+	snap.Containers[0].Container.Image = "bad\nimage"
+	snap.Containers[0].Container.Name = "trailing\\"
+	ifs := snap.Containers[1].Net.Interfaces
+	ifs[1].Name, ifs[2].Name, ifs[3].Name = "eth\x000", "u\xff\xfe", "u\xfe"
+	snap.Containers[2].Net.Interfaces[1].Name = "x\\"
+	enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Second, nil)
+	_, perContainer, _, err := enc.Append(nil, nil, sinktest.FullSnapshot(1, 4, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ends, skipped, err := enc.Append([]byte("keep\n"), []int{5}, snap)
+	if err != nil || skipped != 0 {
+		t.Fatalf("skipped %d: %v", skipped, err)
+	}
+	if want := 1 + 3*len(perContainer) - 1; len(ends) != want {
+		t.Fatalf("%d lines, want %d (every point but the duplicate interface's)", len(ends), want)
+	}
+	if !strings.HasPrefix(string(b), "keep\n") {
+		t.Fatal("Append did not append")
+	}
+	lines := decodeAll(t, b[5:])
+	if len(lines) != len(ends)-1 {
+		t.Fatalf("decoded %d lines, want %d", len(lines), len(ends)-1)
+	}
+	seen := map[string]int{}
+	for _, l := range lines {
+		switch {
+		case l["name"] == "c-0":
+			t.Errorf("container 0 under its old name: %v", l)
+		case l["name"] == "trailing\uFFFD" && l["image"] == "bad\uFFFDimage":
+			seen["c-0"]++
+		}
+		if i, ok := l["interface"]; ok {
+			seen[l["name"]+" "+i]++
+		}
+	}
+	for _, k := range []string{"c-1 eth\uFFFD0", "c-1 u\uFFFD", "c-2 x\uFFFD"} {
+		if seen[k] != 1 {
+			t.Errorf("%q written %d times, want once (seen %v)", k, seen[k], seen)
+		}
+	}
+	if seen["c-0"] != len(perContainer) {
+		t.Errorf("container 0: %d points under its sanitised name and image, want %d", seen["c-0"], len(perContainer))
+	}
+	// Two snapshots were encoded; the second changed the name and image
+	// of c-0, three of c-1's interfaces (the last then left out) and c-2's.
+	if got, want := enc.Sanitized(), (sink.Sanitized{Replaced: 6, Interfaces: 1}); got != want {
+		t.Errorf("Sanitized = %+v, want %+v", got, want)
+	}
+}
+
+// TestEncoderBoundsValuesAndInterfaces: a 64 KiB label value is cut to
+// MaxValueLen and a namespace's interfaces past MaxInterfaces are left out,
+// both counted; Limits with no bound keep them.
+func TestEncoderBoundsValuesAndInterfaces(t *testing.T) {
+	snap := sinktest.FullSnapshot(1, 10, t0)
+	snap.Containers[0].Container.Image = strings.Repeat("i", 64<<10)
+	count := func(z *sink.Sanitizer) (ifaces, longest int) {
+		enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Second, z)
+		b, _, _, err := enc.Append(nil, nil, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range decodeAll(t, b) {
+			if l[""] == "container_net" {
+				ifaces++
+			}
+			longest = max(longest, len(l["image"]))
+		}
+		return ifaces, longest
+	}
+	z := sink.NewLineProtocolSanitizer(sink.Limits{MaxValueLen: 100, MaxInterfaces: 3})
+	if n, l := count(z); n != 3 || l != 100 {
+		t.Errorf("bounded: %d interfaces, image %d bytes; want 3 and 100", n, l)
+	}
+	if got, want := z.Sanitized(), (sink.Sanitized{Truncated: 1, Interfaces: 7}); got != want {
+		t.Errorf("Sanitized = %+v, want %+v", got, want)
+	}
+	z = sink.NewLineProtocolSanitizer(sink.Limits{MaxValueLen: -1, MaxInterfaces: -1})
+	if n, l := count(z); n != 10 || l != 64<<10 {
+		t.Errorf("unbounded: %d interfaces, image %d bytes; want 10 and 65536", n, l)
+	}
+	if n, l := count(nil); n != 10 || l != sink.DefaultMaxValueLen {
+		t.Errorf("defaults: %d interfaces, image %d bytes; want 10 and %d", n, l, sink.DefaultMaxValueLen)
 	}
 }
 
@@ -142,8 +212,9 @@ func TestEncoderSkipsBadPoints(t *testing.T) {
 func TestSelfPoint(t *testing.T) {
 	snap := sinktest.FullSnapshot(1, 1, t0)
 	snap.Self = &sink.Self{ScrapeSeconds: 0.025, Containers: 1, Namespaces: 1, SinkDropped: 7, SinkWriteSeconds: 0.5,
-		Errors: []sink.StageErrors{{Stage: "discover"}, {Stage: "open", Count: 2}, {Stage: "cgroup"}, {Stage: "net"}, {Stage: "sink", Count: 3}}}
-	enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond)
+		Sanitized: sink.Sanitized{Replaced: 4, Truncated: 5, Interfaces: 6},
+		Errors:    []sink.StageErrors{{Stage: "discover"}, {Stage: "open", Count: 2}, {Stage: "cgroup"}, {Stage: "net"}, {Stage: "sink", Count: 3}}}
+	enc := points.NewEncoder(sink.MustTagger(sink.DefaultTags()), lineprotocol.Nanosecond, nil)
 	var b []byte
 	var ends []int
 	b, _, _, err := enc.Append(b, ends, snap)
@@ -156,7 +227,7 @@ func TestSelfPoint(t *testing.T) {
 			self = l
 		}
 	}
-	want := "metricsd scrape_seconds=0.025,containers=1i,namespaces=1i,errors_discover=0i,errors_open=2i,errors_cgroup=0i,errors_net=0i,errors_sink=3i,sink_dropped=7i,sink_write_seconds=0.5 "
+	want := "metricsd scrape_seconds=0.025,containers=1i,namespaces=1i,errors_discover=0i,errors_open=2i,errors_cgroup=0i,errors_net=0i,errors_sink=3i,sink_dropped=7i,sink_write_seconds=0.5,sink_values_replaced=4i,sink_values_truncated=5i,sink_interfaces_left_out=6i "
 	if !strings.HasPrefix(self, want) {
 		t.Errorf("self point\n got %q\nwant %q...", self, want)
 	}
@@ -195,7 +266,7 @@ func TestUnavailableCountersLeftOut(t *testing.T) {
 	eth.TxCarrier = sinktest.N(0)
 	eth.RxFIFO = netns.Value{}
 	f := &fields{points: map[string]map[string]bool{}}
-	points.NewWalker(sink.MustTagger(sink.DefaultTags())).Walk(snap, f)
+	points.NewWalker(sink.MustTagger(sink.DefaultTags()), nil).Walk(snap, f)
 	blk, net := f.points["container_blkio,vda"], f.points["container_net,eth0"]
 	if blk == nil || net == nil {
 		t.Fatalf("points missing: %v", f.points)

@@ -51,7 +51,7 @@ func Example() {
 		}
 	}
 	// Output:
-	// container_cpu_usage_seconds_total{id="/docker/4f2a",image="nginx:1.27",name="web"} 1.5
+	// container_cpu_usage_seconds_total{cpu="total",id="/docker/4f2a",image="nginx:1.27",name="web"} 1.5
 	// container_memory_working_set_bytes{id="/docker/4f2a",image="nginx:1.27",name="web"} 6.7108864e+07
 	// container_spec_memory_limit_bytes{id="/docker/4f2a",image="nginx:1.27",name="web"} 0
 }

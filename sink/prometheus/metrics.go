@@ -40,6 +40,7 @@ type metrics struct {
 	// The collector's own series, without container labels.
 	selfScrape, selfContainers, selfNamespaces, selfErrors *prometheus.Desc
 	selfSinkDropped, selfSinkWrite                         *prometheus.Desc
+	selfSanitized, selfIfacesLeftOut                       *prometheus.Desc
 }
 
 func newMetrics(labels []string, global []sink.Tag) *metrics {
@@ -54,7 +55,7 @@ func newMetrics(labels []string, global []sink.Tag) *metrics {
 		ls := append(append([]string(nil), labels...), extra...)
 		return add(prometheus.NewDesc(name, help, ls, nil), name, help)
 	}
-	m.cpuUsage = d("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.")
+	m.cpuUsage = d("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", "cpu")
 	m.cpuUser = d("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.")
 	m.cpuSystem = d("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.")
 	m.cfsPeriods = d("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.")
@@ -124,6 +125,8 @@ func newMetrics(labels []string, global []sink.Tag) *metrics {
 	m.selfErrors = self("metricsd_errors_total", "Collection errors by stage.", "stage")
 	m.selfSinkDropped = self("metricsd_sink_dropped_points_total", "Points the sinks dropped (buffers full).")
 	m.selfSinkWrite = self("metricsd_sink_write_duration_seconds", "How long writing the previous snapshot to every sink took.")
+	m.selfSanitized = self("metricsd_sink_values_changed_total", "Tag and label values from containers the sinks changed: bytes replaced (invalid UTF-8, control characters) or cut to the length bound.", "change")
+	m.selfIfacesLeftOut = self("metricsd_sink_interfaces_left_out_total", "Network interfaces the sinks left out: past the bound per namespace, or named as another once sanitised.")
 	return m
 }
 
@@ -137,6 +140,9 @@ func (m *metrics) self(send func(prometheus.Metric), s *sink.Self) {
 	}
 	send(prometheus.MustNewConstMetric(m.selfSinkDropped, prometheus.CounterValue, float64(s.SinkDropped)))
 	send(prometheus.MustNewConstMetric(m.selfSinkWrite, prometheus.GaugeValue, s.SinkWriteSeconds))
+	send(prometheus.MustNewConstMetric(m.selfSanitized, prometheus.CounterValue, float64(s.Sanitized.Replaced), "replaced"))
+	send(prometheus.MustNewConstMetric(m.selfSanitized, prometheus.CounterValue, float64(s.Sanitized.Truncated), "truncated"))
+	send(prometheus.MustNewConstMetric(m.selfIfacesLeftOut, prometheus.CounterValue, float64(s.Sanitized.Interfaces)))
 }
 
 var psiResources = [3]string{"cpu", "memory", "io"}
@@ -164,10 +170,12 @@ var (
 	lnFailureType = "failure_type"
 	lnScope       = "scope"
 	lnTCPState    = "tcp_state"
+	lnCPU         = "cpu"
 
 	lvPgfault    = "pgfault"
 	lvPgmajfault = "pgmajfault"
 	lvHierarchy  = "hierarchy"
+	lvTotal      = "total"
 )
 
 // metric is a prometheus.Metric made for one scrape: what
@@ -206,7 +214,6 @@ type emitter struct {
 	once    bool
 	scratch metric
 	m       *metrics
-	keep    func(string) bool
 	// keys are the container label names, sorted.
 	keys []string
 	// base is the container's label pairs, sorted by name, fresh for each
@@ -353,11 +360,12 @@ func (e *emitter) limit(d *prometheus.Desc, v cgroup.Value) {
 	}
 }
 
-// seriesBound is at least the number of series of sample s.
-func seriesBound(s *sink.Sample) int {
+// seriesBound is at least the number of series of sample s with ifaces
+// interfaces written.
+func seriesBound(s *sink.Sample, ifaces int) int {
 	n := 40 + 4*len(s.Cgroup.IO.Devices) + len(s.Cgroup.Hugetlb.Sizes)
 	if s.Net != nil {
-		n += 8*len(s.Net.Interfaces) + 2*len(tcpStates)
+		n += 8*ifaces + 2*len(tcpStates)
 	}
 	return n
 }
@@ -367,10 +375,14 @@ const (
 	usPerSec = 1e6
 )
 
-func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
+// sample emits s's series; ifs are the interfaces written, with their
+// sanitised names.
+func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot, ifs []sink.Interface) {
 	m, st := e.m, &s.Cgroup
 	cpu := &st.CPU
-	e.counter(m.cpuUsage, cpu.Usage, nsPerSec)
+	if v, ok := cpu.Usage.Get(); ok { // cpu="total", as cAdvisor without per-CPU series
+		e.emitL(m.cpuUsage, prometheus.CounterValue, float64(v)/nsPerSec, e.with(&lnCPU, &lvTotal))
+	}
 	e.counter(m.cpuUser, cpu.User, nsPerSec)
 	e.counter(m.cpuSystem, cpu.System, nsPerSec)
 	e.counter(m.cfsPeriods, cpu.Periods, 1)
@@ -442,12 +454,9 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot) {
 		return
 	}
 	if n.Parts.Has(netns.PartDev) {
-		for i := range n.Interfaces {
-			it := &n.Interfaces[i]
-			if e.keep != nil && !e.keep(it.Name) {
-				continue
-			}
-			ls := e.with(&lnInterface, e.own(&it.Name))
+		for j := range ifs {
+			it := &n.Interfaces[ifs[j].Index]
+			ls := e.with(&lnInterface, e.own(&ifs[j].Name))
 			e.counterL(m.netRxBytes, it.RxBytes, ls)
 			e.counterL(m.netRxPackets, it.RxPackets, ls)
 			e.counterL(m.netRxDropped, it.RxDropped, ls)

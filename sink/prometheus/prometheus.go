@@ -32,6 +32,15 @@
 // which writes the exposition itself, serves both, and Prometheus keeps the
 // first (counting the other as a duplicate sample).
 //
+// Label values from containers are sanitised as in every sink
+// (sink.Sanitizer: invalid UTF-8 and control characters become U+FFFD,
+// values and interfaces per namespace bounded by WithLimits, interfaces
+// whose names become the same written once), when Write is given the
+// snapshot: one interface renamed to invalid UTF-8 inside a container
+// would otherwise make the whole page invalid, and a registry's Gather
+// fail, for every container of the host. What was changed is counted
+// (Sanitized).
+//
 // Limits: a limit that is not set is written as 0, cAdvisor's convention,
 // for container_spec_memory_limit_bytes, container_spec_memory_swap_limit_bytes
 // and container_threads_max; container_spec_cpu_quota is left out when no
@@ -49,6 +58,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -57,6 +67,7 @@ var ErrClosed = errors.New("prometheus: sink closed")
 
 type config struct {
 	tags      sink.Tags
+	limits    sink.Limits
 	cgroupID  bool
 	ifaceKeep func(string) bool
 	log       *slog.Logger
@@ -81,6 +92,10 @@ func WithInterfaceFilter(keep func(name string) bool) Option {
 	return func(c *config) { c.ifaceKeep = keep }
 }
 
+// WithLimits bounds label values and interfaces per namespace (default
+// sink.DefaultLimits()).
+func WithLimits(l sink.Limits) Option { return func(c *config) { c.limits = l } }
+
 // WithLogger sets the logger (default: discard). Handler logs scrape errors
 // to it.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -93,22 +108,64 @@ type Collector struct {
 	idIdx  int // index of the id label, -1 if not exported
 	nLabel int
 	m      *metrics
+	z      *sink.Sanitizer
 
 	mu     sync.RWMutex // guards cur, closed
-	cur    *sink.Snapshot
+	cur    *served
 	closed bool
 
 	wmu   sync.Mutex // serialises Write; guards spare
-	spare *sink.Snapshot
+	spare *served
 
 	texts sync.Pool // *textScrape
 	gzips sync.Pool // *gzip.Writer
 }
 
 var (
-	_ sink.Sink            = (*Collector)(nil)
-	_ prometheus.Collector = (*Collector)(nil)
+	_ sink.Sink             = (*Collector)(nil)
+	_ prometheus.Collector  = (*Collector)(nil)
+	_ sink.SanitizeReporter = (*Collector)(nil)
 )
+
+// served is a snapshot as scrapes serve it: a copy of the one Write was
+// given, with each container's label values and interfaces sanitised.
+type served struct {
+	snap sink.Snapshot
+	// vals holds the label values of container i at
+	// [i*nLabel, (i+1)*nLabel), in the tagger's key order, the id the
+	// cgroup path unless WithCgroupID(false).
+	vals []string
+	// ifs holds the interfaces written of container i at
+	// [ifEnd[i-1], ifEnd[i]) (the filter and Limits applied).
+	ifs   []sink.Interface
+	ifEnd []int
+}
+
+// prepare fills v's values and interfaces from v.snap.
+func (c *Collector) prepare(v *served) {
+	v.vals, v.ifs, v.ifEnd = v.vals[:0], v.ifs[:0], v.ifEnd[:0]
+	for i := range v.snap.Containers {
+		s := &v.snap.Containers[i]
+		lo := len(v.vals)
+		v.vals = c.tagger.Values(v.vals, &s.Container)
+		if c.idIdx >= 0 && c.cfg.cgroupID && s.Container.CgroupPath != "" {
+			v.vals[lo+c.idIdx] = s.Container.CgroupPath
+		}
+		for j := lo; j < len(v.vals); j++ {
+			if !c.z.Clean(v.vals[j]) {
+				v.vals[j] = c.z.Value(v.vals[j])
+			}
+		}
+		if s.Net != nil && s.Net.Parts.Has(netns.PartDev) {
+			v.ifs = c.z.Interfaces(v.ifs, s.Net.Interfaces, c.cfg.ifaceKeep)
+		}
+		v.ifEnd = append(v.ifEnd, len(v.ifs))
+	}
+}
+
+// Sanitized returns what the Collector changed or left out of what
+// containers gave it (sink.SanitizeReporter), counted at each Write.
+func (c *Collector) Sanitized() sink.Sanitized { return c.z.Sanitized() }
 
 // New returns a Collector serving nothing until the first Write.
 func New(opts ...Option) (*Collector, error) {
@@ -120,7 +177,7 @@ func New(opts ...Option) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	col := &Collector{cfg: c, tagger: tg, idIdx: -1, nLabel: len(tg.Keys())}
+	col := &Collector{cfg: c, tagger: tg, idIdx: -1, nLabel: len(tg.Keys()), z: sink.NewSanitizer(c.limits)}
 	for i, k := range tg.Keys() {
 		if k == "id" {
 			col.idIdx = i
@@ -141,9 +198,10 @@ func (c *Collector) Write(ctx context.Context, snap *sink.Snapshot) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.spare == nil {
-		c.spare = new(sink.Snapshot)
+		c.spare = new(served)
 	}
-	snap.CopyTo(c.spare)
+	snap.CopyTo(&c.spare.snap)
+	c.prepare(c.spare)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -185,26 +243,24 @@ func (c *Collector) collect(send func(prometheus.Metric), once bool) {
 	if c.cur == nil {
 		return
 	}
-	e := emitter{send: send, once: once, m: c.m, keep: c.cfg.ifaceKeep, keys: c.tagger.Keys()}
-	var reuse []string // once: the label values' storage, for every container
-	for i := range c.cur.Containers {
-		s := &c.cur.Containers[i]
-		var buf []string
-		if once {
-			buf = reuse[:0]
-		} else {
-			buf = make([]string, 0, c.nLabel)
+	cur := &c.cur.snap
+	e := emitter{send: send, once: once, m: c.m, keys: c.tagger.Keys()}
+	prevIf := 0
+	for i := range cur.Containers {
+		s := &cur.Containers[i]
+		vals := c.cur.vals[i*c.nLabel : (i+1)*c.nLabel]
+		if !once {
+			// Fresh storage: the metrics sent point into it and may
+			// outlive the snapshot.
+			vals = append(make([]string, 0, c.nLabel), vals...)
 		}
-		vals := c.tagger.Values(buf, &s.Container)
-		reuse = vals
-		if c.idIdx >= 0 && c.cfg.cgroupID && s.Container.CgroupPath != "" {
-			vals[c.idIdx] = s.Container.CgroupPath
-		}
-		e.start(vals, seriesBound(s))
-		e.sample(s, c.cur)
+		ifs := c.cur.ifs[prevIf:c.cur.ifEnd[i]]
+		prevIf = c.cur.ifEnd[i]
+		e.start(vals, seriesBound(s, len(ifs)))
+		e.sample(s, cur, ifs)
 	}
-	if c.cur.Self != nil {
-		c.m.self(send, c.cur.Self)
+	if cur.Self != nil {
+		c.m.self(send, cur.Self)
 	}
 }
 

@@ -134,8 +134,8 @@ func TestCollect(t *testing.T) {
 		name, labels string
 		want         float64
 	}{
-		{"container_cpu_usage_seconds_total", labels(c0), 3},
-		{"container_cpu_usage_seconds_total", labels(c1), 3.000001},
+		{"container_cpu_usage_seconds_total", labels(c0, "cpu=total"), 3},
+		{"container_cpu_usage_seconds_total", labels(c1, "cpu=total"), 3.000001},
 		{"container_cpu_user_seconds_total", labels(c0), 2},
 		{"container_cpu_system_seconds_total", labels(c0), 1},
 		{"container_cpu_cfs_periods_total", labels(c0), 100},
@@ -265,7 +265,7 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := gather(t, reg)
-	want := "container_label_com_example_team=core,id=" + snap.Containers[0].Container.ID + ",name=c-0"
+	want := "container_label_com_example_team=core,cpu=total,id=" + snap.Containers[0].Container.ID + ",name=c-0"
 	if v, ok := g["container_cpu_usage_seconds_total"][want]; !ok || v != 3 {
 		t.Errorf("container_cpu_usage_seconds_total{%s} = %v %v; have %v", want, v, ok, keys(g["container_cpu_usage_seconds_total"]))
 	}
@@ -423,11 +423,12 @@ func TestPrometheusScrape(t *testing.T) {
 	sort.Slice(r, func(i, j int) bool { return r[i].Metric["name"] < r[j].Metric["name"] })
 	snap := snapshot2(t0)
 	c0, c1 := snap.Containers[0].Container, snap.Containers[1].Container
-	want0 := map[string]string{"__name__": "container_cpu_usage_seconds_total", "id": c0.CgroupPath, "name": "c-0", "image": c0.Image, "runtime": "docker", "job": "metricsd", "instance": l.Addr().String()}
+	// cpu="total", as cAdvisor: dashboards select it.
+	want0 := map[string]string{"__name__": "container_cpu_usage_seconds_total", "cpu": "total", "id": c0.CgroupPath, "name": "c-0", "image": c0.Image, "runtime": "docker", "job": "metricsd", "instance": l.Addr().String()}
 	if fmt.Sprint(r[0].Metric) != fmt.Sprint(want0) || r[0].Value != 3 {
 		t.Errorf("c-0: %v = %v, want %v = 3", r[0].Metric, r[0].Value, want0)
 	}
-	want1 := map[string]string{"__name__": "container_cpu_usage_seconds_total", "id": c1.CgroupPath, "name": "c-1", "image": c1.Image, "runtime": "docker",
+	want1 := map[string]string{"__name__": "container_cpu_usage_seconds_total", "cpu": "total", "id": c1.CgroupPath, "name": "c-1", "image": c1.Image, "runtime": "docker",
 		"pod": "web-7d9", "namespace": "shop", "container": "nginx", "job": "metricsd", "instance": l.Addr().String()}
 	if fmt.Sprint(r[1].Metric) != fmt.Sprint(want1) || r[1].Value != 3.000001 {
 		t.Errorf("c-1: %v = %v, want %v = 3.000001", r[1].Metric, r[1].Value, want1)

@@ -3,7 +3,6 @@ package remotewrite
 import (
 	"sort"
 	"strings"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/metricsd/metricsd/cgroup"
@@ -11,12 +10,6 @@ import (
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/sink"
 )
-
-// MaxLabelValueLen is the most bytes of a label value: longer values (a
-// container's name or label can be anything) are cut on a character
-// boundary. Mimir refuses values over 2048 bytes by default, and Cortex
-// and VictoriaMetrics have similar limits.
-const MaxLabelValueLen = 1024
 
 // label is one label of a series: value is a range of encoder.vals.
 type label struct {
@@ -30,6 +23,7 @@ type label struct {
 // In steady state it allocates nothing.
 type encoder struct {
 	tagger   *sink.Tagger
+	z        *sink.Sanitizer
 	cgroupID bool
 	keep     func(string) bool
 	ext      []sink.Tag // external labels, sorted by name
@@ -44,14 +38,18 @@ type encoder struct {
 	tmp     []byte
 	dev     []byte // the current device label
 	tags    []sink.Tag
+	ifs     []sink.Interface
 	ts      int64
 
 	buf  []byte
 	ends []int
 }
 
-func newEncoder(tg *sink.Tagger, cgroupID bool, keep func(string) bool, ext map[string]string) *encoder {
-	e := &encoder{tagger: tg, cgroupID: cgroupID, keep: keep}
+func newEncoder(tg *sink.Tagger, z *sink.Sanitizer, cgroupID bool, keep func(string) bool, ext map[string]string) *encoder {
+	if z == nil {
+		z = sink.NewSanitizer(sink.Limits{})
+	}
+	e := &encoder{tagger: tg, z: z, cgroupID: cgroupID, keep: keep}
 	for k, v := range ext {
 		if v == "" {
 			continue // as Prometheus, which drops a label with an empty value
@@ -94,7 +92,7 @@ func (e *encoder) startSelf() {
 			t, j = e.ext[j], j+1
 		}
 		lo := len(e.vals)
-		e.vals = wire.AppendValid(e.vals, t.Value, MaxLabelValueLen)
+		e.vals = e.z.AppendValue(e.vals, t.Value)
 		e.base = append(e.base, label{name: t.Key, lo: lo, hi: len(e.vals)})
 	}
 }
@@ -122,7 +120,7 @@ func (e *encoder) container(s *sink.Sample) {
 			continue
 		}
 		lo := len(e.vals)
-		e.vals = wire.AppendValid(e.vals, t.Value, MaxLabelValueLen)
+		e.vals = e.z.AppendValue(e.vals, t.Value)
 		e.base = append(e.base, label{name: t.Key, lo: lo, hi: len(e.vals)})
 	}
 }
@@ -196,10 +194,10 @@ func (e *encoder) series(name *metricName, v float64, n1, v1, n2, v2 string) {
 			// A new own label: its position and record, remembered for
 			// the next series (an interface's eight, a device's four).
 			c.name, c.value, c.at = p[0], append(c.value[:0], p[1]...), e.pos(p[0])
-			if len(p[1]) <= MaxLabelValueLen && utf8.ValidString(p[1]) {
+			if e.z.Clean(p[1]) { // the interface names are sanitised already
 				c.rec = appendLabel(c.rec[:0], p[0], p[1])
 			} else {
-				e.tmp = wire.AppendValid(e.tmp[:0], p[1], MaxLabelValueLen)
+				e.tmp = e.z.AppendValue(e.tmp[:0], p[1])
 				c.rec = appendLabel(c.rec[:0], p[0], e.tmp)
 			}
 		}
@@ -338,6 +336,8 @@ var (
 	nMetricsdErrorsTotal                         = newName("metricsd_errors_total")
 	nMetricsdSinkDroppedPointsTotal              = newName("metricsd_sink_dropped_points_total")
 	nMetricsdSinkWriteDurationSeconds            = newName("metricsd_sink_write_duration_seconds")
+	nMetricsdSinkValuesChangedTotal              = newName("metricsd_sink_values_changed_total")
+	nMetricsdSinkInterfacesLeftOutTotal          = newName("metricsd_sink_interfaces_left_out_total")
 )
 
 const (
@@ -376,7 +376,9 @@ var tcpStates = [...]string{
 func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	st := &s.Cgroup
 	cpu := &st.CPU
-	e.counter(nContainerCpuUsageSecondsTotal, cpu.Usage, nsPerSec)
+	if x, ok := cpu.Usage.Get(); ok { // cpu="total", as cAdvisor without per-CPU series
+		e.emit1(nContainerCpuUsageSecondsTotal, float64(x)/nsPerSec, "cpu", "total")
+	}
 	e.counter(nContainerCpuUserSecondsTotal, cpu.User, nsPerSec)
 	e.counter(nContainerCpuSystemSecondsTotal, cpu.System, nsPerSec)
 	e.counter(nContainerCpuCfsPeriodsTotal, cpu.Periods, 1)
@@ -446,19 +448,17 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		return
 	}
 	if n.Parts.Has(netns.PartDev) {
-		for i := range n.Interfaces {
-			it := &n.Interfaces[i]
-			if e.keep != nil && !e.keep(it.Name) {
-				continue
-			}
-			e.known1(nContainerNetworkReceiveBytesTotal, it.RxBytes, "interface", it.Name)
-			e.known1(nContainerNetworkReceivePacketsTotal, it.RxPackets, "interface", it.Name)
-			e.known1(nContainerNetworkReceivePacketsDroppedTotal, it.RxDropped, "interface", it.Name)
-			e.known1(nContainerNetworkReceiveErrorsTotal, it.RxErrors, "interface", it.Name)
-			e.known1(nContainerNetworkTransmitBytesTotal, it.TxBytes, "interface", it.Name)
-			e.known1(nContainerNetworkTransmitPacketsTotal, it.TxPackets, "interface", it.Name)
-			e.known1(nContainerNetworkTransmitPacketsDroppedTotal, it.TxDropped, "interface", it.Name)
-			e.known1(nContainerNetworkTransmitErrorsTotal, it.TxErrors, "interface", it.Name)
+		e.ifs = e.z.Interfaces(e.ifs[:0], n.Interfaces, e.keep)
+		for _, k := range e.ifs {
+			it, name := &n.Interfaces[k.Index], k.Name
+			e.known1(nContainerNetworkReceiveBytesTotal, it.RxBytes, "interface", name)
+			e.known1(nContainerNetworkReceivePacketsTotal, it.RxPackets, "interface", name)
+			e.known1(nContainerNetworkReceivePacketsDroppedTotal, it.RxDropped, "interface", name)
+			e.known1(nContainerNetworkReceiveErrorsTotal, it.RxErrors, "interface", name)
+			e.known1(nContainerNetworkTransmitBytesTotal, it.TxBytes, "interface", name)
+			e.known1(nContainerNetworkTransmitPacketsTotal, it.TxPackets, "interface", name)
+			e.known1(nContainerNetworkTransmitPacketsDroppedTotal, it.TxDropped, "interface", name)
+			e.known1(nContainerNetworkTransmitErrorsTotal, it.TxErrors, "interface", name)
 		}
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
@@ -479,6 +479,9 @@ func (e *encoder) self(s *sink.Self) {
 	}
 	e.emit(nMetricsdSinkDroppedPointsTotal, float64(s.SinkDropped))
 	e.emit(nMetricsdSinkWriteDurationSeconds, s.SinkWriteSeconds)
+	e.emit1(nMetricsdSinkValuesChangedTotal, float64(s.Sanitized.Replaced), "change", "replaced")
+	e.emit1(nMetricsdSinkValuesChangedTotal, float64(s.Sanitized.Truncated), "change", "truncated")
+	e.emit(nMetricsdSinkInterfacesLeftOutTotal, float64(s.Sanitized.Interfaces))
 }
 
 // deviceLabel appends cAdvisor's device label to b: /dev/<name>, else

@@ -30,7 +30,7 @@ func encodeSnapshot(t testing.TB, e *encoder, snap *sink.Snapshot) []series {
 }
 
 func defaultEncoder(ext map[string]string) *encoder {
-	return newEncoder(sink.MustTagger(sink.DefaultTags()), true, nil, ext)
+	return newEncoder(sink.MustTagger(sink.DefaultTags()), nil, true, nil, ext)
 }
 
 // TestSameSeriesAsPrometheusSink checks the promise of the package doc:
@@ -140,7 +140,7 @@ func TestExternalLabels(t *testing.T) {
 func TestGlobalTags(t *testing.T) {
 	tags := sink.DefaultTags()
 	tags.Global = []sink.Tag{{Key: "host", Value: "node-7"}, {Key: "zzz", Value: "last"}}
-	e := newEncoder(sink.MustTagger(tags), true, nil, map[string]string{"instance": "i-1"})
+	e := newEncoder(sink.MustTagger(tags), nil, true, nil, map[string]string{"instance": "i-1"})
 	self := 0
 	for _, s := range encodeSnapshot(t, e, sinktest.MixedSnapshot(t0)) {
 		have := map[string]string{}
@@ -165,13 +165,13 @@ func TestGlobalTags(t *testing.T) {
 // TestHostileLabelValues: a container's name, label and interface with
 // invalid UTF-8 and a huge image name still make a valid request: every
 // value valid UTF-8 (U+FFFD where the bytes were invalid), at most
-// MaxLabelValueLen bytes. The real receivers are given the same in
+// sink.DefaultMaxValueLen bytes. The real receivers are given the same in
 // TestReceivers.
 func TestHostileLabelValues(t *testing.T) {
 	snap := hostileSnapshot()
 	tags := sink.DefaultTags()
 	tags.Labels = []sink.LabelTag{{Label: "team"}}
-	e := newEncoder(sink.MustTagger(tags), false, nil, nil)
+	e := newEncoder(sink.MustTagger(tags), nil, false, nil, nil)
 	ss := encodeSnapshot(t, e, snap)
 	var sawName, sawIface, sawImage, sawLabel bool
 	for _, s := range ss {
@@ -179,7 +179,7 @@ func TestHostileLabelValues(t *testing.T) {
 			if !utf8.ValidString(l[1]) {
 				t.Fatalf("%s: label %s=%q is not valid UTF-8", s.key(), l[0], l[1])
 			}
-			if len(l[1]) > MaxLabelValueLen {
+			if len(l[1]) > sink.DefaultMaxValueLen {
 				t.Fatalf("label %s is %d bytes long", l[0], len(l[1]))
 			}
 			switch {
@@ -188,7 +188,7 @@ func TestHostileLabelValues(t *testing.T) {
 			case l[0] == "interface":
 				sawIface = sawIface || l[1] == "eth\uFFFD"
 			case l[0] == "image":
-				sawImage = sawImage || len(l[1]) == MaxLabelValueLen-1 && strings.HasSuffix(l[1], "é") // cut before a 3-byte character
+				sawImage = sawImage || len(l[1]) == sink.DefaultMaxValueLen-1 && strings.HasSuffix(l[1], "é") // cut before a 3-byte character
 			case l[0] == "container_label_team":
 				sawLabel = sawLabel || l[1] == "a\uFFFDb"
 			}
@@ -208,7 +208,7 @@ func hostileSnapshot() *sink.Snapshot {
 	c.Labels = map[string]string{"team": "a\xff\xfeb"}
 	// 1,021 ASCII bytes, é (2 bytes: up to 1,023), then € (3 bytes: would
 	// pass 1,024, so the value ends after é).
-	c.Image = strings.Repeat("i", MaxLabelValueLen-3) + "é" + "€" + strings.Repeat("x", 5000)
+	c.Image = strings.Repeat("i", sink.DefaultMaxValueLen-3) + "é" + "€" + strings.Repeat("x", 5000)
 	snap.Containers[0].Net.Interfaces[1].Name = "eth\x80\x80"
 	return snap
 }

@@ -49,6 +49,6 @@ func Example() {
 	}
 	fmt.Printf("%+v\n", s.Stats())
 	// Output:
-	// POST /api/v1/write snappy, 480 bytes of WriteRequest
-	// {Written:3 Sent:3 Dropped:0 Rejected:0 Rejections:[] Failures:0 Buffered:0}
+	// POST /api/v1/write snappy, 494 bytes of WriteRequest
+	// {Written:3 Sent:3 Dropped:0 Rejected:0 Rejections:[] Partial:0 Failures:0 Buffered:0}
 }

@@ -154,7 +154,7 @@ func TestReceivers(t *testing.T) {
 		if err := s.Flush(t.Context()); err != nil {
 			t.Fatalf("flush: %v\n%s", err, r.Log())
 		}
-		e := newEncoder(sink.MustTagger(tags), true, nil, ext)
+		e := newEncoder(sink.MustTagger(tags), nil, true, nil, ext)
 		want := expected(t, e, snap)
 		for k, v := range expected(t, e, hostile) {
 			want[k] = v
@@ -185,8 +185,9 @@ func TestReceivers(t *testing.T) {
 func TestOutage(t *testing.T) {
 	eachReceiver(t, func(t *testing.T, r *sinktest.Receiver) {
 		perSnap := len(encodeSnapshot(t, defaultEncoder(nil), sinktest.MixedSnapshot(t0)))
-		limit := 2*perSnap + perSnap/2
-		s := newSink(t, r.WriteURL, WithBufferLimit(limit), WithBatchSize(perSnap/2),
+		const snaps = 2
+		limit := snaps * perSnap
+		s := newSink(t, r.WriteURL, WithBufferSnapshots(snaps), WithBatchSize(perSnap/2),
 			WithFlushInterval(50*time.Millisecond), WithBackoff(20*time.Millisecond, 100*time.Millisecond), WithTimeout(2*time.Second))
 		base := time.Now().Add(-20 * time.Minute).Truncate(time.Second)
 		write := func(i int) {

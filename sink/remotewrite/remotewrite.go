@@ -10,14 +10,17 @@
 // the collector's own included: set at least one that tells this host
 // apart (the daemon sets job and instance) when several hosts write to one
 // receiver. A label with an empty value is left out, as Prometheus drops
-// it. Label values from containers are made valid UTF-8 (invalid bytes
-// become U+FFFD) and cut to MaxLabelValueLen bytes, so that no container
-// can make a receiver refuse a request.
+// it. Label values from containers are sanitised as in every sink
+// (sink.Sanitizer: invalid UTF-8 and control characters become U+FFFD,
+// values cut to a length and interfaces per namespace bounded by
+// WithLimits), so that no container can make a receiver refuse a request;
+// what was changed is counted (Sanitized).
 //
 // # Delivery
 //
-// Write encodes the snapshot at once into a bounded buffer (default
-// 50,000 samples, about 12 MB at most) and returns; a background goroutine
+// Write encodes the snapshot at once into a buffer bounded in snapshots
+// (default DefaultBufferSnapshots: the samples of the latest 10 snapshots,
+// however many containers they have) and returns; a background goroutine
 // sends the buffer in requests of at most WithBatchSize samples (default
 // 2,000, Prometheus's max_samples_per_send) when a batch is full and every
 // flush interval (default 5 s). Failures follow the remote_write
@@ -32,7 +35,8 @@
 //     batch is dropped and counted by status in Stats.Rejections, with the
 //     receiver's reason, which is logged and returned by Flush and Close.
 //
-// When the buffer is full the oldest samples are dropped and counted
+// When the buffer is full (an outage longer than its snapshots) the oldest
+// samples are dropped and counted
 // (Stats.Dropped, and Dropped for the collector's self-metrics); a batch
 // being sent does not count against the bound until it comes back after a
 // failure. Close sends what is buffered, within its context.
@@ -79,12 +83,13 @@ type Stats = sendq.Stats
 type Rejection = sendq.Rejection
 
 type config struct {
-	batch, limit           int
+	batch, snapshots       int
 	interval               time.Duration
 	minBackoff, maxBackoff time.Duration
 	timeout                time.Duration
 	client                 *http.Client
 	tags                   sink.Tags
+	limits                 sink.Limits
 	cgroupID               bool
 	keep                   func(string) bool
 	external               map[string]string
@@ -101,9 +106,14 @@ type Option func(*config)
 // WithBatchSize sets the most samples sent in one request (default 2,000).
 func WithBatchSize(n int) Option { return func(c *config) { c.batch = n } }
 
-// WithBufferLimit sets the most samples buffered (default 50,000); past it
-// the oldest are dropped and counted.
-func WithBufferLimit(n int) Option { return func(c *config) { c.limit = n } }
+// DefaultBufferSnapshots is how many snapshots the buffer holds by default.
+const DefaultBufferSnapshots = 10
+
+// WithBufferSnapshots bounds the buffer in snapshots: it holds at most the
+// samples of the latest n snapshots written (default
+// DefaultBufferSnapshots); past that the oldest are dropped and counted.
+// A snapshot of 1,000 containers is about 75,000 samples, 5 MB encoded.
+func WithBufferSnapshots(n int) Option { return func(c *config) { c.snapshots = n } }
 
 // WithFlushInterval sets how often the buffer is sent when no batch has
 // filled (default 5 s).
@@ -126,6 +136,11 @@ func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.client =
 
 // WithTags sets the label allow-list (default sink.DefaultTags()).
 func WithTags(t sink.Tags) Option { return func(c *config) { c.tags = t } }
+
+// WithLimits bounds label values and interfaces per namespace (default
+// sink.DefaultLimits()). Mimir refuses label values over 2,048 bytes by
+// default, and Cortex and VictoriaMetrics have similar limits.
+func WithLimits(l sink.Limits) Option { return func(c *config) { c.limits = l } }
 
 // WithCgroupID sets what the id label holds: the cgroup path, as cAdvisor
 // and sink/prometheus (default true), or the runtime's container ID.
@@ -177,7 +192,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // The labels series carry besides the container's: a LabelTag or an
 // external label may not take them.
-var ownLabels = []string{"device", "interface", "pagesize", "failure_type", "scope", "tcp_state", "stage"}
+var ownLabels = []string{"cpu", "device", "interface", "pagesize", "failure_type", "scope", "tcp_state", "stage", "change"}
 
 // Sink pushes snapshots to a remote_write receiver. It is safe for
 // concurrent use.
@@ -201,6 +216,7 @@ var (
 	_ sink.Sink             = (*Sink)(nil)
 	_ sink.SinkDropper      = (*Sink)(nil)
 	_ sink.DeliveryReporter = (*Sink)(nil)
+	_ sink.SanitizeReporter = (*Sink)(nil)
 )
 
 // New returns a sink writing to the receiver at writeURL (the full URL:
@@ -231,7 +247,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 		}
 	}
 	qc := sendq.Config{
-		Name: "remotewrite", Batch: c.batch, Limit: c.limit, Interval: c.interval,
+		Name: "remotewrite", Batch: c.batch, Snapshots: c.snapshots, Interval: c.interval,
 		MinBackoff: c.minBackoff, MaxBackoff: c.maxBackoff, Log: c.log,
 	}
 	if err := qc.Check(); err != nil {
@@ -243,7 +259,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 	if c.client == nil {
 		c.client = &http.Client{}
 	}
-	s := &Sink{cfg: c, url: u.String(), headers: headers, enc: newEncoder(tg, c.cgroupID, c.keep, c.external)}
+	s := &Sink{cfg: c, url: u.String(), headers: headers, enc: newEncoder(tg, sink.NewSanitizer(c.limits), c.cgroupID, c.keep, c.external)}
 	switch {
 	case c.token != "":
 		s.auth = "Bearer " + c.token
@@ -260,7 +276,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 // depend on: the tags and the external labels.
 func configure(opts []Option) (config, *sink.Tagger, []error) {
 	c := config{
-		batch: 2000, limit: 50000, interval: 5 * time.Second,
+		batch: 2000, snapshots: DefaultBufferSnapshots, interval: 5 * time.Second,
 		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, timeout: 30 * time.Second,
 		tags: sink.DefaultTags(), cgroupID: true, log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
 	}
@@ -307,7 +323,7 @@ func NewEncoder(opts ...Option) (*Encoder, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Encoder{e: newEncoder(tg, c.cgroupID, c.keep, c.external)}, nil
+	return &Encoder{e: newEncoder(tg, sink.NewSanitizer(c.limits), c.cgroupID, c.keep, c.external)}, nil
 }
 
 // Append appends snap as one WriteRequest to dst and returns it with the
@@ -390,6 +406,10 @@ func (s *Sink) DeliveryError() error { return s.q.DeliveryError() }
 // Dropped returns how many samples were dropped, the buffer full
 // (sink.SinkDropper).
 func (s *Sink) Dropped() uint64 { return s.q.Dropped() }
+
+// Sanitized returns what the sink changed or left out of what containers
+// gave it (sink.SanitizeReporter).
+func (s *Sink) Sanitized() sink.Sanitized { return s.enc.z.Sanitized() }
 
 // Stats returns the counters, in samples.
 func (s *Sink) Stats() Stats { return s.q.Stats() }

@@ -22,8 +22,9 @@
 //	    are JSON numbers; a value the kernel did not provide is absent
 //	    (object of numbers).
 //
-// Strings are valid JSON: control characters are \u escaped and invalid
-// UTF-8 becomes U+FFFD.
+// Tag values are sanitised as in every sink (sink.Sanitizer: invalid UTF-8
+// and control characters become U+FFFD, values and interfaces per
+// namespace are bounded by WithLimits), and written as valid JSON.
 package stdout
 
 import (
@@ -56,6 +57,7 @@ var ErrClosed = errors.New("stdout: sink closed")
 type config struct {
 	format Format
 	tags   sink.Tags
+	limits sink.Limits
 	log    *slog.Logger
 }
 
@@ -67,6 +69,10 @@ func WithFormat(f Format) Option { return func(c *config) { c.format = f } }
 
 // WithTags sets the tag allow-list (default sink.DefaultTags()).
 func WithTags(t sink.Tags) Option { return func(c *config) { c.tags = t } }
+
+// WithLimits bounds tag values and interfaces per namespace (default
+// sink.DefaultLimits()).
+func WithLimits(l sink.Limits) Option { return func(c *config) { c.limits = l } }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -80,13 +86,17 @@ type Sink struct {
 	format Format
 	lp     *points.Encoder
 	js     *jsonEncoder
+	z      *sink.Sanitizer
 	buf    []byte
 	ends   []int
 	closed bool
 	log    *slog.Logger
 }
 
-var _ sink.Sink = (*Sink)(nil)
+var (
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.SanitizeReporter = (*Sink)(nil)
+)
 
 // New returns a sink that writes to w. The sink does not close w.
 func New(w io.Writer, opts ...Option) (*Sink, error) {
@@ -103,12 +113,18 @@ func New(w io.Writer, opts ...Option) (*Sink, error) {
 	}
 	s := &Sink{w: w, format: c.format, log: c.log}
 	if c.format == LineProtocol {
-		s.lp = points.NewEncoder(tg, lineprotocol.Nanosecond)
+		s.z = sink.NewLineProtocolSanitizer(c.limits)
+		s.lp = points.NewEncoder(tg, lineprotocol.Nanosecond, s.z)
 	} else {
-		s.js = &jsonEncoder{w: points.NewWalker(tg)}
+		s.z = sink.NewSanitizer(c.limits)
+		s.js = &jsonEncoder{w: points.NewWalker(tg, s.z)}
 	}
 	return s, nil
 }
+
+// Sanitized returns what the sink changed or left out of what containers
+// gave it (sink.SanitizeReporter).
+func (s *Sink) Sanitized() sink.Sanitized { return s.z.Sanitized() }
 
 // Write encodes snap and writes it to the io.Writer in one call. Points that
 // can not be encoded are left out and reported in the error, after the rest

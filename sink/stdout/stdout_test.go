@@ -105,10 +105,11 @@ func TestJSONMatchesLineProtocol(t *testing.T) {
 	}
 }
 
-// TestAwkwardTagValues: quotes, backslashes, commas, spaces and invalid
-// UTF-8 come out as valid JSON; a newline in a tag value can not be written
-// as line protocol: that container's points are left out and named in the
-// error, and the other container's points are written.
+// TestAwkwardTagValues: quotes, backslashes, commas and spaces come out as
+// valid JSON, invalid UTF-8 and control characters as U+FFFD; a newline in
+// a tag value, which line protocol can not carry (it made the container's
+// points left out, and the write fail), becomes U+FFFD there too, every
+// point written and the change counted.
 func TestAwkwardTagValues(t *testing.T) {
 	snap := sinktest.FullSnapshot(2, 1, t0)
 	snap.Containers[0].Container.Name = "we\"ird\\ na,me=\xff\x01"
@@ -122,7 +123,7 @@ func TestAwkwardTagValues(t *testing.T) {
 	if err := json.Unmarshal([]byte(first), &jp); err != nil {
 		t.Fatalf("%v: %s", err, first)
 	}
-	if want := "we\"ird\\ na,me=\ufffd\x01"; jp.Tags["name"] != want {
+	if want := "we\"ird\\ na,me=\ufffd"; jp.Tags["name"] != want {
 		t.Errorf("name %q, want %q", jp.Tags["name"], want)
 	}
 
@@ -140,18 +141,24 @@ func TestAwkwardTagValues(t *testing.T) {
 	b.Reset()
 	snap.Containers[0].Container.Name = "two\nlines"
 	all := len(strings.Split(write(t, stdout.LineProtocol, sinktest.FullSnapshot(1, 1, t0)), "\n")) - 1
-	err := s.Write(context.Background(), snap)
-	if err == nil || !strings.Contains(err.Error(), "invalid tag value") {
-		t.Fatalf("Write = %v, want an invalid tag value error", err)
+	if err := s.Write(context.Background(), snap); err != nil {
+		t.Fatalf("Write = %v", err)
 	}
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	if len(lines) != all {
-		t.Fatalf("%d lines written, want the %d of the other container", len(lines), all)
+	if len(lines) != 2*all {
+		t.Fatalf("%d lines written, want the %d of both containers", len(lines), 2*all)
 	}
+	n := 0
 	for _, l := range lines {
-		if !strings.Contains(l, "name=c-1") {
-			t.Errorf("unexpected line %s", l)
+		if strings.Contains(l, "name=two\uFFFDlines,") {
+			n++
 		}
+	}
+	if n != all {
+		t.Errorf("%d lines with the sanitised name, want %d", n, all)
+	}
+	if got := s.Sanitized(); got.Replaced != 1 { // "two\nlines"
+		t.Errorf("Sanitized = %+v, want 1 replaced", got)
 	}
 }
 
