@@ -195,3 +195,53 @@ func TestCgroupSubtree(t *testing.T) {
 		t.Errorf("reported %v, want %v\n%s\n%s", got, want, out, errOut)
 	}
 }
+
+// TestOnceHostileInterface: a container (a group beneath -cgroup-subtree
+// whose process is in a network namespace the test made) has an interface
+// named x\, which line protocol can not end a tag value with, and one named
+// with invalid UTF-8. -once writes every point, the names sanitised, and
+// exits 0; it exited 1 having left out the container's interfaces.
+func TestOnceHostileInterface(t *testing.T) {
+	tr := rttest.NewTree(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+	ns := fmt.Sprintf("mdonce-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	for _, l := range [][2]string{{`x\`, "p1"}, {"u\xff", "p2"}} {
+		if out, err := exec.Command("ip", "-n", ns, "link", "add", l[0], "type", "veth", "peer", "name", l[1]).CombinedOutput(); err != nil {
+			t.Fatalf("ip link add %q: %v %s", l[0], err, out)
+		}
+	}
+	id := fmt.Sprintf("%064x", 0xbad1)
+	tr.SpawnShell("docker/"+id, "exec ip netns exec "+ns+" sleep 600")
+	// The shell has moved itself into the group and become sleep in ns
+	// once the namespace's interfaces show in its /proc/PID/net/dev.
+	if !sinktest.Poll(10*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(tr.Dir("docker/"+id), "cgroup.procs"))
+		pid := strings.TrimSpace(string(b))
+		dev, _ := os.ReadFile("/proc/" + pid + "/net/dev")
+		return pid != "" && strings.Contains(string(dev), `x\:`)
+	}) {
+		t.Fatal("the workload did not enter the namespace")
+	}
+	code, out, errOut := runArgs(t, "-once", "-listen", "", "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "container_net,") && strings.Contains(l, id) {
+			i := strings.Index(l, ",interface=") + len(",interface=")
+			seen[l[i:i+strings.IndexAny(l[i:], ", ")]] = true
+		}
+	}
+	for _, want := range []string{"x\uFFFD", "u\uFFFD", "p1", "p2", "lo"} {
+		if !seen[want] {
+			t.Errorf("interface %q not written; written %v\n%s", want, seen, errOut)
+		}
+	}
+}

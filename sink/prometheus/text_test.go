@@ -20,6 +20,7 @@ import (
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/netns"
 	"github.com/metricsd/metricsd/sink"
+	sinkprom "github.com/metricsd/metricsd/sink/prometheus"
 )
 
 // parsed is a text exposition parsed by Prometheus's own parser, as a
@@ -160,4 +161,64 @@ func TestWriteTextAllocs(t *testing.T) {
 		t.Errorf("WriteText allocates %v times per scrape of 100 containers, Gather %v: want at most 8 per container and a twentieth of Gather's", text, gathered)
 	}
 	t.Logf("allocations per scrape of 100 containers: WriteText %v, Gather %v", text, gathered)
+}
+
+// FuzzWriteText: whatever a container names itself, labels itself and
+// calls an interface, the page WriteText writes is parsed by Prometheus's
+// own text parser (expfmt), the registry path gathers without error, and
+// the values read back are the sanitised ones (sink.Sanitizer). An invalid
+// UTF-8 interface name made the whole page invalid, and Gather fail.
+func FuzzWriteText(f *testing.F) {
+	f.Add("web", "core", "eth0", "u\xff\xfe")
+	f.Add("we\"ird\\name\n", "a\xffb", "x\\", "t\x01b")
+	f.Add("", "\xc3", "\x00", "lo")
+	f.Fuzz(func(t *testing.T, name, label, if1, if2 string) {
+		if if1 == "" || if2 == "" || if1 == if2 || if1 == "lo" || if2 == "lo" {
+			return // the kernel's names are not empty, and unique in a namespace
+		}
+		tags := sink.DefaultTags()
+		tags.Labels = []sink.LabelTag{{Label: "team"}}
+		c, err := sinkprom.New(sinkprom.WithTags(tags))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := sinktest.FullSnapshot(1, 3, t0)
+		ct := &snap.Containers[0].Container
+		ct.Name, ct.Labels = name, map[string]string{"team": label}
+		ifs := snap.Containers[0].Net.Interfaces
+		ifs[1].Name, ifs[2].Name = if1, if2
+		if err := c.Write(context.Background(), snap); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := c.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		fams, err := p.TextToMetricFamilies(bytes.NewReader(b.Bytes()))
+		if err != nil {
+			t.Fatalf("Prometheus's parser refuses the page: %v\n%s", err, b.Bytes())
+		}
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c)
+		if _, err := reg.Gather(); err != nil {
+			t.Fatalf("Gather: %v", err)
+		}
+		z := sink.NewSanitizer(sink.Limits{})
+		want := map[string]string{"name": z.Value(name), "container_label_team": z.Value(label)}
+		wantIfs := map[string]bool{"lo": true, z.Value(if1): true, z.Value(if2): true}
+		for _, m := range fams["container_network_receive_bytes_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if w, ok := want[l.GetName()]; ok && l.GetValue() != w {
+					t.Errorf("%s = %q, want %q", l.GetName(), l.GetValue(), w)
+				}
+				if l.GetName() == "interface" && !wantIfs[l.GetValue()] {
+					t.Errorf("interface %q, want one of %q", l.GetValue(), slices.Collect(maps.Keys(wantIfs)))
+				}
+			}
+		}
+		if n := len(fams["container_network_receive_bytes_total"].GetMetric()); n != len(wantIfs) {
+			t.Errorf("%d interfaces written, want %d (%q)", n, len(wantIfs), slices.Collect(maps.Keys(wantIfs)))
+		}
+	})
 }
