@@ -95,7 +95,7 @@ func TestReconcilePartialListing(t *testing.T) {
 	cgtest.NeedRoot(t)
 	ctx := context.Background()
 	mk := func(id string) runtime.Container {
-		g := cgtest.NewV1(t, "cpu", "cpuacct", "memory")
+		g := cgtest.New(t, "cpu", "cpuacct", "memory")
 		w := cgtest.Start(t, g, cgtest.Spec{})
 		return runtime.Container{ID: id, Name: id, Runtime: "test", PID: w.Pid, CgroupPath: g.Path, State: runtime.StateRunning, NetNS: runtime.NetNS{Host: true}}
 	}

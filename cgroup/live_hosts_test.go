@@ -115,7 +115,7 @@ func TestLivePressureOff(t *testing.T) {
 // it never reads the new group's files.
 func TestLiveRecreatedGroup(t *testing.T) {
 	ctx := context.Background()
-	g := cgtest.NewV1(t, "cpu", "cpuacct", "memory", "pids")
+	g := cgtest.New(t, "cpu", "cpuacct", "memory", "pids")
 	fs := newFS(t)
 	open := func() *cgroup.Group {
 		t.Helper()
@@ -128,11 +128,11 @@ func TestLiveRecreatedGroup(t *testing.T) {
 	}
 	a, b := open(), open()
 	var st syscall.Stat_t
-	if err := syscall.Stat(g.Dirs["cpu"], &st); err != nil {
+	if err := syscall.Stat(g.Dir("cpu"), &st); err != nil {
 		t.Fatal(err)
 	}
 	if a.ID() != st.Ino || b.ID() != a.ID() {
-		t.Errorf("IDs %d %d, want both the cpu directory's inode %d", a.ID(), b.ID(), st.Ino)
+		t.Errorf("IDs %d %d, want both the (cpu) directory's inode %d", a.ID(), b.ID(), st.Ino)
 	}
 	if err := g.Remove(); err != nil {
 		t.Fatal(err)
@@ -140,6 +140,11 @@ func TestLiveRecreatedGroup(t *testing.T) {
 	for _, dir := range g.Dirs {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
+		}
+		if g.Version == 2 { // the new parent enables pids for it again
+			if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "cgroup.subtree_control"), []byte("+pids"), 0); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	g.Write("pids", "pids.max", "7")
@@ -162,7 +167,7 @@ func TestLiveRecreatedGroup(t *testing.T) {
 // suffix). A live process in a group whose name ends so keeps that name.
 func TestLiveDeletedGroup(t *testing.T) {
 	ctx := context.Background()
-	g := cgtest.NewV1(t, "")
+	g := cgtest.New(t, "")
 	needUnified(t, g)
 	fs := newFS(t)
 
