@@ -96,7 +96,10 @@ func fixtureV2Want() Stats {
 			InactiveFile: known(73728), ActiveFile: known(0), Kernel: known(536576),
 			SwapUsage: known(0), SwapLimit: unlimited,
 			Pgfault: known(1455), Pgmajfault: known(1), Peak: known(129024000),
-			Events: MemoryEvents{Low: known(0), High: known(0), Max: known(0), OOM: known(0), OOMKill: known(0)},
+			SwapPeak:    known(0),
+			Events:      MemoryEvents{Low: known(0), High: known(0), Max: known(0), OOM: known(0), OOMKill: known(0), OOMGroupKill: known(0)},
+			EventsLocal: MemoryEvents{Low: known(0), High: known(0), Max: known(0), OOM: known(0), OOMKill: known(0), OOMGroupKill: known(0)},
+			SwapEvents:  SwapEvents{High: known(0), Max: known(0), Fail: known(0)},
 		},
 		IO: IOStats{
 			ReadBytes: known(67182592), WriteBytes: known(67108864), ReadOps: known(66), WriteOps: known(64),
@@ -107,7 +110,7 @@ func fixtureV2Want() Stats {
 				DiscardBytes: known(0), DiscardOps: known(0),
 			}},
 		},
-		Pids: PidsStats{Current: known(3), Limit: known(64)},
+		Pids: PidsStats{Current: known(3), Limit: known(64), Peak: known(5), ForkFailures: known(0)},
 		Hugetlb: HugetlbStats{Sizes: []HugetlbSize{
 			{PageSize: "2MB", Usage: known(0), Limit: unlimited, Failcnt: known(0)},
 			{PageSize: "1GB", Usage: known(0), Limit: unlimited, Failcnt: known(0)},
@@ -201,7 +204,7 @@ func fixtureV1DockerWant() Stats {
 			ReadBytes: known(0), WriteBytes: known(0), ReadOps: known(0), WriteOps: known(0),
 			DiscardBytes: known(0), DiscardOps: known(0),
 		},
-		Pids: PidsStats{Current: known(2), Limit: known(50)},
+		Pids: PidsStats{Current: known(2), Limit: known(50), Peak: known(6), ForkFailures: known(0)},
 		// No hugetlb hierarchy is mounted in the capture, and its unified
 		// hierarchy was not captured: both stay unavailable.
 	}

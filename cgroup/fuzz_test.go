@@ -119,11 +119,13 @@ func FuzzMemoryStat(f *testing.F) {
 }
 
 func FuzzMemoryEvents(f *testing.F) {
-	seed(f, v2Load+"/memory.events", v1("memory/"+v1ID+"/memory.oom_control"))
+	seed(f, v2Load+"/memory.events", v1("memory/"+v1ID+"/memory.oom_control"), v2Load+"/memory.swap.events", v2Load+"/pids.events")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var e MemoryEvents
 		checkErr(t, b, parseMemoryEvents(b, &e))
 		checkErr(t, b, parseOOMControl(b, &e))
+		var se SwapEvents
+		checkErr(t, b, parseSwapEvents(b, &se))
 	})
 }
 

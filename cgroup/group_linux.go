@@ -39,13 +39,18 @@ const (
 	kKmemUsage
 	kOOMControl
 	kMemEvents
+	kMemEventsLocal
 	kSwapCurrent
 	kSwapMax
+	kSwapPeak
+	kSwapEvents
 	kBlkioBytes
 	kBlkioOps
 	kIOStat
 	kPidsCurrent
 	kPidsMax
+	kPidsPeak
+	kPidsEvents
 	kHugeUsage
 	kHugeLimit
 	kHugeFailcnt
@@ -298,8 +303,11 @@ func (o *opener) open(p Paths, c Controllers) {
 				o.file(fd, "memory.peak", kMemPeak)
 				o.file(fd, "memory.stat", kMemStatV2)
 				o.file(fd, "memory.events", kMemEvents)
+				o.file(fd, "memory.events.local", kMemEventsLocal)
 				o.file(fd, "memory.swap.current", kSwapCurrent)
 				o.file(fd, "memory.swap.max", kSwapMax)
+				o.file(fd, "memory.swap.peak", kSwapPeak)
+				o.file(fd, "memory.swap.events", kSwapEvents)
 			} else {
 				o.file(fd, "memory.usage_in_bytes", kMemUsage)
 				o.file(fd, "memory.limit_in_bytes", kMemLimit)
@@ -326,6 +334,8 @@ func (o *opener) open(p Paths, c Controllers) {
 		if fd, _, ok := dir("pids"); ok && fd >= 0 {
 			o.file(fd, "pids.current", kPidsCurrent)
 			o.file(fd, "pids.max", kPidsMax)
+			o.file(fd, "pids.peak", kPidsPeak)
+			o.file(fd, "pids.events", kPidsEvents)
 		}
 	}
 	if c&Hugetlb != 0 {
@@ -855,12 +865,17 @@ func clearFields(f *file, s *Stats) {
 	case kOOMControl:
 		m.Events.OOMKill, m.Events.UnderOOM = Value{}, Value{}
 	case kMemEvents:
-		e := &m.Events
-		e.Low, e.High, e.Max, e.OOM, e.OOMKill = Value{}, Value{}, Value{}, Value{}, Value{}
+		m.Events = MemoryEvents{}
+	case kMemEventsLocal:
+		m.EventsLocal = MemoryEvents{}
 	case kSwapCurrent:
 		m.SwapUsage = Value{}
 	case kSwapMax:
 		m.SwapLimit = Value{}
+	case kSwapPeak:
+		m.SwapPeak = Value{}
+	case kSwapEvents:
+		m.SwapEvents = SwapEvents{}
 	case kBlkioBytes, kBlkioOps, kIOStat:
 		set := ioAll
 		switch f.kind {
@@ -874,6 +889,10 @@ func clearFields(f *file, s *Stats) {
 		s.Pids.Current = Value{}
 	case kPidsMax:
 		s.Pids.Limit = Value{}
+	case kPidsPeak:
+		s.Pids.Peak = Value{}
+	case kPidsEvents:
+		s.Pids.ForkFailures = Value{}
 	case kHugeUsage:
 		s.Hugetlb.Sizes[f.idx].Usage = Value{}
 	case kHugeLimit:
@@ -969,10 +988,16 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 		return parseOOMControl(b, &m.Events)
 	case kMemEvents:
 		return parseMemoryEvents(b, &m.Events)
+	case kMemEventsLocal:
+		return parseMemoryEvents(b, &m.EventsLocal)
 	case kSwapCurrent:
 		return single(b, &m.SwapUsage)
 	case kSwapMax:
 		return limitFile(b, pageMax, &m.SwapLimit)
+	case kSwapPeak:
+		return single(b, &m.SwapPeak)
+	case kSwapEvents:
+		return parseSwapEvents(b, &m.SwapEvents)
 	case kBlkioBytes:
 		return parseBlkio(b, true, &s.IO)
 	case kBlkioOps:
@@ -983,6 +1008,10 @@ func (g *Group) parse(f *file, b []byte, s *Stats) error {
 		return single(b, &s.Pids.Current)
 	case kPidsMax:
 		return limitFile(b, 1<<64-1, &s.Pids.Limit)
+	case kPidsPeak:
+		return single(b, &s.Pids.Peak)
+	case kPidsEvents:
+		return parseHugetlbEvents(b, &s.Pids.ForkFailures)
 	case kHugeUsage:
 		return single(b, &s.Hugetlb.Sizes[f.idx].Usage)
 	case kHugeLimit:

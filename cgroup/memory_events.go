@@ -20,6 +20,33 @@ func parseMemoryEvents(b []byte, e *MemoryEvents) error {
 			dst = &e.OOM
 		case "oom_kill":
 			dst = &e.OOMKill
+		case "oom_group_kill":
+			dst = &e.OOMGroupKill
+		default:
+			continue
+		}
+		if err := counter(val, s.line, dst); err != nil {
+			return err
+		}
+	}
+}
+
+// parseSwapEvents parses v2 memory.swap.events ("high 0\nmax 0\nfail 0").
+func parseSwapEvents(b []byte, e *SwapEvents) error {
+	s := keyValues{b: b}
+	for {
+		key, val, ok := s.next()
+		if !ok {
+			return nil
+		}
+		var dst *Value
+		switch string(key) {
+		case "high":
+			dst = &e.High
+		case "max":
+			dst = &e.Max
+		case "fail":
+			dst = &e.Fail
 		default:
 			continue
 		}

@@ -452,3 +452,42 @@ func TestLookAgainForFiles(t *testing.T) {
 		t.Errorf("a new directory at the path: %v, limit %v current %v; want the old group's current only", err, s.Pids.Limit, s.Pids.Current)
 	}
 }
+
+// TestEventKeys: every key of memory.events, memory.events.local,
+// memory.swap.events and pids.events lands in its own field (distinct
+// values, so that a key sent to the wrong field shows), unknown keys are
+// skipped, and a key the kernel does not print stays Unavailable.
+func TestEventKeys(t *testing.T) {
+	var e MemoryEvents
+	if err := parseMemoryEvents([]byte("low 1\nhigh 2\nmax 3\noom 4\noom_kill 5\noom_group_kill 6\nfuture 7\n"), &e); err != nil {
+		t.Fatal(err)
+	}
+	want := MemoryEvents{Low: known(1), High: known(2), Max: known(3), OOM: known(4), OOMKill: known(5), OOMGroupKill: known(6)}
+	if e != want {
+		t.Errorf("memory.events: got %+v, want %+v", e, want)
+	}
+	// A kernel before oom_group_kill (5.17).
+	e = MemoryEvents{}
+	if err := parseMemoryEvents([]byte("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n"), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.OOMGroupKill.Available() || e.OOMKill != known(1) {
+		t.Errorf("memory.events without oom_group_kill: %+v", e)
+	}
+	var se SwapEvents
+	if err := parseSwapEvents([]byte("high 7\nmax 8\nfail 9\n"), &se); err != nil {
+		t.Fatal(err)
+	}
+	if want := (SwapEvents{High: known(7), Max: known(8), Fail: known(9)}); se != want {
+		t.Errorf("memory.swap.events: got %+v, want %+v", se, want)
+	}
+	se = SwapEvents{}
+	if err := parseSwapEvents([]byte("max 3\n"), &se); err != nil || se.High.Available() || se.Fail.Available() || se.Max != known(3) {
+		t.Errorf("memory.swap.events of an older kernel (max only): %+v %v", se, err)
+	}
+	var forks Value
+	if err := parseHugetlbEvents([]byte("max 12\n"), &forks); err != nil || forks != known(12) {
+		t.Errorf("pids.events: %v %v", forks, err)
+	}
+	wantLineErr(t, parseSwapEvents([]byte("high 1\nfail x\n"), &se), 2, strconv.ErrSyntax)
+}

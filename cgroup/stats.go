@@ -147,8 +147,20 @@ type MemoryStats struct {
 	// Failcnt is how often Usage hit Limit. v1: memory.failcnt. v2:
 	// Unavailable (see Events.Max).
 	Failcnt Value
-	// Events counts memory events.
+	// SwapPeak is the highest SwapUsage recorded. v2: memory.swap.peak
+	// (Linux 6.5+). v1: Unavailable (the kernel records only the peak of
+	// memory and swap together, memory.memsw.max_usage_in_bytes).
+	SwapPeak Value
+	// Events counts memory events of the group and its descendants
+	// (v2: memory.events; v1: memory.oom_control).
 	Events MemoryEvents
+	// EventsLocal counts the memory events of the group alone, not of its
+	// descendants. v2: memory.events.local (Linux 5.2+). v1: Unavailable
+	// (every v1 count is local: see Events).
+	EventsLocal MemoryEvents
+	// SwapEvents counts swap events. v2: memory.swap.events. v1:
+	// Unavailable.
+	SwapEvents SwapEvents
 }
 
 // MemoryEvents counts memory events (counts, not bytes).
@@ -166,12 +178,31 @@ type MemoryEvents struct {
 	// allocation failed. v2: memory.events oom. v1: Unavailable.
 	OOM Value
 	// OOMKill: processes killed by the OOM killer. v2: memory.events
-	// oom_kill. v1: memory.oom_control oom_kill (Linux 4.13+).
+	// oom_kill. v1: memory.oom_control oom_kill (Linux 4.13+), of the
+	// group alone.
 	OOMKill Value
+	// OOMGroupKill: times the OOM killer killed the whole group at once
+	// (memory.oom.group set: one event, however many processes died). v2:
+	// memory.events oom_group_kill (Linux 5.17+). v1: Unavailable.
+	OOMGroupKill Value
 	// UnderOOM is 1 while the group is under OOM (tasks stopped, only with
 	// the OOM killer disabled), else 0. v1: memory.oom_control under_oom.
 	// v2: Unavailable.
 	UnderOOM Value
+}
+
+// SwapEvents counts swap events (counts, not bytes). v2: memory.swap.events;
+// v1: Unavailable.
+type SwapEvents struct {
+	// High: times the group's swap use went over memory.swap.high (Linux
+	// 5.8+).
+	High Value
+	// Max: times the group's swap use was about to go over memory.swap.max
+	// and the swap allocation failed.
+	Max Value
+	// Fail: times a swap allocation failed, because the system ran out of
+	// swap or because of memory.swap.max (Linux 5.10+).
+	Fail Value
 }
 
 // IOStats holds block I/O: totals over the devices and the devices
@@ -220,6 +251,19 @@ type PidsStats struct {
 	Current Value
 	// Limit is the task limit. v1/v2: pids.max ("max" is Unlimited).
 	Limit Value
+	// Peak is the highest Current recorded. v1/v2: pids.peak (a kernel
+	// without it leaves Peak Unavailable: docs/METRICS.md lists the
+	// versions measured).
+	Peak Value
+	// ForkFailures counts forks and clones refused because a pids.max
+	// was reached. v1/v2: pids.events max. What the kernel counts there
+	// changed in Linux 6.13: before it, and on v1 (and on v2 mounted with
+	// pids_localevents), the forks refused to the group's own tasks,
+	// whichever group's limit was reached; since it, on v2, the forks
+	// refused anywhere in the group's subtree because the limit of the
+	// group, or of a group beneath it, was reached (a limit of an
+	// ancestor no longer counts here).
+	ForkFailures Value
 }
 
 // HugetlbStats holds the hugetlb controller's figures, one entry per huge page

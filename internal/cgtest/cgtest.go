@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -278,6 +279,45 @@ func (g *Group) Remove() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Shell starts `sh -c script` with the shell already in g, in every
+// hierarchy (it writes its own PID to each cgroup.procs before running the
+// script, so that everything it starts is in g), and returns the command
+// (started; Wait reaps it). At cleanup, before g is removed, the shell and
+// every process left in g (its children, which the test made) are killed by
+// PID.
+func (g *Group) Shell(script string) *exec.Cmd {
+	g.t.Helper()
+	args := []string{"-c", `for d in "$@"; do echo $$ >"$d/cgroup.procs" || exit 97; done; ` + script, "sh"}
+	for _, d := range g.Dirs {
+		args = append(args, d)
+	}
+	cmd := exec.Command("/bin/sh", args...)
+	if err := cmd.Start(); err != nil {
+		g.t.Fatalf("cgtest: start sh: %v", err)
+	}
+	g.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		g.KillAll()
+	})
+	return cmd
+}
+
+// KillAll kills, by PID, every process in g (processes the test started:
+// g is the test's own group).
+func (g *Group) KillAll() {
+	for _, d := range g.Dirs {
+		b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
 }
 
 // Child makes a group nested in a v2 group, with the named controllers
