@@ -52,6 +52,12 @@ func TestBadFlagsOneLine(t *testing.T) {
 		{"-include-runtime", "dokcer"},
 		{"-exclude-name", ""},
 		{"-include-label", "=web"},
+		{"-influx-buffer", "0"},
+		{"-influx-batch", "-5"},
+		{"-remotewrite-buffer", "0"},
+		{"-otlp-buffer", "-1"},
+		{"-max-value-len", "0"},
+		{"-max-interfaces", "-2"},
 	} {
 		code, _, errOut := runArgs(t, args...)
 		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "metricsd: ") {
@@ -243,5 +249,29 @@ func TestOnceHostileInterface(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("interface %q not written; written %v\n%s", want, seen, errOut)
 		}
+	}
+
+	// -max-interfaces bounds them, in the kernel's order; -max-value-len
+	// cuts the id tag.
+	code, out, errOut = runArgs(t, "-once", "-listen", "", "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base,
+		"-format", "json", "-max-interfaces", "2", "-max-value-len", "20")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var p struct {
+			Name string
+			Tags map[string]string
+		}
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatalf("%v: %q", err, l)
+		}
+		if p.Name == "container_net" && p.Tags["id"] == id[:20] {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d interfaces written with -max-interfaces 2 (id cut to 20 bytes), want 2\n%s", n, out)
 	}
 }

@@ -274,6 +274,11 @@ func TestReceiver(t *testing.T) {
 	if _, ok := points(t, *hostileRes)["container.network.io{network.interface.name=eth\uFFFD,network.io.direction=receive}"]; !ok {
 		t.Error("hostile interface name not sanitised")
 	}
+	// The name, the label and the interface replaced; the image's name cut
+	// (before its invalid byte).
+	if got, want := s.Sanitized(), (sink.Sanitized{Replaced: 3, Truncated: 1}); got != want {
+		t.Errorf("Sanitized = %+v, want %+v", got, want)
+	}
 
 	// Counts: every data point written was received.
 	total := 0

@@ -197,6 +197,9 @@ func TestHostileLabelValues(t *testing.T) {
 	if !sawName || !sawIface || !sawImage || !sawLabel {
 		t.Errorf("sanitised values not seen: name %v interface %v image %v label %v", sawName, sawIface, sawImage, sawLabel)
 	}
+	if got, want := e.z.Sanitized(), (sink.Sanitized{Replaced: 3, Truncated: 1}); got != want {
+		t.Errorf("Sanitized = %+v, want %+v (name, label, interface; image)", got, want)
+	}
 }
 
 // hostileSnapshot is one container whose name, label, image and interface
