@@ -22,5 +22,9 @@
 // Snapshot after it returns (the collector reuses it): read what you need,
 // or copy it with Snapshot.CopyTo. A value the kernel did not provide is
 // Unavailable (cgroup.Value and netns.Value are one type): leave it out
-// rather than write 0. See the example.
+// rather than write 0. What a container controls (its name, labels,
+// image, interface names and how many interfaces it has) is hostile
+// input: pass values through a Sanitizer (and interfaces through its
+// Interfaces), which applies Limits the way every sink of this module
+// does, and report its counts (SanitizeReporter). See the example.
 package sink
