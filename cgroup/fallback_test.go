@@ -3,6 +3,7 @@ package cgroup
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -78,5 +79,60 @@ func TestPIDPathsMatchOpencontainers(t *testing.T) {
 	}
 	if _, err := fs.PIDPaths(ctx, 1<<30); !errors.Is(err, ErrNotExist) {
 		t.Errorf("PIDPaths of no process: %v, want ErrNotExist", err)
+	}
+}
+
+// TestRawOnlyOnCgroupFS: the raw read path (which keeps the P) is for
+// kernel pseudo-files only, on the openat2 path too: a group directory on
+// another filesystem under WithRoot (here a copy of the v2 capture on the
+// test's disk; a FUSE tree such as lxcfs is the same case) is marked so,
+// read the ordinary way, and announced once at Info; a live group on
+// cgroupfs is read raw, and announced not at all.
+func TestRawOnlyOnCgroupFS(t *testing.T) {
+	ctx := t.Context()
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	fs, err := NewFS(ctx, WithRoot(copyV2Capture(t)), WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		g, err := fs.Open(ctx, "/fixture_load", All)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range g.dirs {
+			if d.pseudo {
+				t.Errorf("%s/%s read raw: not a cgroup filesystem", d.point, d.rel)
+			}
+		}
+		var s Stats
+		if err := g.Stat(ctx, &s); err != nil || !s.Memory.Anon.Available() {
+			t.Errorf("Stat: %v, anon %v", err, s.Memory.Anon)
+		}
+		g.Close()
+	}
+	if n := strings.Count(logged.String(), "not a cgroup filesystem"); n != 1 || !strings.Contains(logged.String(), "level=INFO") {
+		t.Errorf("announced %d times, want once at Info:\n%s", n, logged.String())
+	}
+
+	cg := cgtest.New(t, "memory", "pids")
+	logged.Reset()
+	live, err := NewFS(ctx, WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := live.Open(ctx, cg.Path, Memory|Pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, d := range g.dirs {
+		if !d.pseudo {
+			t.Errorf("%s/%s on cgroupfs not read raw", d.point, d.rel)
+		}
+	}
+	if logged.Len() != 0 {
+		t.Errorf("logged for a cgroupfs group: %s", logged.String())
 	}
 }

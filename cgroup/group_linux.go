@@ -61,10 +61,24 @@ const (
 )
 
 // cheap says whether a read of a file of this kind is cheap by
-// construction, and so may be a raw system call that keeps the P (see
-// internal/pread). Every cgroup file is, for now; the files whose read can
-// take long are being measured (issue 11).
-func (k kind) cheap() bool { return true }
+// construction, and so is always a raw system call that keeps the P (see
+// internal/pread): the kernel prints counters it holds, or folds a per-CPU
+// one, taking no lock that can sleep. The others are read raw only while
+// they prove cheap on this host (pread.Adaptive): they flush the group's
+// recursive statistics first, at a cost that grows with the groups below
+// it (which a container with a delegated subtree makes), with the CPUs and,
+// on kernels before 6.8, with every group of the host that has pending
+// updates (v1 and v2 memory.stat, io.stat, v2 cpu.stat); they sum every
+// descendant's per-CPU counters (the recursive v1 blkio files); or they
+// take a mutex that can sleep (the pressure files). docs/BENCHMARKS.md
+// ("Raw or ordinary reads") has the measurements.
+func (k kind) cheap() bool {
+	switch k {
+	case kCPUStatV2, kMemStatV1, kMemStatV2, kBlkioBytes, kBlkioOps, kIOStat, kPSICPU, kPSIMemory, kPSIIO:
+		return false
+	}
+	return true
+}
 
 // file is one file a Group reads. It is kept small: a Collector holds
 // thousands (18 per v1 group). fd is -1 while the file is not open: it did
@@ -96,10 +110,11 @@ type Group struct {
 	files     []file
 	dirs      []dirName // the group's directories, for error messages
 	hugeSizes []string
-	hugeDir   int  // index in dirs of the hugetlb files' directory; -1 if none
-	hugeV2    bool // that directory is a v2 one: the controller may be enabled later
-	missing   int  // files with fd -1
-	lookAgain bool // RefreshLimits asked Stat to look for them
+	hugeDir   int    // index in dirs of the hugetlb files' directory; -1 if none
+	hugeV2    bool   // that directory is a v2 one: the controller may be enabled later
+	missing   int    // files with fd -1
+	slow      uint64 // bit i: a read of files[i] took longer than pread.SlowRead
+	lookAgain bool   // RefreshLimits asked Stat to look for them
 	devNames  []devName
 	closed    bool
 
@@ -742,7 +757,7 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		if f.fd < 0 || skipLimits && f.kind.isLimit() {
 			continue
 		}
-		b, err := g.read(f, buf)
+		b, err := g.read(i, f, buf)
 		if err != nil {
 			switch {
 			case err == unix.EOPNOTSUPP: // PSI disabled (psi=0)
@@ -923,17 +938,28 @@ func (g *Group) path(f *file) string {
 	return filepath.Join(d.point, d.rel, f.name)
 }
 
-// read preads a file whole into *buf, growing it when a file fills it
-// (rare, and once per size: the grown buffer goes back to the pool): with a
-// raw system call for a file cheap by construction on a cgroup filesystem,
-// else with the ordinary one (see kind.cheap).
-func (g *Group) read(f *file, buf *[]byte) ([]byte, error) {
-	pr := pread.Ordinary
-	if f.kind.cheap() && g.dirs[f.dir].pseudo {
-		pr = pread.Pseudo
-	}
+// read preads file i whole into *buf, growing it when a file fills it
+// (rare, and once per size: the grown buffer goes back to the pool). A file
+// cheap by construction on a cgroup filesystem is read with a raw system
+// call; another one raw until a read of it takes longer than
+// pread.SlowRead, then the ordinary way (g.slow remembers it); a file not
+// on a cgroup filesystem always the ordinary way (see kind.cheap).
+func (g *Group) read(i int, f *file, buf *[]byte) ([]byte, error) {
 	for {
-		n, err := pr(int(f.fd), *buf, 0)
+		var n int
+		var err error
+		switch {
+		case !g.dirs[f.dir].pseudo || i >= 64 && !f.kind.cheap():
+			n, err = pread.Ordinary(int(f.fd), *buf, 0)
+		case f.kind.cheap():
+			n, err = pread.Pseudo(int(f.fd), *buf, 0)
+		default:
+			slow := g.slow&(1<<i) != 0
+			n, err = pread.Adaptive(int(f.fd), *buf, 0, &slow)
+			if slow {
+				g.slow |= 1 << i
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

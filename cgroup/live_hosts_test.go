@@ -291,3 +291,46 @@ func TestLiveV1UserSystem(t *testing.T) {
 	}
 	t.Logf("usage %v: user+system %.4fx (cpuacct.stat), %.4fx (cpuacct.usage_all, read later)", s.CPU.Usage, sum/usage, float64(sampled)/usage)
 }
+
+// TestLiveV2ControllerOff takes the memory controller out of a live v2
+// group's parent's cgroup.subtree_control while a Group holds its memory
+// files open: the kernel removes those files from the group (its kept
+// descriptors read ENODEV, as a removed group's do), yet the group lives.
+// Stat must read the rest with no error and leave memory Unavailable (it
+// failed with ErrNotExist); once the controller is back, RefreshLimits has
+// the Group open the new files. Pure v2 only (scripts/v2lane.sh's guests).
+func TestLiveV2ControllerOff(t *testing.T) {
+	ctx := context.Background()
+	g := cgtest.NewV2(t, "cpu", "memory", "pids")
+	parent := filepath.Join(filepath.Dir(g.Dirs[""]), "cgroup.subtree_control")
+	w := cgtest.Start(t, g, cgtest.Spec{MemBytes: 8 << 20})
+	fs := newFS(t)
+	grp, err := fs.OpenPID(ctx, w.Pid, cgroup.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grp.Close()
+	var s cgroup.Stats
+	if err := grp.Stat(ctx, &s); err != nil || !s.Memory.Usage.Available() || !s.Memory.Anon.Available() {
+		t.Fatalf("before: %v, memory %v anon %v", err, s.Memory.Usage, s.Memory.Anon)
+	}
+	if err := os.WriteFile(parent, []byte("-memory"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := grp.Stat(ctx, &s); err != nil {
+		t.Fatalf("Stat of a live group whose memory controller was taken away: %v", err)
+	}
+	if s.Memory.Usage.Available() || s.Memory.Anon.Available() || s.Memory.Limit.Available() {
+		t.Errorf("memory without the controller: usage %v anon %v limit %v", s.Memory.Usage, s.Memory.Anon, s.Memory.Limit)
+	}
+	if p := strings.TrimSpace(g.Read("", "pids.current")); s.Pids.Current.String() != p || !s.CPU.Usage.Available() {
+		t.Errorf("pids %v (kernel %s), cpu usage %v", s.Pids.Current, p, s.CPU.Usage)
+	}
+	if err := os.WriteFile(parent, []byte("+memory"), 0); err != nil {
+		t.Fatal(err)
+	}
+	grp.RefreshLimits()
+	if err := grp.Stat(ctx, &s); err != nil || !s.Memory.Usage.Available() || !s.Memory.Anon.Available() || s.Memory.Limit != (cgroup.Value{State: cgroup.Unlimited}) {
+		t.Errorf("controller back, after RefreshLimits: %v, usage %v anon %v limit %v", err, s.Memory.Usage, s.Memory.Anon, s.Memory.Limit)
+	}
+}

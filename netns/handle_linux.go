@@ -35,6 +35,17 @@ var fileParts = [nFiles]Parts{PartDev, PartSockstat, PartSockstat, PartSNMP, Par
 // a read returning 0 ends it.
 var fileWhole = [nFiles]bool{fDev: false, fSockstat: true, fSockstat6: true, fSNMP: true, fSNMP6: true, fNetstat: true}
 
+// fileCheap says which files are cheap to read by construction, and so are
+// always read with a raw system call that keeps the P (internal/pread):
+// sockstat folds a few per-CPU counters. The others are read raw only while
+// they prove cheap on this host (pread.Adaptive): net/dev costs in
+// proportion to the namespace's devices and the CPUs (with 1,000 veth
+// devices, 18 µs at best and 100 µs on average for one page on a 2-vCPU VM,
+// against 2 µs with 3), snmp, snmp6 and netstat fold every per-CPU MIB
+// counter (netstat 34 µs on that VM). docs/BENCHMARKS.md ("Raw or ordinary
+// reads").
+var fileCheap = [nFiles]bool{fSockstat: true, fSockstat6: true}
+
 // Handle holds the descriptors of one network namespace, opened inside it by
 // a hop: its /proc/thread-self/net files and, for PartTCPStates, a
 // NETLINK_SOCK_DIAG socket. Stat re-reads them with pread at offset 0, with
@@ -48,6 +59,7 @@ type Handle struct {
 	mu     sync.Mutex
 	parts  Parts
 	fds    [nFiles]int
+	slow   [nFiles]bool // a raw read of the file took longer than pread.SlowRead
 	diag   int
 	closed bool
 	bufs   *sync.Pool // the Pool's read buffers, lent for one Stat; nil: own buffer
@@ -259,7 +271,13 @@ func (h *Handle) read(i int) ([]byte, error) {
 			copy(nb, h.buf)
 			h.buf = nb
 		}
-		m, err := pread.Pseudo(fd, h.buf[n:], int64(n))
+		var m int
+		var err error
+		if fileCheap[i] {
+			m, err = pread.Pseudo(fd, h.buf[n:], int64(n))
+		} else {
+			m, err = pread.Adaptive(fd, h.buf[n:], int64(n), &h.slow[i])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("netns: read %s: %w", fileNames[i], err)
 		}
