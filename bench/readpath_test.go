@@ -282,7 +282,7 @@ func envInt(b *testing.B, name string, def int) int {
 // directories of the leaf and of the parent by controller ("" for v2).
 func readPathGroups(b *testing.B, groups, busy int) (leaf, parent map[string]string) {
 	g := cgtest.New(b, "memory", "blkio", "cpu", "cpuacct", "pids", "")
-	leaf, parent = map[string]string{}, map[string]string{}
+	parent = map[string]string{}
 	var mk func(name string) map[string]string
 	if g.Version == 2 {
 		// v2: processes only in leaves; g is the parent.
