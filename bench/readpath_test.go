@@ -334,10 +334,20 @@ func readPathGroups(b *testing.B, groups, busy int) (leaf, parent map[string]str
 		}
 		shm := fmt.Sprintf("/dev/shm/mdreadpath-%d-%d", os.Getpid(), i)
 		sh := exec.Command("sh", "-c", `while :; do dd if=/dev/zero of="$0" bs=1M count=1 2>/dev/null; rm -f "$0"; done`, shm)
+		sh.SysProcAttr = &unix.SysProcAttr{Setpgid: true} // its own group: dd goes with it
 		if err := sh.Start(); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { sh.Process.Kill(); sh.Wait(); os.Remove(shm) })
+		b.Cleanup(func() {
+			unix.Kill(-sh.Process.Pid, unix.SIGKILL)
+			sh.Wait()
+			// A dd killed with the shell may have created the file after
+			// the shell's last rm.
+			for i := 0; i < 50; i++ {
+				os.Remove(shm)
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 		for _, d := range dirs {
 			if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(sh.Process.Pid)), 0); err != nil {
 				b.Fatal(err)

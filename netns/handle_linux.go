@@ -35,16 +35,17 @@ var fileParts = [nFiles]Parts{PartDev, PartSockstat, PartSockstat, PartSNMP, Par
 // a read returning 0 ends it.
 var fileWhole = [nFiles]bool{fDev: false, fSockstat: true, fSockstat6: true, fSNMP: true, fSNMP6: true, fNetstat: true}
 
-// fileCheap says which files are cheap to read by construction, and so are
-// always read with a raw system call that keeps the P (internal/pread):
-// sockstat folds a few per-CPU counters. The others are read raw only while
-// they prove cheap on this host (pread.Adaptive): net/dev costs in
-// proportion to the namespace's devices and the CPUs (with 1,000 veth
-// devices, 18 µs at best and 100 µs on average for one page on a 2-vCPU VM,
-// against 2 µs with 3), snmp, snmp6 and netstat fold every per-CPU MIB
-// counter (netstat 34 µs on that VM). docs/BENCHMARKS.md ("Raw or ordinary
+// The files are read raw (internal/pread) only while they prove cheap on
+// this host: pread.Adaptive turns a file to the ordinary system call from
+// its first read over pread.SlowRead. None is cheap by construction:
+// net/dev costs in proportion to the namespace's devices and the CPUs
+// (with 1,000 veth devices, 18 µs at best and 100 µs on average for one
+// page on a 2-vCPU VM, against 2 µs with 3); snmp, snmp6 and netstat fold
+// every per-CPU MIB counter (netstat 34 µs on that VM); sockstat sums
+// percpu counters, one under its spinlock with interrupts off (in one
+// benchmark run on the loaded VM its reads averaged 134 µs of CPU, against
+// 3.4 µs in the runs either side). docs/BENCHMARKS.md ("Raw or ordinary
 // reads").
-var fileCheap = [nFiles]bool{fSockstat: true, fSockstat6: true}
 
 // Handle holds the descriptors of one network namespace, opened inside it by
 // a hop: its /proc/thread-self/net files and, for PartTCPStates, a
@@ -271,13 +272,7 @@ func (h *Handle) read(i int) ([]byte, error) {
 			copy(nb, h.buf)
 			h.buf = nb
 		}
-		var m int
-		var err error
-		if fileCheap[i] {
-			m, err = pread.Pseudo(fd, h.buf[n:], int64(n))
-		} else {
-			m, err = pread.Adaptive(fd, h.buf[n:], int64(n), &h.slow[i])
-		}
+		m, err := pread.Adaptive(fd, h.buf[n:], int64(n), &h.slow[i])
 		if err != nil {
 			return nil, fmt.Errorf("netns: read %s: %w", fileNames[i], err)
 		}
