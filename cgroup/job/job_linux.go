@@ -689,7 +689,9 @@ func (j *Job) wait() (*Totals, error) {
 	return t, errors.Join(errs...)
 }
 
-// read fills t's cgroup figures from the group, now empty.
+// read fills t's cgroup figures from the group, now empty. A figure of a
+// controller the group has that the kernel did not give (a file an older
+// kernel lacks, PSI switched off) is Unavailable, and said so.
 func (j *Job) read(t *Totals, errs *[]error) {
 	var s cgroup.Stats
 	if err := j.grp.Stat(context.WithoutCancel(j.ctx), &s); err != nil {
@@ -700,52 +702,32 @@ func (j *Job) read(t *Totals, errs *[]error) {
 	t.MemoryPeak = s.Memory.Peak
 	t.OOMKills = s.Memory.Events.OOMKill
 	t.IO = IO{ReadBytes: s.IO.ReadBytes, WriteBytes: s.IO.WriteBytes, ReadOps: s.IO.ReadOps, WriteOps: s.IO.WriteOps}
+	t.PidsPeak, t.ForkFailures = s.Pids.Peak, s.Pids.ForkFailures
 	t.Pressure = s.Pressure
-	if dir, _, ok := j.dirOf(cgroup.Pids); ok && j.lack&cgroup.Pids == 0 {
-		t.PidsPeak = readSingle(filepath.Join(dir, "pids.peak"), errs)
-		t.ForkFailures = readKey(filepath.Join(dir, "pids.events"), "max", errs)
-	}
-}
 
-// readSingle reads a file holding one number; a file that does not exist
-// leaves it Unavailable with a MissingError.
-func readSingle(name string, errs *[]error) cgroup.Value {
-	b, err := os.ReadFile(name)
-	if err == nil {
-		if v, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64); err == nil {
-			return cgroup.Value{V: v, State: cgroup.Known}
+	var absent []string
+	check := func(c cgroup.Controllers, name string, vs ...cgroup.Value) {
+		if _, _, ok := j.dirOf(c); !ok || j.lack&c != 0 {
+			return // said already, or no such hierarchy (PSI on pure v1)
 		}
-		err = &cgroup.ParseError{File: name, Err: strconv.ErrSyntax}
-	}
-	*errs = append(*errs, &MissingError{Figures: []string{figureOf(name)}, Err: err})
-	return cgroup.Value{}
-}
-
-// readKey reads the value of key in a flat-keyed file.
-func readKey(name, key string, errs *[]error) cgroup.Value {
-	b, err := os.ReadFile(name)
-	if err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, " "); ok && k == key {
-				if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-					return cgroup.Value{V: n, State: cgroup.Known}
-				}
+		for _, v := range vs {
+			if v.State == cgroup.Unavailable {
+				absent = append(absent, name)
+				return
 			}
 		}
-		err = &cgroup.ParseError{File: name, Err: fmt.Errorf("no %q key: %w", key, strconv.ErrSyntax)}
 	}
-	*errs = append(*errs, &MissingError{Figures: []string{figureOf(name)}, Err: err})
-	return cgroup.Value{}
-}
-
-func figureOf(name string) string {
-	switch filepath.Base(name) {
-	case "pids.peak":
-		return "PidsPeak"
-	case "pids.events":
-		return "ForkFailures"
+	check(cgroup.CPU, "CPU", t.CPU.Total, t.CPU.User, t.CPU.System)
+	check(cgroup.Memory, "MemoryPeak", t.MemoryPeak)
+	check(cgroup.Memory, "OOMKills", t.OOMKills)
+	check(cgroup.IO, "IO", t.IO.ReadBytes, t.IO.WriteBytes, t.IO.ReadOps, t.IO.WriteOps)
+	check(cgroup.Pids, "PidsPeak", t.PidsPeak)
+	check(cgroup.Pids, "ForkFailures", t.ForkFailures)
+	p := &t.Pressure
+	check(cgroup.Pressure, "Pressure", p.CPU.Some.Total, p.Memory.Some.Total, p.IO.Some.Total)
+	if len(absent) > 0 {
+		*errs = append(*errs, &MissingError{Figures: absent, Err: errors.New("the kernel gave no figure: a file it lacks (an older kernel, PSI switched off)")})
 	}
-	return filepath.Base(name)
 }
 
 // procsDir is the job's directory whose cgroup.procs lists its processes.

@@ -70,8 +70,9 @@ type Totals struct {
 	// PidsPeak is the most tasks (processes and threads) the group ever
 	// held. v1 and v2: pids.peak.
 	PidsPeak cgroup.Value
-	// ForkFailures counts the forks and clones in the group that failed
-	// at a pids.max (WithPidsLimit). v1 and v2: pids.events "max".
+	// ForkFailures counts the forks and clones the group's pids.max
+	// (WithPidsLimit) refused. v1 and v2: pids.events "max" (see
+	// cgroup.PidsStats.ForkFailures for what older kernels count there).
 	ForkFailures cgroup.Value
 	// OOMKills counts processes of the group the OOM killer killed. v2:
 	// memory.events oom_kill. v1: memory.oom_control oom_kill (Linux 4.13+).
