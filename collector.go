@@ -423,12 +423,7 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 	}
 	if err != nil {
 		c.countErr(StageOpen, err, "open cgroup", "container", ct.ID, "name", ct.Name)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if _, ok := c.tracked[k]; !ok && !c.closed && !c.removedSince(k, since) && !errors.Is(err, context.Canceled) {
-			c.gen++
-			c.pending[k] = pendingAdd{c: ct, gen: c.gen}
-		}
+		c.addFailed(ct, since, err)
 		return
 	}
 	if c.pool != nil {
@@ -437,6 +432,15 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 	if err := runtime.CheckProcess(ctx, c.fs, ct); err != nil {
 		c.countErr(StageOpen, err, "container process", "container", ct.ID, "name", ct.Name, "pid", ct.PID)
 		c.release(e)
+		if errors.Is(err, cgroup.ErrNotExist) || errors.Is(err, runtime.ErrNotContainerProcess) {
+			// Its process is gone: not worth trying again; the next
+			// listing names the new one.
+			c.mu.Lock()
+			delete(c.pending, k)
+			c.mu.Unlock()
+			return
+		}
+		c.addFailed(ct, since, err) // could not tell (out of descriptors)
 		return
 	}
 	c.mu.Lock()
@@ -452,6 +456,18 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 	e.gen = c.gen
 	c.tracked[k] = e
 	delete(c.pending, k)
+}
+
+// addFailed makes a container that could not be opened pending: tried
+// again at every snapshot until it opens or leaves the runtime.
+func (c *Collector) addFailed(ct runtime.Container, since uint64, err error) {
+	k := key(ct)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.tracked[k]; !ok && !c.closed && !c.removedSince(k, since) && !errors.Is(err, context.Canceled) {
+		c.gen++
+		c.pending[k] = pendingAdd{c: ct, gen: c.gen}
+	}
 }
 
 // start handles a started event. A container tracked already, with the
