@@ -36,7 +36,8 @@
 // sent does not count against the bound, but when it comes back after a
 // failure it does, and then its oldest points are the ones dropped. A
 // container writes about 16 points (more with more interfaces and block
-// devices), about 300 bytes each. Close sends what is buffered.
+// devices), about 340 bytes each: a snapshot of 1,000 containers is 6 MB.
+// Close sends what is buffered.
 //
 // # Hostile values
 //

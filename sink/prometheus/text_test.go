@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/sinktest"
 	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/sink"
 	sinkprom "github.com/metricsd/metricsd/sink/prometheus"
 )
@@ -172,21 +174,27 @@ func FuzzWriteText(f *testing.F) {
 	f.Add("web", "core", "eth0", "u\xff\xfe")
 	f.Add("we\"ird\\name\n", "a\xffb", "x\\", "t\x01b")
 	f.Add("", "\xc3", "\x00", "lo")
+	tags := sink.DefaultTags()
+	tags.Labels = []sink.LabelTag{{Label: "team"}}
+	c, err := sinkprom.New(sinkprom.WithTags(tags))
+	if err != nil {
+		f.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
 	f.Fuzz(func(t *testing.T, name, label, if1, if2 string) {
 		if if1 == "" || if2 == "" || if1 == if2 || if1 == "lo" || if2 == "lo" {
 			return // the kernel's names are not empty, and unique in a namespace
 		}
-		tags := sink.DefaultTags()
-		tags.Labels = []sink.LabelTag{{Label: "team"}}
-		c, err := sinkprom.New(sinkprom.WithTags(tags))
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap := sinktest.FullSnapshot(1, 3, t0)
-		ct := &snap.Containers[0].Container
-		ct.Name, ct.Labels = name, map[string]string{"team": label}
-		ifs := snap.Containers[0].Net.Interfaces
-		ifs[1].Name, ifs[2].Name = if1, if2
+		// One container with its CPU usage and three interfaces: the
+		// series the hostile values reach, and few others.
+		net := &netns.Stats{Parts: netns.PartDev, Interfaces: []netns.Interface{
+			sinktest.Iface("lo", 1, 1, 1, 1), sinktest.Iface(if1, 2, 2, 2, 2), sinktest.Iface(if2, 3, 3, 3, 3)}}
+		snap := &sink.Snapshot{Time: t0, Containers: []sink.Sample{{
+			Container: runtime.Container{ID: "c1", Name: name, Labels: map[string]string{"team": label}, CgroupPath: "/docker/c1"},
+			Cgroup:    cgroup.Stats{CPU: cgroup.CPUStats{Usage: sinktest.K(1e9)}},
+			Net:       net, Network: sink.NetOwn,
+		}}}
 		if err := c.Write(context.Background(), snap); err != nil {
 			t.Fatal(err)
 		}
@@ -199,8 +207,6 @@ func FuzzWriteText(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Prometheus's parser refuses the page: %v\n%s", err, b.Bytes())
 		}
-		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(c)
 		if _, err := reg.Gather(); err != nil {
 			t.Fatalf("Gather: %v", err)
 		}
