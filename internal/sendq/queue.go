@@ -70,6 +70,16 @@ func (b *bound) add(n, k int) {
 	b.next++
 }
 
+// addExtra counts n records with the latest snapshot.
+func (b *bound) addExtra(n int) {
+	if len(b.sizes) == 0 {
+		b.sizes = append(b.sizes, 0)
+	}
+	last := (b.next - 1 + len(b.sizes)) % len(b.sizes)
+	b.sizes[last] += n
+	b.limit += n
+}
+
 func (q *queue) push(c *chunk) {
 	q.chunks = append(q.chunks, c)
 	q.n += c.n()

@@ -59,3 +59,32 @@ func TestQueueWeights(t *testing.T) {
 		t.Fatalf("unweighted record has %d points", c.points(0, 1))
 	}
 }
+
+// TestBoundExtra: records appended between snapshots (AppendExtra) count
+// with the latest snapshot: they take no snapshot's place in the bound,
+// and leave it when that snapshot does.
+func TestBoundExtra(t *testing.T) {
+	var b bound
+	b.addExtra(1) // before any snapshot
+	if b.limit != 1 {
+		t.Fatalf("limit %d, want 1", b.limit)
+	}
+	b.add(3, 2)
+	b.addExtra(2)
+	if b.limit != 6 {
+		t.Fatalf("limit %d, want 6 (1 + 3 + 2)", b.limit)
+	}
+	b.add(4, 2) // the ring is full: the first entry (1) goes
+	if b.limit != 9 {
+		t.Fatalf("limit %d, want 9 (3 + 2 and 4)", b.limit)
+	}
+	b.addExtra(1)
+	b.add(5, 2) // the 3 + 2 snapshot goes
+	if b.limit != 10 {
+		t.Fatalf("limit %d, want 10 (4 + 1 and 5)", b.limit)
+	}
+	b.add(6, 2)
+	if b.limit != 11 {
+		t.Fatalf("limit %d, want 11 (5 and 6)", b.limit)
+	}
+}

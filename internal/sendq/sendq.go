@@ -229,6 +229,18 @@ func (s *Sender) Stats() Stats {
 // first, and counted. It returns the points added and
 // encode's error (ErrClosed after Close).
 func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error) {
+	return s.append(encode, false)
+}
+
+// AppendExtra is Append for records that are not a snapshot (an event's
+// point, between snapshots): the bound counts them with the latest
+// snapshot, so that they take no snapshot's place in it and go when it
+// goes.
+func (s *Sender) AppendExtra(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error) {
+	return s.append(encode, true)
+}
+
+func (s *Sender) append(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error), extra bool) (int, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -239,7 +251,11 @@ func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 	c.buf, c.ends, c.pts, err = encode(c.buf[:0], c.ends[:0], c.pts[:0])
 	c.head = 0
 	n := c.points(0, len(c.ends))
-	s.q.bound.add(len(c.ends), s.cfg.Snapshots)
+	if extra {
+		s.q.bound.addExtra(len(c.ends))
+	} else {
+		s.q.bound.add(len(c.ends), s.cfg.Snapshots)
+	}
 	if len(c.ends) == 0 {
 		s.q.recycle(c)
 	} else {
