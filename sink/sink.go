@@ -21,6 +21,10 @@ type Snapshot struct {
 	Time time.Time
 	// Containers holds one Sample per container.
 	Containers []Sample
+	// Departed holds the containers that left since the previous snapshot
+	// with counters that outlive them (see Departed); they are not in
+	// Containers.
+	Departed []Departed
 	// Self is the collector's own figures for this snapshot; nil when the
 	// snapshot does not come from a metricsd.Collector.
 	Self *Self
@@ -181,6 +185,14 @@ func (s *Snapshot) CopyTo(dst *Snapshot) {
 		ifs := append(d.Net.Interfaces[:0], src.Net.Interfaces...)
 		*d.Net = *src.Net
 		d.Net.Interfaces = ifs
+	}
+	dst.Departed = dst.Departed[:0]
+	for i := range s.Departed {
+		dst.Departed = append(dst.Departed, s.Departed[i])
+		if p := s.Departed[i].Container.Pod; p != nil {
+			c := *p
+			dst.Departed[i].Container.Pod = &c
+		}
 	}
 }
 

@@ -35,6 +35,22 @@ type Tags struct {
 	RuntimeNamespace bool
 	// Labels lists the container labels to export and the tag each becomes.
 	Labels []LabelTag
+	// Info adds a container_info series per container (a point in
+	// InfluxDB and stdout, a series in Prometheus and remote_write, a
+	// metric in OTLP) that carries every tag of the container once, with
+	// the value 1 (the point: paused and start_time_s). Not in
+	// DefaultTags: one more series per container.
+	Info bool
+	// InfoOnly writes container_info (it implies Info) and puts the
+	// container's tags on it only: every other series and point carries the
+	// id tag and the Global tags alone, and joins container_info on id
+	// (in PromQL: "* on(id) group_left(name, image) container_info"). A
+	// host's series then change only when a container comes or goes, not
+	// when one of its labels does, and carry one label instead of seven or
+	// more (google/cadvisor#2876). It needs ID. The OTLP sink keeps the
+	// tags on each container's resource, OpenTelemetry's own place for
+	// them, whatever InfoOnly says. Not in DefaultTags.
+	InfoOnly bool
 	// Global tags have fixed values and go on every point and series, the
 	// collector's own (Snapshot.Self) included: the host's name (the
 	// daemon's "host" tag), a cluster, an environment. Without them hosts
@@ -65,7 +81,7 @@ type Tag struct{ Key, Value string }
 
 // The tag keys a sink's points add besides the container's (device,
 // interface, ...). A LabelTag may not use them.
-var reservedKeys = []string{"cpu", "device", "interface", "page_size", "resource", "state", "failure_type", "scope", "pagesize", "tcp_state", "udp_state", "le", "quantile", "job", "instance"}
+var reservedKeys = []string{"cpu", "device", "interface", "page_size", "resource", "state", "failure_type", "scope", "pagesize", "tcp_state", "udp_state", "event", "window", "le", "quantile", "job", "instance"}
 
 type source uint8
 
@@ -90,10 +106,19 @@ type tagSpec struct {
 
 // Tagger is a compiled Tags: the tag keys in lexical order and how to fill
 // them from a container. It is immutable and safe for concurrent use.
+//
+// Keys, Append and Values give the tags of a container's series; InfoKeys,
+// AppendInfo and InfoValues those of its container_info series. They are
+// the same unless Tags.InfoOnly is set: then the series have id and the
+// global tags only.
 type Tagger struct {
-	specs  []tagSpec
-	keys   []string
-	global []Tag // sorted by key
+	specs    []tagSpec // the series' tags
+	keys     []string
+	info     []tagSpec // container_info's tags: every tag
+	infoKeys []string
+	global   []Tag // sorted by key
+	// writeInfo: container_info is written (Tags.Info or Tags.InfoOnly).
+	writeInfo bool
 }
 
 // NewTagger checks t and compiles it. It fails on a tag name that is not
@@ -157,12 +182,26 @@ func NewTagger(t Tags) (*Tagger, error) {
 			errs = append(errs, fmt.Errorf("sink: tag name %q used twice", specs[i].key))
 		}
 	}
+	if t.InfoOnly && !t.ID {
+		errs = append(errs, errors.New("sink: Tags.InfoOnly needs Tags.ID: the series join container_info on id"))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	tg := &Tagger{specs: specs, keys: make([]string, len(specs)), global: global}
-	for i, s := range specs {
-		tg.keys[i] = s.key
+	tg := &Tagger{specs: specs, info: specs, global: global, writeInfo: t.Info || t.InfoOnly}
+	if t.InfoOnly {
+		tg.specs = nil
+		for _, s := range specs {
+			if s.src == srcID || s.src == srcGlobal {
+				tg.specs = append(tg.specs, s)
+			}
+		}
+	}
+	for _, s := range tg.specs {
+		tg.keys = append(tg.keys, s.key)
+	}
+	for _, s := range tg.info {
+		tg.infoKeys = append(tg.infoKeys, s.key)
 	}
 	return tg, nil
 }
@@ -177,26 +216,75 @@ func MustTagger(t Tags) *Tagger {
 	return tg
 }
 
-// Keys returns the tag keys in lexical order. The caller must not modify it.
+// Keys returns the tag keys of a container's series in lexical order. The
+// caller must not modify it.
 func (tg *Tagger) Keys() []string { return tg.keys }
+
+// InfoKeys returns the tag keys of a container's container_info series in
+// lexical order: every tag. The caller must not modify it.
+func (tg *Tagger) InfoKeys() []string { return tg.infoKeys }
+
+// InfoOnly reports whether the container tags go on container_info only
+// (Tags.InfoOnly).
+func (tg *Tagger) InfoOnly() bool { return len(tg.info) != len(tg.specs) }
+
+// Info reports whether container_info is written (Tags.Info or
+// Tags.InfoOnly).
+func (tg *Tagger) Info() bool { return tg.writeInfo }
 
 // Global returns the global tags (Tags.Global) sorted by key: the only
 // tags of the collector's own points and series. The caller must not
 // modify it.
 func (tg *Tagger) Global() []Tag { return tg.global }
 
-// Append appends c's tags to dst, one per key in Keys order (so sorted by
-// key); a tag whose attribute c does not have gets an empty Value.
+// Append appends c's series tags to dst, one per key in Keys order (so
+// sorted by key); a tag whose attribute c does not have gets an empty
+// Value.
 func (tg *Tagger) Append(dst []Tag, c *runtime.Container) []Tag {
-	for _, s := range tg.specs {
+	return tg.appendTags(dst, tg.specs, c)
+}
+
+// AppendInfo appends c's container_info tags to dst, in InfoKeys order.
+func (tg *Tagger) AppendInfo(dst []Tag, c *runtime.Container) []Tag {
+	return tg.appendTags(dst, tg.info, c)
+}
+
+func (tg *Tagger) appendTags(dst []Tag, specs []tagSpec, c *runtime.Container) []Tag {
+	for _, s := range specs {
 		dst = append(dst, Tag{Key: s.key, Value: tg.value(&s, c)})
 	}
 	return dst
 }
 
-// Values appends c's tag values to dst in Keys order.
+// SeriesFromInfo appends to dst the series tags (Keys) taken from info, a
+// container's tags in InfoKeys order as AppendInfo gives them (sanitised,
+// perhaps): the same tags, or with InfoOnly id and the global ones.
+func (tg *Tagger) SeriesFromInfo(dst, info []Tag) []Tag {
+	if !tg.InfoOnly() {
+		return append(dst, info...)
+	}
+	j := 0
+	for _, t := range info {
+		if j < len(tg.keys) && t.Key == tg.keys[j] {
+			dst = append(dst, t)
+			j++
+		}
+	}
+	return dst
+}
+
+// Values appends c's series tag values to dst in Keys order.
 func (tg *Tagger) Values(dst []string, c *runtime.Container) []string {
 	for _, s := range tg.specs {
+		dst = append(dst, tg.value(&s, c))
+	}
+	return dst
+}
+
+// InfoValues appends c's container_info tag values to dst in InfoKeys
+// order.
+func (tg *Tagger) InfoValues(dst []string, c *runtime.Container) []string {
+	for _, s := range tg.info {
 		dst = append(dst, tg.value(&s, c))
 	}
 	return dst

@@ -86,7 +86,10 @@ func FullStats(seed uint64) cgroup.Stats {
 			InactiveFile: K(50 << 20), ActiveFile: K(50 << 20), Kernel: K(3 << 20),
 			SwapUsage: K(0), SwapLimit: Unlimited, MemSwapLimit: Unlimited,
 			Pgfault: K(b + 5000), Pgmajfault: K(12), Peak: K(300 << 20), Failcnt: K(3),
-			Events: cgroup.MemoryEvents{Low: K(0), High: K(1), Max: K(2), OOM: K(1), OOMKill: K(1), UnderOOM: K(0)},
+			SwapPeak:    K(1 << 20),
+			Events:      cgroup.MemoryEvents{Low: K(0), High: K(1), Max: K(2), OOM: K(1), OOMKill: K(1), OOMGroupKill: K(0), UnderOOM: K(0)},
+			EventsLocal: cgroup.MemoryEvents{Low: K(0), High: K(1), Max: K(2), OOM: K(1), OOMKill: K(1), OOMGroupKill: K(0)},
+			SwapEvents:  cgroup.SwapEvents{High: K(0), Max: K(4), Fail: K(5)},
 		},
 		IO: cgroup.IOStats{
 			ReadBytes: K(b + 4096 + 512), WriteBytes: K(b + 8192), ReadOps: K(11), WriteOps: K(20), DiscardBytes: K(0), DiscardOps: K(0),
@@ -95,7 +98,7 @@ func FullStats(seed uint64) cgroup.Stats {
 				{Major: 7, Minor: 3, ReadBytes: K(512), WriteBytes: K(0), ReadOps: K(1), WriteOps: K(0), DiscardBytes: K(0), DiscardOps: K(0)},
 			},
 		},
-		Pids:    cgroup.PidsStats{Current: K(seed%50 + 5), Limit: K(1000)},
+		Pids:    cgroup.PidsStats{Current: K(seed%50 + 5), Limit: K(1000), Peak: K(seed%50 + 9), ForkFailures: K(6)},
 		Hugetlb: cgroup.HugetlbStats{Sizes: []cgroup.HugetlbSize{{PageSize: "2MB", Usage: K(0), Limit: Unlimited, Failcnt: K(0)}}},
 		Pressure: cgroup.PressureStats{
 			// Totals in ns, from the kernel's µs.
@@ -130,7 +133,7 @@ func FullNet(seed uint64, ifaces int) *netns.Stats {
 	n.ICMP = netns.ICMP{InMsgs: N(3), OutMsgs: N(3), InErrors: N(0), OutErrors: N(0)}
 	n.TCP = netns.TCP{ActiveOpens: N(seed + 40), PassiveOpens: N(30), AttemptFails: N(1), EstabResets: N(2), CurrEstab: N(10), InSegs: N(9000), OutSegs: N(8000), RetransSegs: N(11), InErrs: N(0), OutRsts: N(4), InCsumErrors: N(0)}
 	n.TCPExt = netns.TCPExt{ListenOverflows: N(0), ListenDrops: N(0), TCPTimeouts: N(1), TCPSynRetrans: N(1), TCPLostRetransmit: N(0), TCPFastRetrans: N(2), TCPAbortOnData: N(0), TCPAbortOnClose: N(0), TCPAbortOnMemory: N(0), TCPAbortOnTimeout: N(0), TCPBacklogDrop: N(0), SyncookiesSent: N(0)}
-	n.UDP = netns.UDP{InDatagrams: N(100), NoPorts: N(1), InErrors: N(0), OutDatagrams: N(99), RcvbufErrors: N(0), SndbufErrors: N(0), InCsumErrors: N(0), MemErrors: N(0)}
+	n.UDP = netns.UDP{InDatagrams: N(100), NoPorts: N(1), InErrors: N(3), OutDatagrams: N(99), RcvbufErrors: N(2), SndbufErrors: N(1), InCsumErrors: N(0), MemErrors: N(0)}
 	n.TCPStates.V4 = Counts(map[netns.TCPState]uint64{netns.TCPEstablished: 7, netns.TCPListen: 2})
 	n.TCPStates.V6 = Counts(map[netns.TCPState]uint64{netns.TCPEstablished: 3, netns.TCPTimeWait: 3})
 	return n
@@ -151,7 +154,8 @@ func FullSnapshot(n, ifaces int, t time.Time) *sink.Snapshot {
 // weight and no shares), started at t minus an hour; c-1 in a pod, with
 // no limits, its kernel memory unavailable and only net/dev read; c-2 on
 // the host network (no netns stats) and cgroup v1 (shares, no PSI). It
-// carries the collector's own figures.
+// carries the collector's own figures, and a container that departed with
+// 2 OOM kills.
 func MixedSnapshot(t time.Time) *sink.Snapshot {
 	s := FullSnapshot(3, 2, t)
 	c0 := &s.Containers[0]
@@ -169,6 +173,9 @@ func MixedSnapshot(t time.Time) *sink.Snapshot {
 	c2.Container.NetNS.Host = true
 	c2.Cgroup.Pressure = cgroup.PressureStats{}
 	c2.Cgroup.CPU.Weight = cgroup.Value{}
+	gone := Container("gone", 9)
+	gone.Started = t.Add(-time.Minute).Truncate(time.Millisecond)
+	s.Departed = []sink.Departed{{Container: gone, OOMKills: K(2), Time: t.Add(-time.Second)}}
 	s.Self = &sink.Self{ScrapeSeconds: 0.0125, Containers: 3, Namespaces: 2,
 		Errors:      []sink.StageErrors{{Stage: "discover", Count: 0}, {Stage: "open", Count: 1}, {Stage: "cgroup", Count: 2}, {Stage: "net", Count: 0}, {Stage: "sink", Count: 3}},
 		SinkDropped: 7, SinkWriteSeconds: 0.25}
