@@ -241,6 +241,7 @@ var (
 	_ sink.SinkDropper      = (*Sink)(nil)
 	_ sink.DeliveryReporter = (*Sink)(nil)
 	_ sink.SanitizeReporter = (*Sink)(nil)
+	_ sink.EventWriter      = (*Sink)(nil)
 )
 
 // New returns a sink writing to the InfluxDB at baseURL
@@ -400,6 +401,32 @@ func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		buf, ends, skipped, encErr = s.enc.Append(buf, ends, snap)
+		return buf, ends, pts, nil
+	})
+	if errors.Is(err, sendq.ErrClosed) {
+		return ErrClosed
+	}
+	if skipped > 0 {
+		s.skipped.Add(uint64(skipped))
+		s.rl.Warn("skipped", "influx: points not encoded", "count", skipped, "err", encErr)
+	}
+	return errors.Join(err, encErr)
+}
+
+// WriteEvent queues an event's point (sink.EventWriter; see
+// points.Walker.WalkEvent: an OOM kill is a container_oom_kill point at the
+// time it was seen) to be sent with the next batch, under the same bounds
+// and retries as the snapshots' points.
+func (s *Sink) WriteEvent(ctx context.Context, e *sink.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var skipped int
+	var encErr error
+	_, err := s.q.AppendExtra(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		buf, ends, skipped, encErr = s.enc.AppendEvent(buf, ends, e)
 		return buf, ends, pts, nil
 	})
 	if errors.Is(err, sendq.ErrClosed) {

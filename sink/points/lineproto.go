@@ -90,6 +90,16 @@ func (e *Encoder) Append(dst []byte, ends []int, s *sink.Snapshot) (out []byte, 
 	return out, outEnds, e.errs, e.firstErr
 }
 
+// AppendEvent is Append for one event's point (Walker.WalkEvent).
+func (e *Encoder) AppendEvent(dst []byte, ends []int, ev *sink.Event) (out []byte, outEnds []int, skipped int, err error) {
+	e.buf, e.ends = dst, ends
+	e.errs, e.firstErr = 0, nil
+	e.w.WalkEvent(ev, e)
+	out, outEnds = e.buf, e.ends
+	e.buf, e.ends = nil, nil
+	return out, outEnds, e.errs, e.firstErr
+}
+
 // escapeTags runs tags through the line-protocol encoder and returns, in
 // sec's storage, "m" and the escaped tag section (",k=v,k=v"), and appended
 // to tagEnds and keys the end of each tag in it and its key.

@@ -7,9 +7,10 @@
 // Every measurement, tag and field, with its unit and source, is listed in
 // docs/METRICS.md. In short, per container:
 //
+//	container_info                        the container's tags, once (sink.Tags.Info, InfoOnly)
 //	container_cpu                         CPU time, throttling, quota
 //	container_memory                      usage, limit, working set, breakdown, events
-//	container_pids                        tasks and their limit
+//	container_pids                        tasks, their limit and peak, fork failures
 //	container_blkio     (tag device)      block I/O per device
 //	container_hugetlb   (tag page_size)   hugetlb usage per page size
 //	container_pressure  (tag resource)    PSI for cpu, memory, io
@@ -17,6 +18,10 @@
 //	container_sockets                     net/sockstat
 //	container_ip, container_tcp, container_udp   net/snmp (+ net/netstat TcpExt)
 //	container_tcp_states                  TCP sockets by state (sock_diag)
+//
+// and for a container that left with OOM kills counted (sink.Departed), a
+// last container_memory point with its events_oom_kill; and for each
+// sink.Event, a container_oom_kill point at the event's time (WalkEvent).
 //
 // A value the kernel did not provide (an Unavailable cgroup.Value or
 // netns.Value, such as a block I/O or net/dev counter the kernel did not
@@ -33,6 +38,7 @@ import (
 
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -67,14 +73,15 @@ type Visitor interface {
 // (valid UTF-8, no control characters, bounded), and a namespace's
 // interfaces are bounded and told apart as the Sanitizer says.
 type Walker struct {
-	tagger *sink.Tagger
-	z      *sink.Sanitizer
-	tags   []sink.Tag
-	global []sink.Tag
-	ifs    []sink.Interface
-	name   []byte
-	v      Visitor
-	t      time.Time
+	tagger   *sink.Tagger
+	z        *sink.Sanitizer
+	tags     []sink.Tag
+	infoTags []sink.Tag
+	global   []sink.Tag
+	ifs      []sink.Interface
+	name     []byte
+	v        Visitor
+	t        time.Time
 	// devices caches the "major:minor" names of unnamed block devices.
 	devices map[[2]uint32]string
 }
@@ -107,10 +114,70 @@ func (w *Walker) Walk(s *sink.Snapshot, v Visitor) {
 	for i := range s.Containers {
 		w.container(&s.Containers[i])
 	}
+	for i := range s.Departed {
+		w.departed(&s.Departed[i])
+	}
 	if s.Self != nil {
 		w.self(s.Self)
 	}
 	w.v = nil
+}
+
+// WalkEvent hands e's point to v: an OOM kill is a container_oom_kill
+// point with the container's series tags, kills (processes killed) and
+// kills_total (the container's count after them, events_oom_kill), at the
+// event's time.
+func (w *Walker) WalkEvent(e *sink.Event, v Visitor) {
+	if e.Kind != sink.EventOOMKill {
+		return
+	}
+	w.v, w.t = v, e.Time
+	w.tags = w.tagger.Append(w.tags[:0], &e.Container)
+	w.sanitize(w.tags)
+	w.v.Container(w.tags)
+	w.begin("container_oom_kill", noTag)
+	w.i("kills", e.Count)
+	w.i("kills_total", e.Total)
+	w.end()
+	w.v = nil
+}
+
+// departed writes a container that left: its container_memory point with
+// the count of OOM kills it left with, at the snapshot's time.
+func (w *Walker) departed(d *sink.Departed) {
+	w.tags = w.tagger.Append(w.tags[:0], &d.Container)
+	w.sanitize(w.tags)
+	w.v.Container(w.tags)
+	w.begin("container_memory", noTag)
+	w.c("events_oom_kill", d.OOMKills)
+	w.end()
+}
+
+// info writes the container_info point when the Tags ask for it: every tag
+// of the container, and paused (0 or 1) and start_time_s (when the runtime
+// knows it) as fields; then leaves the container's series tags in w.tags,
+// taken from the same sanitised values (each is sanitised, and counted,
+// once).
+func (w *Walker) info(c *runtime.Container) {
+	if !w.tagger.Info() {
+		w.tags = w.tagger.Append(w.tags[:0], c)
+		w.sanitize(w.tags)
+		return
+	}
+	w.infoTags = w.tagger.AppendInfo(w.infoTags[:0], c)
+	w.sanitize(w.infoTags)
+	w.v.Container(w.infoTags)
+	w.begin("container_info", noTag)
+	paused := uint64(0)
+	if c.State == runtime.StatePaused {
+		paused = 1
+	}
+	w.i("paused", paused)
+	if !c.Started.IsZero() && c.Started.Unix() > 0 {
+		w.i("start_time_s", uint64(c.Started.Unix()))
+	}
+	w.end()
+	w.tags = w.tagger.SeriesFromInfo(w.tags[:0], w.infoTags)
 }
 
 // self writes the collector's own point, "metricsd", with the global tags
@@ -185,8 +252,7 @@ var noTag sink.Tag
 var psiResources = [3]string{"cpu", "memory", "io"}
 
 func (w *Walker) container(s *sink.Sample) {
-	w.tags = w.tagger.Append(w.tags[:0], &s.Container)
-	w.sanitize(w.tags)
+	w.info(&s.Container)
 	w.v.Container(w.tags)
 	st := &s.Cgroup
 
@@ -225,6 +291,7 @@ func (w *Walker) container(s *sink.Sample) {
 	w.c("swap_limit_bytes", m.SwapLimit)
 	w.c("memsw_limit_bytes", m.MemSwapLimit)
 	w.c("peak_bytes", m.Peak)
+	w.c("swap_peak_bytes", m.SwapPeak)
 	w.c("pgfault", m.Pgfault)
 	w.c("pgmajfault", m.Pgmajfault)
 	w.c("failcnt", m.Failcnt)
@@ -233,12 +300,25 @@ func (w *Walker) container(s *sink.Sample) {
 	w.c("events_max", m.Events.Max)
 	w.c("events_oom", m.Events.OOM)
 	w.c("events_oom_kill", m.Events.OOMKill)
+	w.c("events_oom_group_kill", m.Events.OOMGroupKill)
 	w.c("under_oom", m.Events.UnderOOM)
+	l := &m.EventsLocal
+	w.c("events_local_low", l.Low)
+	w.c("events_local_high", l.High)
+	w.c("events_local_max", l.Max)
+	w.c("events_local_oom", l.OOM)
+	w.c("events_local_oom_kill", l.OOMKill)
+	w.c("events_local_oom_group_kill", l.OOMGroupKill)
+	w.c("swap_events_high", m.SwapEvents.High)
+	w.c("swap_events_max", m.SwapEvents.Max)
+	w.c("swap_events_fail", m.SwapEvents.Fail)
 	w.end()
 
 	w.begin("container_pids", noTag)
 	w.c("current", st.Pids.Current)
 	w.c("limit", st.Pids.Limit)
+	w.c("peak", st.Pids.Peak)
+	w.c("fork_failures", st.Pids.ForkFailures)
 	w.end()
 
 	for i := range st.IO.Devices {

@@ -96,6 +96,7 @@ type Sink struct {
 var (
 	_ sink.Sink             = (*Sink)(nil)
 	_ sink.SanitizeReporter = (*Sink)(nil)
+	_ sink.EventWriter      = (*Sink)(nil)
 )
 
 // New returns a sink that writes to w. The sink does not close w.
@@ -148,6 +149,36 @@ func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
 	} else {
 		s.buf = s.js.Append(s.buf[:0], snap)
 	}
+	return s.flush(encErr)
+}
+
+// WriteEvent writes an event's point (sink.EventWriter; see
+// points.Walker.WalkEvent) at once, between snapshots' points, never
+// inside one.
+func (s *Sink) WriteEvent(ctx context.Context, e *sink.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var encErr error
+	if s.lp != nil {
+		var n int
+		s.buf, s.ends, n, encErr = s.lp.AppendEvent(s.buf[:0], s.ends[:0], e)
+		if n > 0 {
+			s.log.Warn("stdout: event point left out", "err", encErr)
+		}
+	} else {
+		s.buf = s.js.AppendEvent(s.buf[:0], e)
+	}
+	return s.flush(encErr)
+}
+
+// flush writes s.buf (s.mu is held).
+func (s *Sink) flush(encErr error) error {
 	if len(s.buf) == 0 {
 		return encErr
 	}
@@ -192,6 +223,15 @@ func (j *jsonEncoder) Append(dst []byte, snap *sink.Snapshot) []byte {
 }
 
 // Container implements points.Visitor.
+// AppendEvent appends an event's point as a JSON line to dst.
+func (j *jsonEncoder) AppendEvent(dst []byte, e *sink.Event) []byte {
+	j.buf, j.t = dst, e.Time.UTC()
+	j.w.WalkEvent(e, j)
+	out := j.buf
+	j.buf = nil
+	return out
+}
+
 func (j *jsonEncoder) Container(tags []sink.Tag) {
 	j.tagSec, j.tagEnds, j.tagKeys = j.tagSec[:0], j.tagEnds[:0], j.tagKeys[:0]
 	for _, tg := range tags {

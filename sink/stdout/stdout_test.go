@@ -237,3 +237,57 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteEvent: an OOM kill event is one container_oom_kill point at the
+// event's time, in either format, written whole between snapshots' points
+// when both come at once.
+func TestWriteEvent(t *testing.T) {
+	ev := &sink.Event{Kind: sink.EventOOMKill, Time: t0.Add(time.Second), Container: sinktest.Container("c", 0), Count: 2, Total: 5}
+	for _, f := range []stdout.Format{stdout.LineProtocol, stdout.JSONLines} {
+		var b syncBuffer
+		s, err := stdout.New(&b, stdout.WithFormat(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				if err := s.WriteEvent(context.Background(), ev); err != nil {
+					t.Error(err)
+				}
+			})
+			wg.Go(func() {
+				if err := s.Write(context.Background(), sinktest.FullSnapshot(1, 1, t0.Add(time.Duration(i)*time.Second))); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		var events []string
+		for _, l := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+			if strings.Contains(l, "container_oom_kill") {
+				events = append(events, l)
+			}
+		}
+		if len(events) != 20 {
+			t.Fatalf("format %v: %d event lines, want 20", f, len(events))
+		}
+		want := "container_oom_kill,id=" + ev.Container.ID + ",image=registry.example/app:1.2,name=c-0,runtime=docker kills=2i,kills_total=5i " + fmt.Sprint(ev.Time.UnixNano())
+		if f == stdout.JSONLines {
+			want = `{"name":"container_oom_kill","time":"2026-11-28T07:00:01.000000005Z","tags":{"id":"` + ev.Container.ID + `","image":"registry.example/app:1.2","name":"c-0","runtime":"docker"},"fields":{"kills":2,"kills_total":5}}`
+		}
+		if events[0] != want {
+			t.Errorf("format %v:\n got %s\nwant %s", f, events[0], want)
+		}
+		s.Close(context.Background())
+		if err := s.WriteEvent(context.Background(), ev); !errors.Is(err, stdout.ErrClosed) {
+			t.Errorf("WriteEvent after Close: %v", err)
+		}
+	}
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
