@@ -26,16 +26,24 @@ type metrics struct {
 	specMemLimit, specMemSwapLimit, oomEvents                *prometheus.Desc
 
 	threads, threadsMax, lastSeen, startTime *prometheus.Desc
+	threadsPeak, forkFailures                *prometheus.Desc
+
+	memSwapPeak, memEvents, memEventsLocal, memSwapEvents *prometheus.Desc
+
+	info *prometheus.Desc
 
 	fsReadsBytes, fsWritesBytes, fsReads, fsWrites *prometheus.Desc
 
 	hugetlbUsage *prometheus.Desc
 
-	psiWaiting, psiStalled [3]*prometheus.Desc
+	psiWaiting, psiStalled           [3]*prometheus.Desc
+	psiWaitingRatio, psiStalledRatio [3]*prometheus.Desc
 
 	netRxBytes, netRxPackets, netRxDropped, netRxErrors *prometheus.Desc
 	netTxBytes, netTxPackets, netTxDropped, netTxErrors *prometheus.Desc
 	tcpConns, tcp6Conns                                 *prometheus.Desc
+	tcpInSegs, tcpOutSegs, tcpRetransSegs               *prometheus.Desc
+	udpInErrors, udpRcvbufErrors, udpSndbufErrors       *prometheus.Desc
 
 	// The collector's own series, without container labels.
 	selfScrape, selfContainers, selfNamespaces, selfErrors *prometheus.Desc
@@ -43,7 +51,7 @@ type metrics struct {
 	selfSanitized, selfIfacesLeftOut                       *prometheus.Desc
 }
 
-func newMetrics(labels []string, global []sink.Tag) *metrics {
+func newMetrics(labels, infoLabels []string, global []sink.Tag) *metrics {
 	m := &metrics{famIdx: make(map[*prometheus.Desc]int)}
 	add := func(desc *prometheus.Desc, name, help string) *prometheus.Desc {
 		m.famIdx[desc] = len(m.all)
@@ -77,9 +85,15 @@ func newMetrics(labels []string, global []sink.Tag) *metrics {
 	m.specMemLimit = d("container_spec_memory_limit_bytes", "Memory limit for the container, 0 when unlimited.")
 	m.specMemSwapLimit = d("container_spec_memory_swap_limit_bytes", "Memory swap limit for the container, 0 when unlimited.")
 	m.oomEvents = d("container_oom_events_total", "Count of out of memory events observed for the container.")
+	m.memSwapPeak = d("container_memory_swap_max_usage_bytes", "Maximum swap usage recorded in bytes.")
+	m.memEvents = d("container_memory_events_total", "Memory events of the container and its descendants (memory.events).", "event")
+	m.memEventsLocal = d("container_memory_events_local_total", "Memory events of the container's own cgroup (memory.events.local).", "event")
+	m.memSwapEvents = d("container_memory_swap_events_total", "Swap events of the container (memory.swap.events).", "event")
 
 	m.threads = d("container_threads", "Number of threads running inside the container.")
 	m.threadsMax = d("container_threads_max", "Maximum number of threads allowed inside the container, 0 when unlimited.")
+	m.threadsPeak = d("container_threads_peak", "Highest number of threads recorded inside the container (pids.peak).")
+	m.forkFailures = d("container_fork_failures_total", "Forks refused because a pids limit was reached (pids.events max).")
 	m.lastSeen = d("container_last_seen", "Last time a container was seen by the exporter.")
 	m.startTime = d("container_start_time_seconds", "Start time of the container since unix epoch in seconds.")
 
@@ -93,6 +107,10 @@ func newMetrics(labels []string, global []sink.Tag) *metrics {
 	for i, r := range psiResources {
 		m.psiWaiting[i] = d("container_pressure_"+r+"_waiting_seconds_total", "Total time duration tasks in the container have waited due to "+r+" congestion.")
 		m.psiStalled[i] = d("container_pressure_"+r+"_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to "+r+" congestion.")
+	}
+	for i, r := range psiResources {
+		m.psiWaitingRatio[i] = d("container_pressure_"+r+"_waiting_ratio", "Share of wall time in which tasks in the container waited due to "+r+" congestion, averaged over the window (PSI some avg10, avg60, avg300).", "window")
+		m.psiStalledRatio[i] = d("container_pressure_"+r+"_stalled_ratio", "Share of wall time in which no task in the container could make progress due to "+r+" congestion, averaged over the window (PSI full avg10, avg60, avg300).", "window")
 	}
 
 	m.netRxBytes = d("container_network_receive_bytes_total", "Cumulative count of bytes received.", "interface")
@@ -108,6 +126,15 @@ func newMetrics(labels []string, global []sink.Tag) *metrics {
 	// promtool check metrics rejects; metricsd names them as gauges.
 	m.tcpConns = d("container_network_tcp_connections", "TCP (IPv4) sockets of the container by state.", "tcp_state")
 	m.tcp6Conns = d("container_network_tcp6_connections", "TCP (IPv6) sockets of the container by state.", "tcp_state")
+	m.tcpInSegs = d("container_network_tcp_segments_received_total", "TCP segments received in the container's network namespace (Tcp InSegs).")
+	m.tcpOutSegs = d("container_network_tcp_segments_sent_total", "TCP segments sent in the container's network namespace, retransmissions excluded (Tcp OutSegs).")
+	m.tcpRetransSegs = d("container_network_tcp_segments_retransmitted_total", "TCP segments retransmitted in the container's network namespace (Tcp RetransSegs).")
+	m.udpInErrors = d("container_network_udp_receive_errors_total", "UDP datagrams received in error in the container's network namespace, buffer errors included (Udp InErrors).")
+	m.udpRcvbufErrors = d("container_network_udp_receive_buffer_errors_total", "UDP datagrams dropped because a socket's receive buffer was full (Udp RcvbufErrors).")
+	m.udpSndbufErrors = d("container_network_udp_send_buffer_errors_total", "UDP datagrams not sent because a socket's send buffer was full (Udp SndbufErrors).")
+	// The container's labels once, for the other series to join on id
+	// (sink.Tags.Info, InfoOnly).
+	m.info = add(prometheus.NewDesc("container_info", containerInfoHelp, infoLabels, nil), "container_info", containerInfoHelp)
 
 	var constLabels prometheus.Labels // the self series carry the global tags only
 	for _, g := range global {
@@ -129,6 +156,8 @@ func newMetrics(labels []string, global []sink.Tag) *metrics {
 	m.selfIfacesLeftOut = self("metricsd_sink_interfaces_left_out_total", "Network interfaces the sinks left out: past the bound per namespace, or named as another once sanitised.")
 	return m
 }
+
+const containerInfoHelp = "The container's labels, with the value 1: the other series join it on id."
 
 // self sends the collector's own series.
 func (m *metrics) self(send func(prometheus.Metric), s *sink.Self) {
@@ -171,12 +200,26 @@ var (
 	lnScope       = "scope"
 	lnTCPState    = "tcp_state"
 	lnCPU         = "cpu"
+	lnEvent       = "event"
+	lnWindow      = "window"
 
 	lvPgfault    = "pgfault"
 	lvPgmajfault = "pgmajfault"
 	lvHierarchy  = "hierarchy"
 	lvTotal      = "total"
 )
+
+// The event label's values, as the kernel's keys.
+var (
+	memEventNames  = [...]string{"low", "high", "max", "oom", "oom_kill", "oom_group_kill"}
+	swapEventNames = [...]string{"high", "max", "fail"}
+	psiWindows     = [...]string{"10s", "60s", "300s"}
+)
+
+// memEventValues are e's counts in memEventNames order.
+func memEventValues(e *cgroup.MemoryEvents) [len(memEventNames)]cgroup.Value {
+	return [...]cgroup.Value{e.Low, e.High, e.Max, e.OOM, e.OOMKill, e.OOMGroupKill}
+}
 
 // metric is a prometheus.Metric made for one scrape: what
 // prometheus.MustNewConstMetric makes, without its per-label allocations.
@@ -363,9 +406,9 @@ func (e *emitter) limit(d *prometheus.Desc, v cgroup.Value) {
 // seriesBound is at least the number of series of sample s with ifaces
 // interfaces written.
 func seriesBound(s *sink.Sample, ifaces int) int {
-	n := 40 + 4*len(s.Cgroup.IO.Devices) + len(s.Cgroup.Hugetlb.Sizes)
+	n := 80 + 4*len(s.Cgroup.IO.Devices) + len(s.Cgroup.Hugetlb.Sizes)
 	if s.Net != nil {
-		n += 8*ifaces + 2*len(tcpStates)
+		n += 8*ifaces + 2*len(tcpStates) + 6
 	}
 	return n
 }
@@ -421,9 +464,21 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot, ifs []sink.Interfa
 		e.limit(m.specMemSwapLimit, mem.SwapLimit) // v2: memory.swap.max
 	}
 	e.counter(m.oomEvents, mem.Events.OOMKill, 1)
+	e.gauge(m.memSwapPeak, mem.SwapPeak)
+	for i, v := range memEventValues(&mem.Events) {
+		e.counterL(m.memEvents, v, e.with(&lnEvent, &memEventNames[i]))
+	}
+	for i, v := range memEventValues(&mem.EventsLocal) {
+		e.counterL(m.memEventsLocal, v, e.with(&lnEvent, &memEventNames[i]))
+	}
+	for i, v := range [...]cgroup.Value{mem.SwapEvents.High, mem.SwapEvents.Max, mem.SwapEvents.Fail} {
+		e.counterL(m.memSwapEvents, v, e.with(&lnEvent, &swapEventNames[i]))
+	}
 
 	e.gauge(m.threads, st.Pids.Current)
 	e.limit(m.threadsMax, st.Pids.Limit)
+	e.gauge(m.threadsPeak, st.Pids.Peak)
+	e.counter(m.forkFailures, st.Pids.ForkFailures, 1)
 	e.emit(m.lastSeen, prometheus.GaugeValue, float64(snap.Time.UnixNano())/1e9)
 	if t := s.Container.Started; !t.IsZero() {
 		e.emit(m.startTime, prometheus.GaugeValue, float64(t.UnixNano())/1e9)
@@ -448,6 +503,10 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot, ifs []sink.Interfa
 		e.counter(m.psiWaiting[i], usec(p.Some.Total), usPerSec)
 		e.counter(m.psiStalled[i], usec(p.Full.Total), usPerSec)
 	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		e.psiRatios(m.psiWaitingRatio[i], &p.Some)
+		e.psiRatios(m.psiStalledRatio[i], &p.Full)
+	}
 
 	n := s.Net
 	if n == nil {
@@ -467,6 +526,14 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot, ifs []sink.Interfa
 			e.counterL(m.netTxErrors, it.TxErrors, ls)
 		}
 	}
+	if n.Parts.Has(netns.PartSNMP) {
+		e.counter(m.tcpInSegs, n.TCP.InSegs, 1)
+		e.counter(m.tcpOutSegs, n.TCP.OutSegs, 1)
+		e.counter(m.tcpRetransSegs, n.TCP.RetransSegs, 1)
+		e.counter(m.udpInErrors, n.UDP.InErrors, 1)
+		e.counter(m.udpRcvbufErrors, n.UDP.RcvbufErrors, 1)
+		e.counter(m.udpSndbufErrors, n.UDP.SndbufErrors, 1)
+	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
 			ls := e.with(&lnTCPState, &tcpStates[st])
@@ -477,6 +544,17 @@ func (e *emitter) sample(s *sink.Sample, snap *sink.Snapshot, ifs []sink.Interfa
 				e.emitL(m.tcp6Conns, prometheus.GaugeValue, float64(v), ls)
 			}
 		}
+	}
+}
+
+// psiRatios emits a PSI line's averages as ratios (the kernel's percent
+// / 100), one series per window, when the line was read.
+func (e *emitter) psiRatios(d *prometheus.Desc, l *cgroup.PSILine) {
+	if !l.Available() {
+		return
+	}
+	for i, v := range [...]float64{l.Avg10, l.Avg60, l.Avg300} {
+		e.emitL(d, prometheus.GaugeValue, v/100, e.with(&lnWindow, &psiWindows[i]))
 	}
 }
 

@@ -54,11 +54,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -107,15 +112,21 @@ type Collector struct {
 	tagger *sink.Tagger
 	idIdx  int // index of the id label, -1 if not exported
 	nLabel int
-	m      *metrics
-	z      *sink.Sanitizer
+	// The container_info labels: every tag (sink.Tags.Info).
+	infoIDIdx int
+	nInfo     int
+	m         *metrics
+	z         *sink.Sanitizer
 
 	mu     sync.RWMutex // guards cur, closed
 	cur    *served
 	closed bool
 
-	wmu   sync.Mutex // serialises Write; guards spare
+	wmu   sync.Mutex // serialises Write; guards spare and departed
 	spare *served
+	// departed are the series of containers that left, kept from the
+	// Write that brought them until a scrape has served them.
+	departed []*departedSeries
 
 	texts sync.Pool // *textScrape
 	gzips sync.Pool // *gzip.Writer
@@ -139,28 +150,119 @@ type served struct {
 	// [ifEnd[i-1], ifEnd[i]) (the filter and Limits applied).
 	ifs   []sink.Interface
 	ifEnd []int
+	// infoVals holds container i's container_info label values at
+	// [i*nInfo, (i+1)*nInfo) when container_info is written.
+	infoVals []string
+	// departed are the departed containers' series this snapshot serves.
+	departed []*departedSeries
 }
+
+// departedSeries is the container_oom_events_total series of a container
+// that left (sink.Departed): its label values, sanitised, and its count.
+type departedSeries struct {
+	vals   []string
+	oom    float64
+	added  time.Time
+	served atomic.Bool // a scrape has served it
+}
+
+// departedMaxAge bounds how long a departed container's series waits for
+// a scrape (when nothing scrapes the sink): past Prometheus's default
+// lookback, 5 minutes, it would not count anyway.
+const departedMaxAge = 10 * time.Minute
 
 // prepare fills v's values and interfaces from v.snap.
 func (c *Collector) prepare(v *served) {
-	v.vals, v.ifs, v.ifEnd = v.vals[:0], v.ifs[:0], v.ifEnd[:0]
+	v.vals, v.ifs, v.ifEnd, v.infoVals = v.vals[:0], v.ifs[:0], v.ifEnd[:0], v.infoVals[:0]
 	for i := range v.snap.Containers {
 		s := &v.snap.Containers[i]
-		lo := len(v.vals)
-		v.vals = c.tagger.Values(v.vals, &s.Container)
-		if c.idIdx >= 0 && c.cfg.cgroupID && s.Container.CgroupPath != "" {
-			v.vals[lo+c.idIdx] = s.Container.CgroupPath
-		}
-		for j := lo; j < len(v.vals); j++ {
-			if !c.z.Clean(v.vals[j]) {
-				v.vals[j] = c.z.Value(v.vals[j])
-			}
+		if c.tagger.Info() {
+			// The series' values are a subset of container_info's:
+			// sanitised (and counted) once.
+			lo := len(v.infoVals)
+			v.infoVals = c.labelValues(v.infoVals, &s.Container, true)
+			v.vals = c.seriesFromInfo(v.vals, v.infoVals[lo:])
+		} else {
+			v.vals = c.labelValues(v.vals, &s.Container, false)
 		}
 		if s.Net != nil && s.Net.Parts.Has(netns.PartDev) {
 			v.ifs = c.z.Interfaces(v.ifs, s.Net.Interfaces, c.cfg.ifaceKeep)
 		}
 		v.ifEnd = append(v.ifEnd, len(v.ifs))
 	}
+}
+
+// labelValues appends a container's label values (container_info's with
+// info), the id the cgroup path unless WithCgroupID(false), sanitised.
+func (c *Collector) labelValues(dst []string, ct *runtime.Container, info bool) []string {
+	lo := len(dst)
+	idIdx := c.idIdx
+	if info {
+		dst, idIdx = c.tagger.InfoValues(dst, ct), c.infoIDIdx
+	} else {
+		dst = c.tagger.Values(dst, ct)
+	}
+	if idIdx >= 0 && c.cfg.cgroupID && ct.CgroupPath != "" {
+		dst[lo+idIdx] = ct.CgroupPath
+	}
+	for j := lo; j < len(dst); j++ {
+		if !c.z.Clean(dst[j]) {
+			dst[j] = c.z.Value(dst[j])
+		}
+	}
+	return dst
+}
+
+// seriesFromInfo appends the series' label values, taken from a
+// container's container_info values (InfoKeys order).
+func (c *Collector) seriesFromInfo(dst, info []string) []string {
+	if !c.tagger.InfoOnly() {
+		return append(dst, info...)
+	}
+	keys, j := c.tagger.Keys(), 0
+	for i, k := range c.tagger.InfoKeys() {
+		if j < len(keys) && k == keys[j] {
+			dst = append(dst, info[i])
+			j++
+		}
+	}
+	return dst
+}
+
+// keepDeparted updates c.departed for a Write of snap into v (c.wmu is
+// held): it drops the series a scrape has served, and those too old, and
+// adds snap's departed containers, but for one whose labels are a live
+// container's in snap (restarted under the same ID and name: the live
+// series wins, or the page would have the series twice).
+func (c *Collector) keepDeparted(snap *sink.Snapshot, v *served) {
+	now := time.Now()
+	kept := c.departed[:0]
+	for _, d := range c.departed {
+		if !d.served.Load() && now.Sub(d.added) < departedMaxAge {
+			kept = append(kept, d)
+		}
+	}
+	clear(c.departed[len(kept):])
+	c.departed = kept
+	if len(snap.Departed) > 0 {
+		live := make(map[string]bool, len(snap.Containers))
+		for i := range snap.Containers {
+			live[strings.Join(v.vals[i*c.nLabel:(i+1)*c.nLabel], "\xff")] = true
+		}
+		for i := range snap.Departed {
+			d := &snap.Departed[i]
+			n, ok := d.OOMKills.Get()
+			if !ok {
+				continue
+			}
+			vals := c.labelValues(make([]string, 0, c.nLabel), &d.Container, false)
+			if live[strings.Join(vals, "\xff")] {
+				continue
+			}
+			c.departed = append(c.departed, &departedSeries{vals: vals, oom: float64(n), added: now})
+		}
+	}
+	v.departed = append(v.departed[:0], c.departed...)
 }
 
 // Sanitized returns what the Collector changed or left out of what
@@ -183,7 +285,9 @@ func New(opts ...Option) (*Collector, error) {
 			col.idIdx = i
 		}
 	}
-	col.m = newMetrics(tg.Keys(), tg.Global())
+	col.nInfo = len(tg.InfoKeys())
+	col.infoIDIdx = slices.Index(tg.InfoKeys(), "id")
+	col.m = newMetrics(tg.Keys(), tg.InfoKeys(), tg.Global())
 	col.texts.New = func() any { return &textScrape{fams: make([]textFamily, len(col.m.fams))} }
 	col.gzips.New = func() any { gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed); return gz }
 	return col, nil
@@ -202,6 +306,7 @@ func (c *Collector) Write(ctx context.Context, snap *sink.Snapshot) error {
 	}
 	snap.CopyTo(&c.spare.snap)
 	c.prepare(c.spare)
+	c.keepDeparted(snap, c.spare)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -248,6 +353,16 @@ func (c *Collector) collect(send func(prometheus.Metric), once bool) {
 	prevIf := 0
 	for i := range cur.Containers {
 		s := &cur.Containers[i]
+		if c.tagger.Info() {
+			e.keys = c.tagger.InfoKeys()
+			vals := c.cur.infoVals[i*c.nInfo : (i+1)*c.nInfo]
+			if !once {
+				vals = append(make([]string, 0, c.nInfo), vals...)
+			}
+			e.start(vals, 1)
+			e.emit(c.m.info, prometheus.GaugeValue, 1)
+			e.keys = c.tagger.Keys()
+		}
 		vals := c.cur.vals[i*c.nLabel : (i+1)*c.nLabel]
 		if !once {
 			// Fresh storage: the metrics sent point into it and may
@@ -258,6 +373,11 @@ func (c *Collector) collect(send func(prometheus.Metric), once bool) {
 		prevIf = c.cur.ifEnd[i]
 		e.start(vals, seriesBound(s, len(ifs)))
 		e.sample(s, cur, ifs)
+	}
+	for _, d := range c.cur.departed {
+		e.start(d.vals, 1) // never changed after Write: shared by the metrics sent
+		e.emit(c.m.oomEvents, prometheus.CounterValue, d.oom)
+		d.served.Store(true)
 	}
 	if cur.Self != nil {
 		c.m.self(send, cur.Self)

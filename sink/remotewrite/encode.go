@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -8,6 +9,7 @@ import (
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/wire"
 	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -38,6 +40,7 @@ type encoder struct {
 	tmp     []byte
 	dev     []byte // the current device label
 	tags    []sink.Tag
+	tags2   []sink.Tag
 	ifs     []sink.Interface
 	ts      int64
 
@@ -66,10 +69,20 @@ func (e *encoder) appendSnapshot(buf []byte, ends []int, snap *sink.Snapshot) ([
 	e.ts = snap.Time.UnixMilli()
 	for i := range snap.Containers {
 		s := &snap.Containers[i]
-		e.container(s)
+		if e.tagger.Info() {
+			// container_info's labels, then the series' taken from them:
+			// each value is sanitised, and counted, once.
+			e.labels(&s.Container, true)
+			e.encodeBase()
+			e.emit(nContainerInfo, 1)
+			e.narrow()
+		} else {
+			e.labels(&s.Container, false)
+		}
 		e.encodeBase()
 		e.sample(s, snap)
 	}
+	e.departed(snap)
 	if snap.Self != nil {
 		e.startSelf()
 		e.encodeBase()
@@ -97,19 +110,84 @@ func (e *encoder) startSelf() {
 	}
 }
 
-// container prepares the labels of s's series: its tags (empty ones left
-// out, as Prometheus drops a label with an empty value) and the external
-// labels, sorted.
-func (e *encoder) container(s *sink.Sample) {
+// departed emits the container_oom_events_total series of the containers
+// that left (sink.Departed), but for one whose labels are a live
+// container's in snap (restarted under the same ID and name: the live
+// series wins, or the request would carry the series twice).
+func (e *encoder) departed(snap *sink.Snapshot) {
+	for i := range snap.Departed {
+		d := &snap.Departed[i]
+		if !d.OOMKills.Available() || e.isLive(&d.Container, snap) {
+			continue
+		}
+		e.labels(&d.Container, false)
+		e.encodeBase()
+		e.counter(nContainerOomEventsTotal, d.OOMKills, 1)
+	}
+}
+
+// isLive reports whether a live container of snap has c's series labels.
+func (e *encoder) isLive(c *runtime.Container, snap *sink.Snapshot) bool {
+	e.tags = e.tagger.Append(e.tags[:0], c)
+	for i := range snap.Containers {
+		l := &snap.Containers[i].Container
+		e.tags2 = e.tagger.Append(e.tags2[:0], l)
+		same := true
+		for j := range e.tags {
+			a, b := e.tags[j].Value, e.tags2[j].Value
+			if e.tags[j].Key == "id" && e.cgroupID {
+				if c.CgroupPath != "" {
+					a = c.CgroupPath
+				}
+				if l.CgroupPath != "" {
+					b = l.CgroupPath
+				}
+			}
+			if a != b {
+				same = false
+				break
+			}
+		}
+		if same {
+			return true
+		}
+	}
+	return false
+}
+
+// narrow keeps, of container_info's labels (e.base), the series' ones: all
+// of them, or with InfoOnly id, the global tags and the external labels.
+func (e *encoder) narrow() {
+	if !e.tagger.InfoOnly() {
+		return
+	}
+	keys := e.tagger.Keys()
+	kept := e.base[:0]
+	for _, l := range e.base {
+		if slices.Contains(keys, l.name) || slices.ContainsFunc(e.ext, func(t sink.Tag) bool { return t.Key == l.name }) {
+			kept = append(kept, l)
+		}
+	}
+	e.base = kept
+}
+
+// labels prepares the labels of c's series (with info, of its
+// container_info): its tags (empty ones left out, as Prometheus drops a
+// label with an empty value) and the external labels, sorted.
+func (e *encoder) labels(c *runtime.Container, info bool) {
 	e.vals, e.base = e.vals[:0], e.base[:0]
-	e.tags = e.tagger.Append(e.tags[:0], &s.Container)
+	if info {
+		e.tags = e.tagger.AppendInfo(e.tags[:0], c)
+	} else {
+		e.tags = e.tagger.Append(e.tags[:0], c)
+	}
 	i, j := 0, 0
 	for i < len(e.tags) || j < len(e.ext) {
 		var t sink.Tag
 		if j >= len(e.ext) || i < len(e.tags) && e.tags[i].Key < e.ext[j].Key {
 			t = e.tags[i]
-			if t.Key == "id" && e.cgroupID && s.Container.CgroupPath != "" {
-				t.Value = s.Container.CgroupPath
+			if t.Key == "id" && e.cgroupID && c.CgroupPath != "" {
+				t.Value = c.CgroupPath
 			}
 			i++
 		} else {
@@ -311,6 +389,19 @@ var (
 	nContainerSpecMemoryLimitBytes               = newName("container_spec_memory_limit_bytes")
 	nContainerSpecMemorySwapLimitBytes           = newName("container_spec_memory_swap_limit_bytes")
 	nContainerOomEventsTotal                     = newName("container_oom_events_total")
+	nContainerMemorySwapMaxUsageBytes            = newName("container_memory_swap_max_usage_bytes")
+	nContainerMemoryEventsTotal                  = newName("container_memory_events_total")
+	nContainerMemoryEventsLocalTotal             = newName("container_memory_events_local_total")
+	nContainerMemorySwapEventsTotal              = newName("container_memory_swap_events_total")
+	nContainerThreadsPeak                        = newName("container_threads_peak")
+	nContainerForkFailuresTotal                  = newName("container_fork_failures_total")
+	nContainerInfo                               = newName("container_info")
+	nContainerNetworkTcpSegmentsReceivedTotal    = newName("container_network_tcp_segments_received_total")
+	nContainerNetworkTcpSegmentsSentTotal        = newName("container_network_tcp_segments_sent_total")
+	nContainerNetworkTcpSegmentsRetransmitted    = newName("container_network_tcp_segments_retransmitted_total")
+	nContainerNetworkUdpReceiveErrorsTotal       = newName("container_network_udp_receive_errors_total")
+	nContainerNetworkUdpReceiveBufferErrorsTotal = newName("container_network_udp_receive_buffer_errors_total")
+	nContainerNetworkUdpSendBufferErrorsTotal    = newName("container_network_udp_send_buffer_errors_total")
 	nContainerThreads                            = newName("container_threads")
 	nContainerThreadsMax                         = newName("container_threads_max")
 	nContainerLastSeen                           = newName("container_last_seen")
@@ -355,6 +446,37 @@ var psiWaiting, psiStalled = func() (w, s [3]*metricName) {
 	}
 	return
 }()
+
+// The PSI averages' names, by resource.
+var psiWaitingRatio, psiStalledRatio = func() (w, s [3]*metricName) {
+	for i, r := range psiResources {
+		w[i] = newName("container_pressure_" + r + "_waiting_ratio")
+		s[i] = newName("container_pressure_" + r + "_stalled_ratio")
+	}
+	return
+}()
+
+// The event and window labels' values, as sink/prometheus's.
+var (
+	memEventNames  = [...]string{"low", "high", "max", "oom", "oom_kill", "oom_group_kill"}
+	swapEventNames = [...]string{"high", "max", "fail"}
+	psiWindows     = [...]string{"10s", "60s", "300s"}
+)
+
+func memEventValues(e *cgroup.MemoryEvents) [len(memEventNames)]cgroup.Value {
+	return [...]cgroup.Value{e.Low, e.High, e.Max, e.OOM, e.OOMKill, e.OOMGroupKill}
+}
+
+// psiRatios emits a PSI line's averages as ratios, one series per window,
+// when the line was read.
+func (e *encoder) psiRatios(name *metricName, l *cgroup.PSILine) {
+	if !l.Available() {
+		return
+	}
+	for i, v := range [...]float64{l.Avg10, l.Avg60, l.Avg300} {
+		e.emit1(name, v/100, "window", psiWindows[i])
+	}
+}
 
 // cAdvisor's tcp_state values, by kernel state.
 var tcpStates = [...]string{
@@ -415,9 +537,21 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		e.limit(nContainerSpecMemorySwapLimitBytes, mem.SwapLimit) // v2: memory.swap.max
 	}
 	e.counter(nContainerOomEventsTotal, mem.Events.OOMKill, 1)
+	e.gauge(nContainerMemorySwapMaxUsageBytes, mem.SwapPeak)
+	for i, v := range memEventValues(&mem.Events) {
+		e.known1(nContainerMemoryEventsTotal, v, "event", memEventNames[i])
+	}
+	for i, v := range memEventValues(&mem.EventsLocal) {
+		e.known1(nContainerMemoryEventsLocalTotal, v, "event", memEventNames[i])
+	}
+	for i, v := range [...]cgroup.Value{mem.SwapEvents.High, mem.SwapEvents.Max, mem.SwapEvents.Fail} {
+		e.known1(nContainerMemorySwapEventsTotal, v, "event", swapEventNames[i])
+	}
 
 	e.gauge(nContainerThreads, st.Pids.Current)
 	e.limit(nContainerThreadsMax, st.Pids.Limit)
+	e.gauge(nContainerThreadsPeak, st.Pids.Peak)
+	e.counter(nContainerForkFailuresTotal, st.Pids.ForkFailures, 1)
 	e.emit(nContainerLastSeen, float64(snap.Time.UnixNano())/1e9)
 	if t := s.Container.Started; !t.IsZero() {
 		e.emit(nContainerStartTimeSeconds, float64(t.UnixNano())/1e9)
@@ -442,6 +576,10 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		e.counter(psiWaiting[i], usec(p.Some.Total), usPerSec)
 		e.counter(psiStalled[i], usec(p.Full.Total), usPerSec)
 	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		e.psiRatios(psiWaitingRatio[i], &p.Some)
+		e.psiRatios(psiStalledRatio[i], &p.Full)
+	}
 
 	n := s.Net
 	if n == nil {
@@ -460,6 +598,14 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 			e.known1(nContainerNetworkTransmitPacketsDroppedTotal, it.TxDropped, "interface", name)
 			e.known1(nContainerNetworkTransmitErrorsTotal, it.TxErrors, "interface", name)
 		}
+	}
+	if n.Parts.Has(netns.PartSNMP) {
+		e.counter(nContainerNetworkTcpSegmentsReceivedTotal, n.TCP.InSegs, 1)
+		e.counter(nContainerNetworkTcpSegmentsSentTotal, n.TCP.OutSegs, 1)
+		e.counter(nContainerNetworkTcpSegmentsRetransmitted, n.TCP.RetransSegs, 1)
+		e.counter(nContainerNetworkUdpReceiveErrorsTotal, n.UDP.InErrors, 1)
+		e.counter(nContainerNetworkUdpReceiveBufferErrorsTotal, n.UDP.RcvbufErrors, 1)
+		e.counter(nContainerNetworkUdpSendBufferErrorsTotal, n.UDP.SndbufErrors, 1)
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {

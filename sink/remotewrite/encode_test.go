@@ -38,13 +38,23 @@ func defaultEncoder(ext map[string]string) *encoder {
 // and no other. The Prometheus sink's series come from a registry's Gather
 // (labels with an empty value dropped, as Prometheus does on a scrape).
 func TestSameSeriesAsPrometheusSink(t *testing.T) {
+	for name, tags := range map[string]sink.Tags{
+		"default":   sink.DefaultTags(),
+		"info":      {ID: true, Name: true, Image: true, Runtime: true, Pod: true, Info: true},
+		"info only": {ID: true, Name: true, Image: true, Runtime: true, Pod: true, InfoOnly: true, Global: []sink.Tag{{Key: "host", Value: "h1"}}},
+	} {
+		t.Run(name, func(t *testing.T) { sameSeriesAsPrometheusSink(t, tags) })
+	}
+}
+
+func sameSeriesAsPrometheusSink(t *testing.T, tags sink.Tags) {
 	snap := sinktest.MixedSnapshot(t0)
 	// A device whose label is as long as the one before it: the encoder
 	// remembers the last label it encoded.
 	devs := &snap.Containers[0].Cgroup.IO.Devices
 	*devs = append(*devs, cgroup.IODevice{Major: 254, Minor: 16, Name: "vdb", ReadBytes: sinktest.K(77), WriteBytes: sinktest.K(88), ReadOps: sinktest.K(7), WriteOps: sinktest.K(8)})
 	*devs = append([]cgroup.IODevice{{Major: 254, Minor: 32, Name: "vdc", ReadBytes: sinktest.K(1), WriteBytes: sinktest.K(2), ReadOps: sinktest.K(3), WriteOps: sinktest.K(4)}}, *devs...)
-	col, err := sinkprom.New()
+	col, err := sinkprom.New(sinkprom.WithTags(tags))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +89,7 @@ func TestSameSeriesAsPrometheusSink(t *testing.T) {
 	}
 
 	got := map[string]float64{}
-	for _, s := range encodeSnapshot(t, defaultEncoder(nil), snap) {
+	for _, s := range encodeSnapshot(t, newEncoder(sink.MustTagger(tags), nil, true, nil, nil), snap) {
 		k := s.key()
 		if _, dup := got[k]; dup {
 			t.Errorf("series %s twice", k)
@@ -94,6 +104,35 @@ func TestSameSeriesAsPrometheusSink(t *testing.T) {
 	}
 	if len(want) < 150 {
 		t.Fatalf("only %d series from the Prometheus sink", len(want))
+	}
+	for _, k := range []string{
+		`container_oom_events_total{ id="/docker/` + snap.Departed[0].Container.ID + `"`, // the departed container
+		`container_memory_events_total{`, `container_pressure_cpu_waiting_ratio{`, `container_network_udp_receive_errors_total{`,
+	} {
+		name, label, _ := strings.Cut(k, " ")
+		found := false
+		for w := range want {
+			found = found || strings.HasPrefix(w, name) && strings.Contains(w, label)
+		}
+		if !found {
+			t.Errorf("no series %s... from the Prometheus sink", k)
+		}
+	}
+	info := 0
+	for w := range want {
+		if strings.HasPrefix(w, "container_info{") {
+			info++
+			if tags.Info || tags.InfoOnly {
+				if !strings.Contains(w, `name="c-`) || !strings.Contains(w, `image="registry.example/app:1.2"`) {
+					t.Errorf("container_info without the container's tags: %s", w)
+				}
+			}
+		} else if tags.InfoOnly && strings.HasPrefix(w, "container_") && (strings.Contains(w, "name=") || strings.Contains(w, "image=")) {
+			t.Errorf("InfoOnly: a series with more than id: %s", w)
+		}
+	}
+	if want := map[bool]int{false: 0, true: 3}[tags.Info || tags.InfoOnly]; info != want {
+		t.Errorf("%d container_info series, want %d", info, want)
 	}
 	for k, v := range want {
 		g, ok := got[k]
