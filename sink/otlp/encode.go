@@ -3,12 +3,14 @@ package otlp
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/metricsd/metricsd/cgroup"
 	"github.com/metricsd/metricsd/internal/wire"
 	"github.com/metricsd/metricsd/netns"
+	"github.com/metricsd/metricsd/runtime"
 	"github.com/metricsd/metricsd/sink"
 )
 
@@ -89,6 +91,7 @@ type encoder struct {
 	resAttrs []attr // the user's resource attributes, on every resource
 	version  string
 	selfFrom uint64 // start time of the self sums: when the sink was made
+	info     bool   // container.info is written (sink.Tags.Info, InfoOnly)
 
 	w       wire.Rev
 	points  []point
@@ -104,6 +107,7 @@ type encoder struct {
 	// start and time fields of its sums and gauges.
 	attrBuf              []byte
 	sumTimes, gaugeTimes []byte
+	departed             []*sink.Departed
 }
 
 // appendSnapshot appends snap's records (a container each, and one for the
@@ -129,7 +133,28 @@ func (e *encoder) appendSnapshot(buf []byte, ends, pts []int, snap *sink.Snapsho
 			continue
 		}
 		e.w.Reset()
-		e.resourceMetrics(func() { e.containerResource(s) })
+		e.resourceMetrics(func() { e.containerResource(&s.Container) })
+		buf = append(buf, e.w.Bytes()...)
+		ends = append(ends, len(buf))
+		total += len(e.points)
+		pts = append(pts, total)
+	}
+	for _, d := range e.departedOf(snap) {
+		// A container that left: its resource with its count of OOM kills.
+		e.points = e.points[:0]
+		e.start = 0
+		if !d.Container.Started.IsZero() {
+			e.start = unixNano(d.Container.Started)
+		}
+		e.attrBuf = e.attrBuf[:0]
+		e.times()
+		e.intV(&mOOMKills, d.OOMKills)
+		if len(e.points) == 0 {
+			continue
+		}
+		e.w.Reset()
+		c := &d.Container
+		e.resourceMetrics(func() { e.containerResource(c) })
 		buf = append(buf, e.w.Bytes()...)
 		ends = append(ends, len(buf))
 		total += len(e.points)
@@ -291,10 +316,26 @@ func (e *encoder) keyStrings(num int, key string, values ...string) {
 	w.Message(num, kv)
 }
 
+// departedOf returns snap's departed containers to write: those with a
+// count, but for one that is also live in snap under the same ID (restarted
+// under it: the live resource wins).
+func (e *encoder) departedOf(snap *sink.Snapshot) []*sink.Departed {
+	e.departed = e.departed[:0]
+	for i := range snap.Departed {
+		d := &snap.Departed[i]
+		if !d.OOMKills.Available() || slices.ContainsFunc(snap.Containers, func(s sink.Sample) bool {
+			return s.Container.ID == d.Container.ID && s.Container.Runtime == d.Container.Runtime
+		}) {
+			continue
+		}
+		e.departed = append(e.departed, d)
+	}
+	return e.departed
+}
+
 // containerResource writes the container's resource attributes, per the
 // semantic conventions, backwards: the Tags allow-list says which.
-func (e *encoder) containerResource(s *sink.Sample) {
-	c := &s.Container
+func (e *encoder) containerResource(c *runtime.Container) {
 	e.common()
 	for i := len(e.tags.Labels) - 1; i >= 0; i-- {
 		l := e.tags.Labels[i].Label
@@ -390,6 +431,16 @@ var (
 	mMemLimit          = def("container.memory.usage.limit", "By", gauge)
 	mPagingFaults      = def("container.paging.faults", "{fault}", sum)
 	mOOMKills          = def("container.memory.oom_kills", "{kill}", sum)
+	mMemSwapMax        = def("container.memory.swap.usage.max", "By", gauge)
+	mMemEvents         = def("container.memory.events", "{event}", sum)
+	mMemEventsLocal    = def("container.memory.events.local", "{event}", sum)
+	mMemSwapEvents     = def("container.memory.swap.events", "{event}", sum)
+	mPidsPeak          = def("container.pids.peak", "{pid}", gauge)
+	mForkFailures      = def("container.pids.fork_failures", "{fork}", sum)
+	mInfo              = def("container.info", "1", gauge)
+	mTCPSegments       = def("container.network.tcp.segments", "{segment}", sum)
+	mTCPRetrans        = def("container.network.tcp.retransmits", "{segment}", sum)
+	mUDPErrors         = def("container.network.udp.errors", "{datagram}", sum)
 	mPids              = def("container.pids.count", "{pid}", gauge)
 	mPidsLimit         = def("container.pids.limit", "{pid}", gauge)
 	mUptime            = def("container.uptime", "s", gauge)
@@ -403,6 +454,8 @@ var (
 	mNetConns          = def("container.network.connection.count", "{connection}", gauge)
 	mPSIWaiting        = [3]metricDef{def("container.pressure.cpu.waiting", "s", sum), def("container.pressure.memory.waiting", "s", sum), def("container.pressure.io.waiting", "s", sum)}
 	mPSIStalled        = [3]metricDef{def("container.pressure.cpu.stalled", "s", sum), def("container.pressure.memory.stalled", "s", sum), def("container.pressure.io.stalled", "s", sum)}
+	mPSIWaitingRatio   = [3]metricDef{def("container.pressure.cpu.waiting.ratio", "1", gauge), def("container.pressure.memory.waiting.ratio", "1", gauge), def("container.pressure.io.waiting.ratio", "1", gauge)}
+	mPSIStalledRatio   = [3]metricDef{def("container.pressure.cpu.stalled.ratio", "1", gauge), def("container.pressure.memory.stalled.ratio", "1", gauge), def("container.pressure.io.stalled.ratio", "1", gauge)}
 	mSelfScrape        = def("metricsd.scrape.duration", "s", gauge)
 	mSelfContainers    = def("metricsd.containers", "{container}", gauge)
 	mSelfNamespaces    = def("metricsd.network_namespaces", "{namespace}", gauge)
@@ -425,6 +478,20 @@ var (
 	aIPv4        = constAttr("network.type", "ipv4")
 	aIPv6        = constAttr("network.type", "ipv6")
 	// What a sink changed in a value (metricsd.sink.values_changed).
+	aMemEvents = func() (a [len(memEventNames)]attr) {
+		for i, n := range memEventNames {
+			a[i] = constAttr("container.memory.event", n)
+		}
+		return
+	}()
+	aSwapEvents = func() (a [len(swapEventNames)]attr) {
+		for i, n := range swapEventNames {
+			a[i] = constAttr("container.memory.swap.event", n)
+		}
+		return
+	}()
+	aPSIWindows      = [3]attr{constAttr("pressure.window", "10s"), constAttr("pressure.window", "60s"), constAttr("pressure.window", "300s")}
+	aUDPErrors       = [3]attr{constAttr("network.udp.error", "receive"), constAttr("network.udp.error", "receive_buffer"), constAttr("network.udp.error", "send_buffer")}
 	aChangeReplaced  = constAttr("change", "replaced")
 	aChangeTruncated = constAttr("change", "truncated")
 	aTCPStates       = func() (a [len(tcpStates)]attr) {
@@ -438,6 +505,13 @@ var (
 	// sumTail is Sum's aggregation_temporality (2) CUMULATIVE and
 	// is_monotonic (3) true.
 	sumTail = []byte{2<<3 | wire.Varint, 2, 3<<3 | wire.Varint, 1}
+)
+
+// The container.memory.event and container.memory.swap.event values, the
+// kernel's keys.
+var (
+	memEventNames  = [...]string{"low", "high", "max", "oom", "oom_kill", "oom_group_kill"}
+	swapEventNames = [...]string{"high", "max", "fail"}
 )
 
 // The semantic conventions' network.connection.state values, by kernel
@@ -542,9 +616,26 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		}
 	}
 	e.intV(&mOOMKills, mem.Events.OOMKill)
+	e.intV(&mMemSwapMax, mem.SwapPeak)
+	for _, ev := range [...]struct {
+		m *metricDef
+		e *cgroup.MemoryEvents
+	}{{&mMemEvents, &mem.Events}, {&mMemEventsLocal, &mem.EventsLocal}} {
+		for i, v := range [...]cgroup.Value{ev.e.Low, ev.e.High, ev.e.Max, ev.e.OOM, ev.e.OOMKill, ev.e.OOMGroupKill} {
+			e.knownInt(ev.m, v, aMemEvents[i])
+		}
+	}
+	for i, v := range [...]cgroup.Value{mem.SwapEvents.High, mem.SwapEvents.Max, mem.SwapEvents.Fail} {
+		e.knownInt(&mMemSwapEvents, v, aSwapEvents[i])
+	}
 
 	e.intV(&mPids, st.Pids.Current)
 	e.intV(&mPidsLimit, st.Pids.Limit)
+	e.intV(&mPidsPeak, st.Pids.Peak)
+	e.intV(&mForkFailures, st.Pids.ForkFailures)
+	if e.info {
+		e.addInt(&mInfo, 1)
+	}
 	if t := s.Container.Started; !t.IsZero() && snap.Time.After(t) {
 		e.addDouble(&mUptime, snap.Time.Sub(t).Seconds())
 	}
@@ -582,6 +673,12 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
 		e.secondsV(&mPSIStalled[i], usec(p.Full.Total), usPerSec)
 	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		e.psiRatios(&mPSIWaitingRatio[i], &p.Some)
+	}
+	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
+		e.psiRatios(&mPSIStalledRatio[i], &p.Full)
+	}
 
 	n := s.Net
 	if n == nil {
@@ -614,6 +711,14 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 			}
 		}
 	}
+	if n.Parts.Has(netns.PartSNMP) {
+		e.knownInt(&mTCPSegments, n.TCP.InSegs, aNetReceive)
+		e.knownInt(&mTCPSegments, n.TCP.OutSegs, aNetTransmit)
+		e.intV(&mTCPRetrans, n.TCP.RetransSegs)
+		for i, v := range [...]netns.Value{n.UDP.InErrors, n.UDP.RcvbufErrors, n.UDP.SndbufErrors} {
+			e.knownInt(&mUDPErrors, v, aUDPErrors[i])
+		}
+	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		tcp := aTCP
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
@@ -622,6 +727,17 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ { // V6 is Unavailable without IPv6
 			e.knownInt(&mNetConns, n.TCPStates.V6[st], aTCPStates[st], tcp, aIPv6)
 		}
+	}
+}
+
+// psiRatios adds a PSI line's averages as ratios (the kernel's percent /
+// 100), one data point per window, when the line was read.
+func (e *encoder) psiRatios(m *metricDef, l *cgroup.PSILine) {
+	if !l.Available() {
+		return
+	}
+	for i, v := range [...]float64{l.Avg10, l.Avg60, l.Avg300} {
+		e.addDouble(m, v/100, aPSIWindows[i])
 	}
 }
 

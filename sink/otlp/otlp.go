@@ -304,7 +304,7 @@ func configure(opts []Option) (config, *encoder, []error) {
 		}
 	}
 	sort.Slice(res, func(i, j int) bool { return res[i].key < res[j].key })
-	enc := &encoder{z: sink.NewSanitizer(c.limits), tags: c.tags, keep: c.keep, resAttrs: res, version: c.version, selfFrom: unixNano(time.Now())}
+	enc := &encoder{z: sink.NewSanitizer(c.limits), tags: c.tags, keep: c.keep, resAttrs: res, version: c.version, selfFrom: unixNano(time.Now()), info: c.tags.Info || c.tags.InfoOnly}
 	return c, enc, errs
 }
 

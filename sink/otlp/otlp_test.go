@@ -463,3 +463,32 @@ func TestSplitImage(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumented: every metric the sink writes (a full snapshot with
+// container.info and a departed container) is in the OTLP section of
+// docs/METRICS.md.
+func TestDocumented(t *testing.T) {
+	doc, err := sinktest.MetricsDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := sinktest.Section(doc, "OTLP metrics")
+	e := &encoder{z: sink.NewSanitizer(sink.Limits{}), tags: sink.DefaultTags(), info: true}
+	snap := sinktest.MixedSnapshot(t0)
+	names := map[string]bool{}
+	for i := range snap.Containers {
+		e.points = e.points[:0]
+		e.sample(&snap.Containers[i], snap)
+		for _, p := range e.points {
+			names[p.m.name] = true
+		}
+	}
+	if len(names) < 40 {
+		t.Fatalf("only %d metrics", len(names))
+	}
+	for n := range names {
+		if !sec[n] {
+			t.Errorf("%s is not in docs/METRICS.md", n)
+		}
+	}
+}
