@@ -107,6 +107,7 @@ type config struct {
 	cgroupSubtree                               string
 	interval                                    time.Duration
 	once, version                               bool
+	info, infoOnly                              bool
 	sinks                                       multi
 	net                                         string
 	labels                                      string
@@ -137,6 +138,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.net, "net", "dev,sockstat", "network statistics to read: any of dev,sockstat,snmp,snmp6,netstat,tcpstates, or none")
 	fl.DurationVar(&c.limitMaxAge, "limit-max-age", 10*time.Second, "how old reported limits (CPU quota, memory, pids, hugetlb) may be: their files are re-read when older; 0 reads them at every interval")
 	fl.StringVar(&c.labels, "labels", "", "comma-separated container labels to keep and export as tags")
+	fl.BoolVar(&c.info, "info", false, "write a container_info series per container carrying every tag of the container")
+	fl.BoolVar(&c.infoOnly, "info-only", false, "like -info, and every other series carries only the id tag (and -tag's): join container_info on id")
 	fl.StringVar(&c.influxURL, "influx-url", "http://127.0.0.1:8086", "InfluxDB base URL")
 	fl.StringVar(&c.influxDB, "influx-db", "metricsd", "InfluxDB 1.x database")
 	fl.StringVar(&c.influxRP, "influx-rp", "", "InfluxDB 1.x retention policy")
@@ -214,6 +217,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	tags := sink.DefaultTags()
 	tags.RuntimeNamespace = true // a plain containerd container is named by name + namespace
+	tags.Info, tags.InfoOnly = c.info, c.infoOnly
 	var keep []string
 	for _, l := range strings.Split(c.labels, ",") {
 		if l = strings.TrimSpace(l); l != "" {

@@ -275,3 +275,47 @@ func TestOnceHostileInterface(t *testing.T) {
 		t.Errorf("%d interfaces written with -max-interfaces 2 (id cut to 20 bytes), want 2\n%s", n, out)
 	}
 }
+
+// TestInfoOnly: with -info-only each container has one container_info
+// point carrying its tags, and its other points carry the id tag alone
+// (and the global ones).
+func TestInfoOnly(t *testing.T) {
+	tr := rttest.NewTree(t)
+	id := fmt.Sprintf("%064x", 0xabd0)
+	tr.Spawn("docker/" + id)
+	code, out, errOut := runArgs(t, "-once", "-listen", "", "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base, "-format", "json", "-net", "none", "-info-only")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	infos, others := 0, 0
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var p struct {
+			Name string
+			Tags map[string]string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			t.Fatalf("not a JSON point: %v %q", err, sc.Text())
+		}
+		if p.Tags["id"] != id {
+			continue
+		}
+		if p.Name == "container_info" {
+			infos++
+			if p.Tags["runtime"] == "" {
+				t.Errorf("container_info without the runtime tag: %v", p.Tags)
+			}
+			continue
+		}
+		others++
+		for k := range p.Tags {
+			if k != "id" && k != "host" {
+				t.Errorf("%s carries %s=%s with -info-only", p.Name, k, p.Tags[k])
+			}
+		}
+	}
+	if infos != 1 || others == 0 {
+		t.Errorf("%d container_info points and %d others for %s, want 1 and some\n%s", infos, others, id, out)
+	}
+}
