@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,10 +158,13 @@ func TestDirectIO(t *testing.T) {
 	noJobGroups(t, g)
 }
 
-// forkBomb forks $ARGV[0] children that block until it has tried them all,
-// counts the forks that failed with EAGAIN, and prints successes and
-// failures.
+// forkBomb waits for "go" on its standard input (it forks nothing
+// otherwise), then forks $ARGV[0] children that block until it has tried
+// them all, counts the forks that failed with EAGAIN, and prints successes
+// and failures.
 const forkBomb = `
+my $go = <STDIN>;
+defined $go && $go eq "go\n" or exit 3;
 pipe(my $r, my $w) or die "pipe: $!";
 my ($ok, $fail) = (0, 0);
 for (1 .. $ARGV[0]) {
@@ -177,17 +181,45 @@ print "$ok $fail\n";
 // TestForkBomb runs a bomb of 40 forks under pids.max 16: the group peaks
 // at exactly 16 tasks (perl and 15 children), and pids.events counts each
 // of the 25 forks the kernel refused, as perl counted them.
+//
+// An earlier version of this package's tests once escaped its bound on v1
+// and filled the machine with processes. So the bomb is armed only once
+// its bound is verified in place (boundInPlace): perl starts, and forks
+// nothing until the test, having checked that the job's group has pids.max
+// 16 and that perl is in that very group in the pids hierarchy, tells it
+// to go. Otherwise the test fails and perl exits without forking. A
+// context of two minutes bounds the job's life.
 func TestForkBomb(t *testing.T) {
 	g := testParent(t)
 	if _, err := exec.LookPath("perl"); err != nil {
 		t.Skip("needs perl (perl-base, in every Debian)")
 	}
-	const limit, tries = 16, 40
+	const limit, tries, name = 16, 40, "fork-bomb"
 	cmd := exec.Command("perl", "-e", forkBomb, strconv.Itoa(tries))
 	var out strings.Builder
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
-	tot, err := job.Run(context.Background(), cmd, job.WithParent(g.Path), job.WithPidsLimit(limit))
+	arm, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	j, err := job.Start(ctx, cmd, job.WithParent(g.Path), job.WithName(name), job.WithPidsLimit(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := boundInPlace(g, name, cmd.Process.Pid, limit); err != nil {
+		arm.Close() // perl reads no "go": it exits, having forked nothing
+		cmd.Process.Kill()
+		j.Wait()
+		t.Fatalf("the fork bomb was not armed: %v", err)
+	}
+	if _, err := io.WriteString(arm, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	arm.Close()
+	tot, err := j.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +236,48 @@ func TestForkBomb(t *testing.T) {
 		t.Errorf("peak pids %v, fork failures %v: want exactly %d and %d", tot.PidsPeak, tot.ForkFailures, limit, fail)
 	}
 	noJobGroups(t, g)
+}
+
+// boundInPlace checks, from the kernel's files, that the job's group name
+// under g has pids.max limit and that process pid is in it in the pids
+// hierarchy (on v2, the unified one): a process that is not, or a group
+// without the limit, would let a fork bomb run unbounded.
+func boundInPlace(g *cgtest.Group, name string, pid int, limit int) error {
+	dir := filepath.Join(g.Dir("pids"), name)
+	b, err := os.ReadFile(filepath.Join(dir, "pids.max"))
+	if err != nil {
+		return fmt.Errorf("the job's group has no pids.max: %w", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.Itoa(limit) {
+		return fmt.Errorf("%s/pids.max is %q, want %d", dir, got, limit)
+	}
+	b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return err
+	}
+	want := g.Path + "/" + name
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		pidsLine := g.Version == 2 && f[0] == "0" && f[1] == ""
+		if g.Version == 1 {
+			for _, c := range strings.Split(f[1], ",") {
+				pidsLine = pidsLine || c == "pids"
+			}
+		}
+		if pidsLine {
+			if f[2] != want {
+				return fmt.Errorf("process %d is in %q in the pids hierarchy, not in the job's group %q", pid, f[2], want)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "pids.current")); err != nil || strings.TrimSpace(string(b)) == "0" {
+				return fmt.Errorf("the job's group counts no task (pids.current %q, %v)", b, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d has no pids hierarchy in /proc/%d/cgroup:\n%s", pid, pid, b)
 }
 
 // TestOOMKill has perl build a 256 MiB string under a 32 MiB memory limit:

@@ -88,7 +88,16 @@ func NeedRoot(t testing.TB) {
 	}
 }
 
-// NewV1 creates parent/g in each named v1 controller hierarchy; the name ""
+// OuterEnv names an environment variable: a cgroup path ("/safety") under
+// which NewV1 makes its parents instead of at the root of each hierarchy.
+// It must exist in every hierarchy the tests use. Running a test binary in
+// that group, with a pids.max set there, bounds every process the tests
+// start, also those they move into their own groups (pids.max holds for a
+// whole subtree): a safety net for tests that fork on purpose.
+const OuterEnv = "METRICSD_CGTEST_OUTER"
+
+// NewV1 creates parent/g in each named v1 controller hierarchy (under the
+// group OuterEnv names, if set); the name ""
 // stands for the unified hierarchy of a hybrid host (where PSI is read), and
 // is skipped when the host has none. It skips the test when not root or when a controller is not mounted
 // as v1. The groups are removed at cleanup (after the test's own cleanups
@@ -100,10 +109,14 @@ func NewV1(t testing.TB, controllers ...string) *Group {
 	if err != nil {
 		t.Fatal(err)
 	}
+	outer := os.Getenv(OuterEnv)
+	if outer != "" && (!strings.HasPrefix(outer, "/") || filepath.Clean(outer) != outer || outer == "/") {
+		t.Fatalf("cgtest: %s=%q: want a clean absolute cgroup path below the root", OuterEnv, outer)
+	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	parent := "metricsd-test-" + hex.EncodeToString(rnd[:])
-	g := &Group{Path: "/" + parent + "/g", Dirs: make(map[string]string), Version: 1, t: t}
+	parent := outer + "/metricsd-test-" + hex.EncodeToString(rnd[:])
+	g := &Group{Path: parent + "/g", Dirs: make(map[string]string), Version: 1, t: t}
 	hier := map[string]string{}
 	for _, c := range controllers {
 		if c == "" {
@@ -124,6 +137,11 @@ func NewV1(t testing.TB, controllers ...string) *Group {
 		}
 	})
 	for c, mp := range hier {
+		if outer != "" {
+			if _, err := os.Stat(filepath.Join(mp, outer)); err != nil {
+				t.Fatalf("cgtest: %s=%s: %v", OuterEnv, outer, err)
+			}
+		}
 		dir := filepath.Join(mp, parent, "g")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatalf("cgtest: %v", err)
