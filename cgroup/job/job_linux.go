@@ -736,6 +736,13 @@ func (j *Job) procsDir() string { return j.made[0].dir }
 // waitEmpty waits until no process is left in the group, polling
 // cgroup.procs (which lists no zombie), 2 ms at first, then up to every
 // 100 ms. When the context ends it kills what is left and waits for that.
+//
+// By then the group has been charged all its CPU: measured on Linux 6.18
+// (v1), cpuacct.usage does not move once cgroup.procs is empty (within
+// 0.1 ms of polling), also for a 256 MiB process whose main thread exits
+// first. So it does not wait for the zombies to be reaped as well
+// (pids.current 0), which would stall Wait for as long as their reaper
+// (init, or a runner that is PID 1 of its container) takes.
 func (j *Job) waitEmpty() error {
 	procs := filepath.Join(j.procsDir(), "cgroup.procs")
 	delay := 2 * time.Millisecond
