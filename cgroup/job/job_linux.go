@@ -73,7 +73,8 @@ func Run(ctx context.Context, cmd *exec.Cmd, opts ...Option) (*Totals, error) {
 // Start makes the job's group, starts cmd in it and returns without
 // waiting. When no group can be made it starts cmd anyway, unmetered, and
 // Wait's error will match ErrNotMetered. Start fails, running nothing, when
-// an option is wrong, a limit asked for can not be set, cmd was started
+// an option is wrong, a limit asked for can not be set or the command can
+// not be placed in the group that holds it, cmd was started
 // already or sets SysProcAttr.Ptrace, UseCgroupFD or CgroupFD itself, or
 // cmd.Start fails; it then leaves no group behind.
 //
@@ -556,11 +557,27 @@ func (j *Job) startTracedLocked() (detached bool, err error) {
 		return true, nil
 	}
 	var placeErr []error
+	var limitErr error
 	for i := range j.made {
 		m := &j.made[i]
-		if err := os.WriteFile(filepath.Join(m.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-			placeErr = append(placeErr, err)
+		procs := filepath.Join(m.dir, "cgroup.procs")
+		err := j.cfg.placeFault(procs)
+		if err == nil {
+			err = os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0)
 		}
+		if err != nil {
+			placeErr = append(placeErr, err)
+			if l := j.limitIn(m); l != "" && limitErr == nil {
+				limitErr = fmt.Errorf("job: the %s limit asked for would not hold: the command could not be moved into its group there, so it is not run: %w", l, err)
+			}
+		}
+	}
+	if limitErr != nil {
+		// It is stopped at its exec, before the program's first
+		// instruction: it ends there, and Start reaps it.
+		unix.Kill(pid, unix.SIGKILL)
+		j.cmd.Wait()
+		return true, limitErr
 	}
 	// The stop was the exec's SIGTRAP, which goes nowhere; or a signal that
 	// came before the exec, which the command gets back.
@@ -583,6 +600,19 @@ func (j *Job) startTracedLocked() (detached bool, err error) {
 	}
 	j.cfg.log.Debug("job: started and placed in its group (traced to its exec)", "pid", pid, "group", j.path)
 	return detached, nil
+}
+
+// limitIn names the limit asked for that hierarchy m holds ("" for none).
+func (j *Job) limitIn(m *made) string {
+	switch {
+	case j.cfg.pids > 0 && m.Controllers&cgroup.Pids != 0:
+		return "pids"
+	case j.cfg.memory > 0 && m.Controllers&cgroup.Memory != 0:
+		return "memory"
+	case j.cfg.cpu > 0 && m.Controllers&cgroup.CPU != 0 && (m.Version == 2 || contains(m.Keys, "cpu")):
+		return "CPU"
+	}
+	return ""
 }
 
 // unplaced turns a job whose command could not be placed into an

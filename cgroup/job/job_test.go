@@ -452,3 +452,55 @@ func psiOn() bool {
 	_, err = os.ReadFile(filepath.Join(unified, "cpu.pressure"))
 	return err == nil
 }
+
+// TestLimitNotPlaced: on v1 the command is moved into its group in each
+// hierarchy after its exec; a move that fails in the hierarchy of a limit
+// asked for would let it run unbounded (a fork bomb past its pids.max).
+// Start must then kill it before its first instruction and fail, and leave
+// no group. A failing move can not be caused for real: a test hook
+// (WithPlaceFault) fails the pids hierarchy's. Without a limit the same
+// fault leaves the job running, its figures there said missing.
+func TestLimitNotPlaced(t *testing.T) {
+	g := testParent(t)
+	if g.Version == 2 {
+		t.Skip("cgroup v2 creates the command in its group (CLONE_INTO_CGROUP): there is no move to fail")
+	}
+	pidsProcs := filepath.Join(g.Dir("pids"), "limited", "cgroup.procs")
+	fault := job.WithPlaceFault(func(procs string) error {
+		if procs == pidsProcs {
+			return syscall.EIO
+		}
+		return nil
+	})
+	mark := filepath.Join(t.TempDir(), "ran")
+	cmd := exec.Command("sh", "-c", `touch "$0"`, mark)
+	j, err := job.Start(context.Background(), cmd, job.WithParent(g.Path), job.WithName("limited"), job.WithPidsLimit(16), fault)
+	if err == nil {
+		j.Wait()
+		t.Fatal("Start succeeded with the pids limit's hierarchy not joined")
+	}
+	t.Logf("%v", err)
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "pids limit") {
+		t.Errorf("error %v: want one that names the pids limit and matches the cause", err)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Errorf("the command ran")
+	}
+	if st := cmd.ProcessState; st == nil || st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("the command was not killed and reaped: %v", st)
+	}
+	noJobGroups(t, g)
+
+	// No limit in that hierarchy: it runs, and says what is missing.
+	pidsProcs = filepath.Join(g.Dir("pids"), "unlimited", "cgroup.procs")
+	cmd = exec.Command("sh", "-c", `touch "$0"`, mark)
+	tot, err := job.Run(context.Background(), cmd, job.WithParent(g.Path), job.WithName("unlimited"), job.WithMemoryLimit(64<<20), fault)
+	var missing *job.MissingError
+	if !errors.As(err, &missing) || !errors.Is(err, syscall.EIO) || tot == nil || tot.ExitCode != 0 {
+		t.Errorf("totals %+v, error %v: want the job run, and a *MissingError matching the cause", tot, err)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("the command did not run: %v", err)
+	}
+	noJobGroups(t, g)
+}

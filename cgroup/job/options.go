@@ -26,6 +26,10 @@ type config struct {
 	memory    uint64  // bytes; 0: no limit
 	pids      uint64  // tasks; 0: no limit
 	kill      bool
+	// placeFault, a test hook, fails the move of the command into one
+	// hierarchy (cgroup.procs is the file it would write) on v1, a fault
+	// the tests can not cause for real; nil: none.
+	placeFault func(procs string) error
 }
 
 // WithParent makes the job's group under the group at path, a cgroup path
@@ -142,6 +146,9 @@ func newConfig(opts []Option) (config, error) {
 		if err := o(&c); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.placeFault == nil {
+		c.placeFault = func(string) error { return nil }
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
