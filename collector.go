@@ -62,6 +62,13 @@ type Collector struct {
 
 	watching atomic.Bool // events are applied
 
+	// OOM kills as they happen (oom.go); oom is nil when not watched.
+	oom        *cgroup.OOMWatcher
+	oomBy      map[*cgroup.Group]*entry // guarded by mu
+	events     chan sink.Event          // for Run; nil when no sink takes events
+	departures []departure              // guarded by mu
+	depSeq     uint64                   // guarded by mu
+
 	// Self-metrics, atomically updated.
 	errs       [numStages]atomic.Uint64
 	writeNanos atomic.Uint64 // float64 bits: seconds the last write to every sink took
@@ -76,6 +83,11 @@ type buffer struct {
 	nets     []*netEntry
 	netStats []netns.Stats
 	netOK    []bool
+	// depTaken is the last departure put in snap (Collector.depSeq);
+	// used, whether a snapshot was taken into it. Guarded by
+	// Collector.mu.
+	depTaken uint64
+	used     bool
 }
 
 // pendingAdd is a container whose handles could not be opened.
@@ -105,6 +117,12 @@ type entry struct {
 	// and net are never reset, so that a Collect running meanwhile (events
 	// are applied concurrently) reads a closed handle, not a nil one.
 	released bool
+	// departed: it left, and was kept for Snapshot.Departed if it counted
+	// an OOM kill (guarded by Collector.mu).
+	departed bool
+	// oomTotal is its latest count of OOM kills, from the OOM watcher or
+	// a snapshot.
+	oomTotal atomic.Uint64
 }
 
 func (e *entry) sandbox() bool { return e.c.Pod != nil && e.c.Pod.Sandbox }
@@ -201,7 +219,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	}
 	c := &Collector{o: o, fs: fs, fails: ratelog.New(o.log, failureLogEvery),
 		tracked: make(map[string]*entry), pending: make(map[string]pendingAdd),
-		nets: make(map[netns.ID]*netEntry), removed: make(map[string]uint64)}
+		nets: make(map[netns.ID]*netEntry), removed: make(map[string]uint64), oomBy: make(map[*cgroup.Group]*entry)}
 	if o.netParts != 0 {
 		root := o.root
 		if root == "/" {
@@ -219,12 +237,16 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 			return nil, err
 		}
 	}
+	c.startOOMWatch()
 	return c, nil
 }
 
 func (c *Collector) closePool() {
 	if c.pool != nil {
 		c.pool.Close()
+	}
+	if c.oom != nil {
+		c.oom.Close() // not under c.mu: it waits for the handler
 	}
 }
 
@@ -317,6 +339,7 @@ func (c *Collector) Reconcile(ctx context.Context) error {
 		_, listed := running[k]
 		if e.gone.Load() || !listed && e.gen <= since && partial.Covers(e.c) {
 			delete(c.tracked, k)
+			c.departLocked(e, time.Now())
 			c.releaseLocked(e)
 		}
 	}
@@ -443,6 +466,7 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 		c.addFailed(ct, since, err) // could not tell (out of descriptors)
 		return
 	}
+	c.watchOOM(e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.removedSince(k, since) {
@@ -450,6 +474,7 @@ func (c *Collector) add(ctx context.Context, ct runtime.Container, since uint64)
 		return
 	}
 	if old, ok := c.tracked[k]; ok { // raced with another add, or restarted
+		c.departLocked(old, time.Now())
 		c.releaseLocked(old)
 	}
 	c.gen++
@@ -590,6 +615,7 @@ func (c *Collector) releaseLocked(e *entry) {
 		return
 	}
 	e.released = true
+	c.unwatchOOMLocked(e)
 	if e.group != nil {
 		e.group.Close() // a Stat running meanwhile returns os.ErrClosed
 	}
@@ -613,6 +639,7 @@ func (c *Collector) remove(ct runtime.Container) {
 	delete(c.pending, k)
 	if e, ok := c.tracked[k]; ok {
 		delete(c.tracked, k)
+		c.departLocked(e, time.Now())
 		c.releaseLocked(e)
 	}
 }
@@ -726,12 +753,20 @@ func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, err
 	work()
 	wg.Wait()
 
-	// Leave out the containers that vanished; swap, not copy, so that
-	// every slot keeps slices of its own.
+	// Leave out the containers that vanished (they left: their OOM
+	// kills go to Departed now, not at the next listing); swap, not copy,
+	// so that every slot keeps slices of its own.
 	n := 0
+	c.mu.Lock()
 	for i, e := range entries {
 		if e.gone.Load() {
+			if ctx.Err() == nil { // else not read, not gone
+				c.departLocked(e, time.Now())
+			}
 			continue
+		}
+		if v, ok := snap.Containers[i].Cgroup.Memory.Events.OOMKill.Get(); ok {
+			e.noteOOMKills(v)
 		}
 		sm := &snap.Containers[i]
 		if sm.Network == sink.NetOwn {
@@ -745,6 +780,8 @@ func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, err
 		n++
 	}
 	snap.Containers = snap.Containers[:n]
+	c.takeDepartedLocked(b, start)
+	c.mu.Unlock()
 	c.fillSelf(snap, len(entries), len(nets), time.Since(start))
 	c.o.log.Debug("metricsd: collected", "containers", len(snap.Containers), "took", time.Since(start))
 	return snap, ctx.Err()
@@ -962,7 +999,9 @@ func (c *Collector) stopWatch() {
 // flushes and closes the sinks (within WithTimeout) and returns nil. It
 // returns an error only when it could not start: after Close, or while
 // another Run runs. A Collect meanwhile is safe: it fills a snapshot of its
-// own.
+// own. Between snapshots it hands each OOM kill, as the kernel notifies it,
+// to the sinks that implement sink.EventWriter (see oom.go and
+// docs/METRICS.md).
 func (c *Collector) Run(ctx context.Context) error {
 	c.mu.Lock()
 	switch {
@@ -993,12 +1032,11 @@ func (c *Collector) Run(ctx context.Context) error {
 
 	for {
 		next := time.Now().Truncate(c.o.interval).Add(c.o.interval)
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !c.waitUntil(ctx, next) {
+			// The events that came before the end go out before the
+			// sinks are closed.
+			c.drainEvents(context.WithoutCancel(ctx))
 			return nil
-		case <-t.C:
 		}
 		snap, err := c.collect(ctx, &c.own)
 		if err != nil {
@@ -1017,6 +1055,24 @@ func (c *Collector) Run(ctx context.Context) error {
 			cancel()
 		}
 		c.writeNanos.Store(math.Float64bits(time.Since(w0).Seconds()))
+	}
+}
+
+// waitUntil waits until t, writing the events (OOM kills) that come
+// meanwhile to the sinks that take them; it returns false when ctx ends
+// first.
+func (c *Collector) waitUntil(ctx context.Context, t time.Time) bool {
+	tm := time.NewTimer(time.Until(t))
+	defer tm.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tm.C:
+			return true
+		case ev := <-c.events: // nil when no sink takes events: never ready
+			c.writeEvent(ctx, &ev)
+		}
 	}
 }
 

@@ -27,4 +27,3 @@ type OOMKill struct {
 // opened without the Memory controller, or its kernel does not count OOM
 // kills (memory.oom_control without oom_kill, before Linux 4.13).
 var ErrNoOOMCount = errors.New("cgroup: no OOM kill count to watch")
-

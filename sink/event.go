@@ -14,8 +14,8 @@ import (
 // that outlive it: a sink writes them after the container has gone, so
 // that a kill that ended the container (its init killed by the OOM killer,
 // its group removed before the next snapshot) is counted. A metricsd
-// Collector puts a container here when it counted at least one OOM kill,
-// once per snapshot buffer.
+// Collector puts a container here when it counted at least one OOM kill:
+// in the next of Run's snapshots and in the next of Collect's.
 type Departed struct {
 	// Container is the container as it was last known. Its Labels map is
 	// shared, not copied, by CopyTo: treat it as read-only.
