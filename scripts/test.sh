@@ -63,11 +63,16 @@ for s in scripts/daemons.sh scripts/servers.sh; do
 done
 
 status=0
-step() { echo "== $*"; "$@" || { echo "test.sh: FAILED: $*"; status=1; }; }
+# failed collects one line per failed step; it is printed again at the very
+# end, after the skip list, with every failed test's own lines, so that the
+# tail of the output (all a CI summary may keep) says what failed.
+failed=()
+fail() { echo "test.sh: FAILED: $*"; failed+=("$*"); status=1; }
+step() { echo "== $*"; "$@" || fail "$*"; }
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
-	echo "test.sh: gofmt would change:"; echo "$unformatted"; status=1
+	echo "test.sh: gofmt would change:"; echo "$unformatted"; fail "gofmt: $(echo $unformatted)"
 fi
 step go vet ./...
 step go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
@@ -78,7 +83,7 @@ step go -C bench run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 step go -C deploy/kubernetes vet ./...
 step go -C deploy/kubernetes run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 if [ "$only" = lint ]; then
-	[ $status -eq 0 ] || { echo "test.sh: FAILED"; exit 1; }
+	[ $status -eq 0 ] || { printf 'test.sh: FAILED: %s\n' "${failed[@]}"; exit 1; }
 	echo "test.sh: lint passed"; exit 0
 fi
 
@@ -95,8 +100,7 @@ set +e
 set -e
 if grep -q '^test.sh: .*go test exit [^0]' "$log"; then
 	cat "$log"
-	echo "test.sh: FAILED: go test"
-	status=1
+	fail "go test"
 else
 	grep -E '^(ok|FAIL|---|PASS|panic)|^\s+--- ' "$log" | grep -v -- '--- PASS' || true
 fi
@@ -109,8 +113,7 @@ if GOARCH=386 go test -count=1 -v ./internal/pread ./cgroup ./netns >"$log.386" 
 	grep -E '^(ok|FAIL)' "$log.386" | sed 's/^/386: /'
 else
 	cat "$log.386"
-	echo "test.sh: FAILED: GOARCH=386 go test"
-	status=1
+	fail "GOARCH=386 go test"
 fi
 cat "$log.386" >>"$log"
 
@@ -125,8 +128,7 @@ for pkg in $(go list ./...); do
 	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
 		if ! out=$(go test -run '^$' -fuzz "^$f\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
 			echo "$out"
-			echo "test.sh: FAILED: fuzz $pkg $f"
-			status=1
+			fail "fuzz $pkg $f: $(echo "$out" | grep -m1 -E 'panic|Error|FAIL|failing input' || true)"
 		else
 			echo "ok   fuzz $f ($pkg)"
 		fi
@@ -138,14 +140,21 @@ done
 # v1 switched off (scripts/v2lane.sh says why when it skips). It appends the
 # guests' test output to the log, each line prefixed "[v2 <kernel>] ".
 echo "== cgroup v2 lane (scripts/v2lane.sh)"
-step scripts/v2lane.sh "$log"
+scripts/v2lane.sh "$log" 2>&1 | tee "$log.lane" || fail "scripts/v2lane.sh"
 
 echo "== skipped tests and why"
 # go test -v prints a skipped test's reason on the line before its SKIP line.
 grep -B1 -E -- '--- SKIP' "$log" | grep -v '^--$' || echo "(none)"
 
 if [ $status -ne 0 ]; then
-	echo "test.sh: FAILED"
+	echo "== what failed (again, at the end)"
+	# Every failed test's line and the 12 lines after it (its messages), the
+	# v2 lane's ("[v2 <kernel>] ") included.
+	grep -E -A12 -- '^(\[v2 [^]]*\] )?\s*--- FAIL' "$log" 2>/dev/null | head -200 || true
+	# The lane's own lines but those of binaries that passed: a guest that
+	# did not finish shows here with its log's tail.
+	[ -s "$log.lane" ] && grep -v -E ' 0 failed, ' "$log.lane" | grep -v -E '^\[v2 ' | tail -60
+	printf 'test.sh: FAILED: %s\n' "${failed[@]}"
 	exit 1
 fi
 # A closing line in the form CI counts.
