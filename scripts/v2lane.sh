@@ -18,7 +18,8 @@
 # code to the share.
 #
 # The test binaries are built once (go test -c); every kernel runs the
-# cgroup, netns, runtime/cgroupfs and root-package tests; the daemon kernel
+# cgroup, cgroup/job, netns, runtime/cgroupfs, examples/cijob and
+# root-package tests; the daemon kernel
 # also runs containerd, dockerd and podman (scripts/daemons.sh, in the guest)
 # and the runtime/containerd and runtime/docker tests.
 #
@@ -54,7 +55,7 @@ cache=${METRICSD_V2LANE_CACHE:-/var/cache/metricsd-v2lane}
 boot_timeout=${METRICSD_V2LANE_TIMEOUT:-2400}
 
 # The packages every kernel runs, and those the daemon kernel adds.
-read -r -a pkgs_all <<<"${METRICSD_V2LANE_PKGS:-./cgroup ./netns ./runtime/cgroupfs .}"
+read -r -a pkgs_all <<<"${METRICSD_V2LANE_PKGS:-./cgroup ./cgroup/job ./netns ./runtime/cgroupfs ./examples/cijob .}"
 read -r -a pkgs_daemons <<<"${METRICSD_V2LANE_DAEMON_PKGS-./runtime/containerd ./runtime/docker}"
 
 # Modules the initramfs loads (with what they depend on, from modules.dep):
