@@ -68,6 +68,7 @@ type Collector struct {
 	events     chan sink.Event          // for Run; nil when no sink takes events
 	departures []departure              // guarded by mu
 	depSeq     uint64                   // guarded by mu
+	oomRefused atomic.Bool              // a v1 registration was refused: said once
 
 	// Self-metrics, atomically updated.
 	errs       [numStages]atomic.Uint64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/metricsd/metricsd/cgroup"
@@ -76,10 +77,20 @@ func (c *Collector) watchOOM(e *entry) {
 	c.mu.Lock()
 	delete(c.oomBy, e.group)
 	c.mu.Unlock()
-	if errors.Is(err, cgroup.ErrNoOOMCount) || errors.Is(err, cgroup.ErrClosed) || errors.Is(err, cgroup.ErrNotExist) {
+	switch {
+	case errors.Is(err, cgroup.ErrNoOOMCount) || errors.Is(err, cgroup.ErrClosed) || errors.Is(err, cgroup.ErrNotExist):
 		// No memory group, or a kernel before 4.13 (counted at snapshots
 		// where there is a count); or the group went already.
 		c.o.log.Debug("metricsd: OOM kills not watched", "container", e.id, "name", e.c.Name, "err", err)
+		return
+	case errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		// cgroup v1 registers through cgroup.event_control, which a
+		// read-only /sys/fs/cgroup (systemd's ProtectControlGroups, a
+		// read-only hostPath mount) or a process that is not root can
+		// not write: the same for every container, so said once.
+		if c.oomRefused.CompareAndSwap(false, true) {
+			c.o.log.Warn("metricsd: cgroup v1 OOM kills are read at each snapshot only (cgroup.event_control is not writable here): a container removed in between loses its last kills", "err", err)
+		}
 		return
 	}
 	c.countErr(StageOpen, err, "watch OOM kills", "container", e.id, "name", e.c.Name)

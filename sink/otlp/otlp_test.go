@@ -152,8 +152,17 @@ func TestReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := resources(t, reqs)
-	if len(res) != 5 {
-		t.Fatalf("%d resources, want 5 (3 containers, a hostile one, the collector): %v", len(res), keysOf(res))
+	if len(res) != 6 {
+		t.Fatalf("%d resources, want 6 (3 containers, one that departed, a hostile one, the collector): %v", len(res), keysOf(res))
+	}
+	// The departed container: its resource with its count of OOM kills
+	// alone, at the snapshot's time.
+	gone := points(t, res["gone-9"])
+	if d, ok := gone["container.memory.oom_kills{}"]; len(gone) != 1 || !ok || d.value != 2 || d.time != ns(t0) || !d.sum {
+		t.Errorf("gone-9: %+v, want container.memory.oom_kills 2 alone", gone)
+	}
+	if id, _ := sinktest.Attr(res["gone-9"].Resource.Attributes, "container.id"); id != snap.Departed[0].Container.ID {
+		t.Errorf("gone-9: container.id %q", id)
 	}
 
 	// Resource attributes.
@@ -332,7 +341,7 @@ func TestOutage(t *testing.T) {
 		WithFlushInterval(50*time.Millisecond), WithBackoff(20*time.Millisecond, 100*time.Millisecond), WithTimeout(2*time.Second))
 	r.Kill()
 	ctx := t.Context()
-	for i := range 5 { // 5 snapshots of 4 resources: 20, the buffer holds the last 2 (8)
+	for i := range 5 { // 5 snapshots of 5 resources (a departed container's among them): 25, the buffer holds the last 2 (10)
 		snap.Time = t0.Add(time.Duration(i) * time.Second)
 		if err := s.Write(ctx, snap); err != nil {
 			t.Fatal(err)
@@ -357,8 +366,8 @@ func TestOutage(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if resourcesGot != 8 {
-		t.Errorf("%d resources received, want the 8 the buffer holds", resourcesGot)
+	if resourcesGot != 10 {
+		t.Errorf("%d resources received, want the 10 the buffer holds", resourcesGot)
 	}
 	if st.Written != uint64(5*perSnap) || st.Sent != uint64(got) || st.Dropped != st.Written-uint64(got) || s.Dropped() != st.Dropped || st.Failures == 0 {
 		t.Errorf("stats %+v; received %d of %d data points", st, got, 5*perSnap)
@@ -423,8 +432,8 @@ func TestGlobalTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := resources(t, reqs)
-	if _, ok := res["metricsd"]; !ok || len(res) != 4 {
-		t.Fatalf("resources %v, want 3 containers and the collector", keysOf(res))
+	if _, ok := res["metricsd"]; !ok || len(res) != 5 {
+		t.Fatalf("resources %v, want 3 containers, one that departed and the collector", keysOf(res))
 	}
 	for name, rm := range res {
 		h, _ := sinktest.Attr(rm.Resource.Attributes, "host.name")
