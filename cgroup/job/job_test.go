@@ -53,7 +53,7 @@ func noJobGroups(t *testing.T, g *cgtest.Group) {
 // (the closing note quotes these lines).
 func within(t *testing.T, name string, got, want, frac float64) {
 	t.Helper()
-	t.Logf("%s: measured %.6g, expected %.6g (%+.2f%%)", name, got, want, 100*(got-want)/want)
+	t.Logf("%s: measured %.10g, expected %.10g (%+.2f%%)", name, got, want, 100*(got-want)/want)
 	if got < want*(1-frac) || got > want*(1+frac) {
 		t.Errorf("%s = %.6g, want %.6g within %.0f%%", name, got, want, frac*100)
 	}
