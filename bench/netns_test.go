@@ -137,6 +137,10 @@ func BenchmarkNetStat(b *testing.B) {
 		{"netstat", netns.PartNetstat, nil},
 		{"snmp+netstat", netns.PartSNMP | netns.PartNetstat, cadv(cadvisorcontainer.NetworkAdvancedTcpUsageMetrics)},
 		{"sockstat", netns.PartSockstat, nil},
+		// The default tier, and the default tier with net/snmp (TCP
+		// retransmits, UDP errors): what adding snmp to it would cost.
+		{"cheap", netns.TierCheap, nil},
+		{"cheap+snmp", netns.TierCheap | netns.PartSNMP, nil},
 		{"tcpstates", netns.PartTCPStates, cadv(cadvisorcontainer.NetworkTcpUsageMetrics)},
 		{"all", netns.PartDev | netns.PartSNMP | netns.PartNetstat | netns.PartSockstat, nil},
 		// Everything each reads about a namespace: metricsd's every part
