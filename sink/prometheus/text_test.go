@@ -159,8 +159,15 @@ func TestWriteTextAllocs(t *testing.T) {
 	c.WriteText(io.Discard)
 	text := testing.AllocsPerRun(20, func() { c.WriteText(io.Discard) })
 	gathered := testing.AllocsPerRun(5, func() { reg.Gather() })
-	if text > 100*8 || text > gathered/20 {
-		t.Errorf("WriteText allocates %v times per scrape of 100 containers, Gather %v: want at most 8 per container and a twentieth of Gather's", text, gathered)
+	// 8 per container; 16 under the race detector, whose sync.Pool drops
+	// pooled scrape buffers at random (measured: 413 without it, 636-914
+	// with it, since the issue 14 series; 414 and 493-651 before them).
+	perContainer := 8.0
+	if raceEnabled {
+		perContainer = 16
+	}
+	if text > 100*perContainer || text > gathered/20 {
+		t.Errorf("WriteText allocates %v times per scrape of 100 containers, Gather %v: want at most %v per container and a twentieth of Gather's", text, gathered, perContainer)
 	}
 	t.Logf("allocations per scrape of 100 containers: WriteText %v, Gather %v", text, gathered)
 }
