@@ -57,7 +57,7 @@ func TestCollectPaused(t *testing.T) {
 	if s.Container.State != runtime.StatePaused {
 		t.Errorf("state %q, want paused", s.Container.State)
 	}
-	if m, ok := s.Cgroup.Memory.Usage.Get(); !ok || m != rttest.CgroupFile(t, pid, "memory", "memory.usage_in_bytes") {
+	if m, ok := s.Cgroup.Memory.Usage.Get(); !ok || m != rttest.MemoryUsage(t, pid) {
 		t.Errorf("memory usage %v, want the kernel's", s.Cgroup.Memory.Usage)
 	}
 	rttest.Docker(t, "unpause", id)

@@ -84,6 +84,26 @@ func CgroupFile(t testing.TB, pid int, hierarchy, file string) uint64 {
 	return n
 }
 
+// MemoryUsage reads the memory use of pid's cgroup from the kernel's file:
+// v1 memory.usage_in_bytes where a v1 memory hierarchy is mounted, else
+// the unified hierarchy's memory.current.
+func MemoryUsage(t testing.TB, pid int) uint64 {
+	t.Helper()
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
+		return CgroupFile(t, pid, "memory", "memory.usage_in_bytes")
+	}
+	p := filepath.Join("/sys/fs/cgroup", ProcCgroup(t, pid, ""), "memory.current")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %q: %v", p, b, err)
+	}
+	return n
+}
+
 // NetDev is one interface's receive and transmit bytes from
 // /proc/<pid>/net/dev, read directly (it shows the network namespace of
 // pid).
