@@ -20,6 +20,11 @@
 // exits 1 when the snapshot is incomplete: a container that could not be
 // opened, network figures missing, any collection or sink error.
 //
+// A container's io.kubernetes.* labels are its pod identity only in
+// containerd's k8s.io namespace (-containerd-kubernetes-namespaces to
+// change) and, with -docker-kubernetes, on a Docker a kubelet drives
+// (cri-dockerd): elsewhere any container could choose them.
+//
 // Every point and series carries a host tag (the host's name; -host-tag)
 // and the -tag key=value tags, the daemon's own included.
 //
@@ -104,6 +109,8 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 type config struct {
 	runtime, hostRoot, format, listen, logLevel string
 	dockerHost, containerdAddress               string
+	dockerKubernetes                            bool
+	containerdKubernetesNamespaces              string
 	cgroupSubtree                               string
 	interval                                    time.Duration
 	once, version                               bool
@@ -125,6 +132,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.StringVar(&c.runtime, "runtime", "auto", "where containers come from: auto|docker|containerd|cgroupfs")
 	fl.StringVar(&c.dockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "Docker endpoint (unix:///path or tcp://host:port), required when given; default $DOCKER_HOST, else detected at /var/run/docker.sock beneath -host-root")
 	fl.StringVar(&c.containerdAddress, "containerd-address", os.Getenv("CONTAINERD_ADDRESS"), "containerd socket, required when given; default $CONTAINERD_ADDRESS, else detected at /run/containerd/containerd.sock beneath -host-root")
+	fl.BoolVar(&c.dockerKubernetes, "docker-kubernetes", false, "a kubelet drives the Docker daemon (cri-dockerd): take its containers' io.kubernetes.* labels as their pod identity (pod, namespace, container; pod sandboxes left out); by default they stay mere labels, which any container can set")
+	fl.StringVar(&c.containerdKubernetesNamespaces, "containerd-kubernetes-namespaces", containerd.KubernetesNamespace, "comma-separated containerd namespaces whose containers' io.kubernetes.* labels are their pod identity (where the kubelet's CRI plugin puts its containers); * for every namespace, \"\" for none")
 	fl.StringVar(&c.cgroupSubtree, "cgroup-subtree", "/", "with -runtime cgroupfs (or auto finding no daemon): walk only the groups beneath this cgroup path, such as /kubepods")
 	fl.StringVar(&c.hostRoot, "host-root", "/", "the host's root, where its /proc, /sys and runtime sockets are (/host in a container)")
 	fl.DurationVar(&c.interval, "interval", 10*time.Second, "collection interval")
@@ -385,15 +394,16 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 			return d, err
 		}
 		return detect.New(ctx, detect.WithHostRoot(root), detect.WithLogger(log), detect.WithGetenv(getenv),
+			detect.WithDocker(docker.Opener(c.dockerOptions()...)), detect.WithContainerd(containerd.Opener(c.containerdOptions()...)),
 			detect.WithCgroupFS(cgroupfs.Opener(subtree)))
 	case "docker":
-		opts := []docker.Option{docker.WithRoot(root), docker.WithLogger(log)}
+		opts := append([]docker.Option{docker.WithRoot(root), docker.WithLogger(log)}, c.dockerOptions()...)
 		if c.dockerHost != "" {
 			opts = append(opts, docker.WithHost(c.dockerHost))
 		}
 		return docker.New(ctx, opts...)
 	case "containerd":
-		opts := []containerd.Option{containerd.WithRoot(root), containerd.WithLogger(log)}
+		opts := append([]containerd.Option{containerd.WithRoot(root), containerd.WithLogger(log)}, c.containerdOptions()...)
 		if c.containerdAddress != "" {
 			opts = append(opts, containerd.WithAddress(c.containerdAddress))
 		}
@@ -402,6 +412,23 @@ func discoverer(ctx context.Context, c *config, log *slog.Logger) (runtime.Disco
 		return cgroupfs.New(ctx, cgroupfs.WithRoot(root), cgroupfs.WithLogger(log), subtree)
 	}
 	return nil, errors.New("want auto, docker, containerd or cgroupfs")
+}
+
+// dockerOptions are the Docker adapter's options from the flags, whichever
+// way the daemon opens it (-runtime docker or auto).
+func (c *config) dockerOptions() []docker.Option {
+	return []docker.Option{docker.WithKubernetes(c.dockerKubernetes)}
+}
+
+// containerdOptions are the containerd adapter's options from the flags.
+func (c *config) containerdOptions() []containerd.Option {
+	var ns []string
+	for n := range strings.SplitSeq(c.containerdKubernetesNamespaces, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			ns = append(ns, n)
+		}
+	}
+	return []containerd.Option{containerd.WithKubernetesNamespaces(ns...)}
 }
 
 // openSink opens the sink of a -sink name; metrics is the page to serve at

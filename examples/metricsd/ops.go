@@ -160,14 +160,14 @@ func explicitDiscoverer(ctx context.Context, c *config, log *slog.Logger) (d run
 		}
 	}
 	if c.dockerHost != "" {
-		d, err := docker.New(ctx, docker.WithHost(c.dockerHost), docker.WithRoot(c.hostRoot), docker.WithLogger(log))
+		d, err := docker.New(ctx, append([]docker.Option{docker.WithHost(c.dockerHost), docker.WithRoot(c.hostRoot), docker.WithLogger(log)}, c.dockerOptions()...)...)
 		if err != nil {
 			return nil, true, fmt.Errorf("-docker-host %s: %w", c.dockerHost, err)
 		}
 		ds = append(ds, d)
 	}
 	if c.containerdAddress != "" {
-		d, err := containerd.New(ctx, containerd.WithAddress(c.containerdAddress), containerd.WithRoot(c.hostRoot), containerd.WithLogger(log))
+		d, err := containerd.New(ctx, append([]containerd.Option{containerd.WithAddress(c.containerdAddress), containerd.WithRoot(c.hostRoot), containerd.WithLogger(log)}, c.containerdOptions()...)...)
 		if err != nil {
 			closeAll()
 			return nil, true, fmt.Errorf("-containerd-address %s: %w", c.containerdAddress, err)
