@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -140,6 +141,48 @@ func (r *OTLPReceiver) Received(ctx context.Context) ([]OTLPRequest, error) {
 func (r *OTLPReceiver) Headers(ctx context.Context) ([]map[string][]string, error) {
 	var h []map[string][]string
 	return h, r.get(ctx, "/headers", &h)
+}
+
+// Fail makes the receiver refuse its next n requests with HTTP status
+// (429, 503, 400, 401, 403 or 500: those the Collector's receiver answers),
+// a Retry-After of retryAfter when above 0 and message as the
+// google.rpc.Status message: the Collector's own answer to a consumer
+// error (see internal/sinktest/otlpreceiver). Calls queue.
+func (r *OTLPReceiver) Fail(ctx context.Context, status, n int, retryAfter time.Duration, message string) error {
+	q := url.Values{"status": {strconv.Itoa(status)}, "n": {strconv.Itoa(n)}, "message": {message}}
+	if retryAfter > 0 {
+		q.Set("retry_after", strconv.Itoa(int(retryAfter/time.Second)))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.api+"/fail?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("/fail: %s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+// OTLPCall is one request with data the receiver answered.
+type OTLPCall struct {
+	UnixNano int64 `json:"unix_nano"`
+	Status   int   `json:"status"`
+}
+
+// Time is when the request arrived.
+func (c OTLPCall) Time() time.Time { return time.Unix(0, c.UnixNano) }
+
+// Calls returns every request with data since the receiver started: its
+// arrival and the status answered (200, or a Fail's).
+func (r *OTLPReceiver) Calls(ctx context.Context) ([]OTLPCall, error) {
+	var c []OTLPCall
+	return c, r.get(ctx, "/calls", &c)
 }
 
 func (r *OTLPReceiver) get(ctx context.Context, path string, v any) error {

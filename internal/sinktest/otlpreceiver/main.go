@@ -8,6 +8,18 @@
 //	               ExportMetricsServiceRequest objects (pmetric's marshaler),
 //	               in arrival order
 //	GET /headers   the Authorization and X-Test headers of each request
+//	POST /fail     ?status=S&n=N[&retry_after=SECONDS][&message=TEXT]:
+//	               the next N requests with data are refused with HTTP
+//	               status S (429, 503, 400, 401, 403 or 500), queued after
+//	               earlier /fail calls. The refusal is the Collector's own:
+//	               the consumer returns the gRPC status the receiver maps
+//	               to S (ResourceExhausted, Unavailable, InvalidArgument,
+//	               Unauthenticated, PermissionDenied, Internal), with a
+//	               RetryInfo detail for retry_after, and the receiver
+//	               writes the status code, the Retry-After header and the
+//	               google.rpc.Status body. Refused data is not kept.
+//	GET /calls     every request with data: its arrival (Unix ns) and the
+//	               status answered
 //
 // It is a module of its own so that the library's go.mod stays free of the
 // Collector. sink/otlp's tests run it (scripts/servers.sh builds it and
@@ -22,8 +34,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -39,6 +58,42 @@ type store struct {
 	mu      sync.Mutex
 	metrics []json.RawMessage
 	headers []map[string][]string
+	fails   []failure
+	calls   []call
+}
+
+// failure is one scripted refusal (POST /fail).
+type failure struct {
+	status     int
+	retryAfter time.Duration
+	message    string
+}
+
+type call struct {
+	UnixNano int64 `json:"unix_nano"`
+	Status   int   `json:"status"`
+}
+
+// codeFor is the gRPC code the Collector's OTLP/HTTP receiver answers with
+// HTTP status s (its internal/errors.GetHTTPStatusCodeFromStatus).
+var codeFor = map[int]codes.Code{
+	http.StatusTooManyRequests:     codes.ResourceExhausted,
+	http.StatusServiceUnavailable:  codes.Unavailable,
+	http.StatusBadRequest:          codes.InvalidArgument,
+	http.StatusUnauthorized:        codes.Unauthenticated,
+	http.StatusForbidden:           codes.PermissionDenied,
+	http.StatusInternalServerError: codes.Internal,
+}
+
+// refusal returns the error the consumer returns for f.
+func (f failure) refusal() error {
+	st := status.New(codeFor[f.status], f.message)
+	if f.retryAfter > 0 {
+		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(f.retryAfter)}); err == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }
 
 func main() {
@@ -61,6 +116,16 @@ func run(otlpAddr, apiAddr string) error {
 		if err != nil {
 			return err
 		}
+		st.mu.Lock()
+		if len(st.fails) > 0 {
+			f := st.fails[0]
+			st.fails = st.fails[1:]
+			st.calls = append(st.calls, call{UnixNano: time.Now().UnixNano(), Status: f.status})
+			st.mu.Unlock()
+			return f.refusal()
+		}
+		st.calls = append(st.calls, call{UnixNano: time.Now().UnixNano(), Status: http.StatusOK})
+		st.mu.Unlock()
 		info := client.FromContext(ctx)
 		h := map[string][]string{
 			"Authorization": info.Metadata.Get("Authorization"),
@@ -102,6 +167,40 @@ func run(otlpAddr, apiAddr string) error {
 		defer st.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st.headers)
+	})
+	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := failure{message: q.Get("message")}
+		var err error
+		if f.status, err = strconv.Atoi(q.Get("status")); err != nil || codeFor[f.status] == codes.OK {
+			http.Error(w, "status: want one of 429, 503, 400, 401, 403, 500 (the Collector's receiver answers no other)", http.StatusBadRequest)
+			return
+		}
+		n, err := strconv.Atoi(q.Get("n"))
+		if err != nil || n < 1 {
+			http.Error(w, "n: want a positive count", http.StatusBadRequest)
+			return
+		}
+		if ra := q.Get("retry_after"); ra != "" {
+			sec, err := strconv.Atoi(ra)
+			if err != nil || sec < 0 {
+				http.Error(w, "retry_after: want seconds", http.StatusBadRequest)
+				return
+			}
+			f.retryAfter = time.Duration(sec) * time.Second
+		}
+		st.mu.Lock()
+		for range n {
+			st.fails = append(st.fails, f)
+		}
+		st.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /calls", func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st.calls)
 	})
 	api := &http.Server{Addr: apiAddr, Handler: mux}
 	errc := make(chan error, 1)
