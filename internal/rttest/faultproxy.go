@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -21,6 +22,9 @@ type FaultProxy struct {
 	// Host is the proxy's address: unix://<socket>.
 	Host string
 	fail atomic.Pointer[func(*http.Request) bool]
+
+	mu   sync.Mutex
+	seen []*http.Request // every request received, body-less copies
 }
 
 // NewFaultProxy starts a proxy in front of the test dockerd; it stops at
@@ -45,6 +49,9 @@ func NewFaultProxy(t testing.TB) *FaultProxy {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, &http.Request{Method: r.Method, URL: r.URL})
+		p.mu.Unlock()
 		if f := p.fail.Load(); f != nil && (*f)(r) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusInternalServerError)
@@ -66,6 +73,31 @@ func (p *FaultProxy) Fail(f func(*http.Request) bool) {
 		return
 	}
 	p.fail.Store(&f)
+}
+
+// Count is how many of the requests received so far f matches (only
+// Method and URL are set in what it is given): a test waits on the
+// client's requests instead of sleeping.
+func (p *FaultProxy) Count(f func(*http.Request) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.seen {
+		if f(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// Listings matches a Count to container listings (GET /v1.xx/containers/json).
+func Listings(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/containers/json")
+}
+
+// EventStreams matches a Count to event stream requests (GET /v1.xx/events).
+func EventStreams(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events")
 }
 
 // InspectOf returns a Fail predicate for the inspection of one container

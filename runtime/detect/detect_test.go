@@ -56,8 +56,10 @@ func TestDetectFallback(t *testing.T) {
 			t.Errorf("%s: detected %s, want cgroupfs", name, d.Name())
 		}
 		d.Close()
-		if el := time.Since(start); el > 10*time.Second {
-			t.Errorf("%s: took %v", name, el)
+		// Bounded by the adapters' 2 s timeouts, with a wide margin
+		// for a loaded machine.
+		if el := time.Since(start); el > 30*time.Second {
+			t.Errorf("%s: took %v, as if the adapters' timeouts did not bound it", name, el)
 		}
 	}
 	// Without a cgroupfs fallback: ErrNoRuntime, which is ErrUnavailable.

@@ -82,7 +82,18 @@ func TestWatchInspectFailsOnStart(t *testing.T) {
 	}
 	rec := rttest.Record(ch)
 	defer func() { wcancel(); <-rec.Done() }()
-	time.Sleep(1500 * time.Millisecond) // past the settling listing after connecting
+	// Wait until the event stream is asked for and the settling listing
+	// (Watch's own, the session's, then one a second after connecting)
+	// has been made: the stream was then requested a second ago, and the
+	// start below is seen as an event, not only by a listing. Waited for
+	// on the requests themselves: a fixed sleep from Watch was too short
+	// on a loaded machine.
+	rttest.Eventually(t, 30*time.Second, func() error {
+		if e, l := p.Count(rttest.EventStreams), p.Count(rttest.Listings); e < 1 || l < 3 {
+			return rttest.Errorf("%d event stream requests, %d listings; want 1 and 3", e, l)
+		}
+		return nil
+	})
 	name := rttest.Name("insp-start")
 	id := rttest.Docker(t, "create", "--name", name, "--network", "none", v[1], "/bin/sleep", "600")
 	t.Cleanup(func() { _, _ = rttest.Try("docker", "-H", v[0], "rm", "-f", id) })
