@@ -330,22 +330,86 @@ func hostileSnapshot() *sink.Snapshot {
 	return snap
 }
 
-// TestOutage kills the receiver (SIGKILL by PID), writes while it is down,
-// restarts it and closes the sink: everything the buffer held arrives, and
-// what did not fit is counted, exactly, in data points.
+// TestOutage kills the receiver (SIGKILL by PID), writes while it is down
+// and restarts it (the restarted receiver has nothing: it keeps what it
+// gets in memory): first an outage the buffer holds, whose snapshots all
+// arrive, whole; then one past the buffer, after which the sink's Close
+// delivers the newest snapshots that fit and counts the rest, exactly, in
+// data points.
 func TestOutage(t *testing.T) {
 	r := startReceiver(t)
 	snap := sinktest.MixedSnapshot(t0)
 	perSnap := countPoints(snap)
 	s := newSink(t, r.MetricsURL, WithBufferSnapshots(2), WithBatchSize(4),
 		WithFlushInterval(50*time.Millisecond), WithBackoff(20*time.Millisecond, 100*time.Millisecond), WithTimeout(2*time.Second))
-	r.Kill()
 	ctx := t.Context()
-	for i := range 5 { // 5 snapshots of 5 resources (a departed container's among them): 25, the buffer holds the last 2 (10)
+	write := func(i int) {
+		t.Helper()
 		snap.Time = t0.Add(time.Duration(i) * time.Second)
 		if err := s.Write(ctx, snap); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// received returns the resources and data points received, and the
+	// data points by snapshot time.
+	received := func() (resources, pts int, byTime map[string]int) {
+		t.Helper()
+		reqs, err := r.Received(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byTime = map[string]int{}
+		for _, req := range reqs {
+			for _, rm := range req.ResourceMetrics {
+				resources++
+				for _, d := range points(t, rm) {
+					pts++
+					byTime[d.time]++
+				}
+			}
+		}
+		return resources, pts, byTime
+	}
+
+	// Before the outage: one snapshot delivered.
+	write(0)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+
+	// An outage within the buffer: two snapshots, nothing lost.
+	r.Kill()
+	write(1)
+	write(2)
+	time.Sleep(300 * time.Millisecond) // the sender fails and retries meanwhile
+	if st := s.Stats(); st.Failures == 0 || st.Dropped != 0 {
+		t.Errorf("during the outage: %+v, want failures and nothing dropped", st)
+	}
+	if s.DeliveryError() == nil {
+		t.Error("during the outage: DeliveryError is nil")
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !sinktest.Poll(30*time.Second, func() bool { return s.Stats().Buffered == 0 }) {
+		t.Fatalf("not delivered after the restart: %+v", s.Stats())
+	}
+	if !sinktest.Poll(10*time.Second, func() bool { return s.DeliveryError() == nil }) {
+		t.Errorf("after the restart: DeliveryError %v", s.DeliveryError())
+	}
+	res, got, byTime := received()
+	if res != 10 || got != 2*perSnap || byTime[ns(t0.Add(time.Second))] != perSnap || byTime[ns(t0.Add(2*time.Second))] != perSnap {
+		t.Errorf("after an outage within the buffer: %d resources, %d data points (by time %v), want 10 and both snapshots whole (%d each)", res, got, byTime, perSnap)
+	}
+	if st := s.Stats(); st.Written != uint64(3*perSnap) || st.Sent != st.Written || st.Dropped != 0 {
+		t.Errorf("after an outage within the buffer: stats %+v", st)
+	}
+
+	// An outage past the buffer: 5 snapshots of 5 resources (a departed
+	// container's among them), 25; the buffer holds the last 2 (10).
+	r.Kill()
+	for i := 10; i < 15; i++ {
+		write(i)
 	}
 	time.Sleep(200 * time.Millisecond)
 	if err := r.Start(); err != nil {
@@ -354,39 +418,20 @@ func TestOutage(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	reqs, err := r.Received(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, resourcesGot := 0, 0
-	for _, req := range reqs {
-		for _, rm := range req.ResourceMetrics {
-			resourcesGot++
-			got += len(points(t, rm))
-		}
-	}
+	res, got, byTime = received()
 	st := s.Stats()
-	if resourcesGot != 10 {
-		t.Errorf("%d resources received, want the 10 the buffer holds", resourcesGot)
+	if res != 10 {
+		t.Errorf("%d resources received, want the 10 the buffer holds", res)
 	}
-	if st.Written != uint64(5*perSnap) || st.Sent != uint64(got) || st.Dropped != st.Written-uint64(got) || s.Dropped() != st.Dropped || st.Failures == 0 {
-		t.Errorf("stats %+v; received %d of %d data points", st, got, 5*perSnap)
+	wantDropped := uint64(3 * perSnap)
+	if st.Written != uint64(8*perSnap) || st.Sent != st.Written-wantDropped || got != 2*perSnap || st.Dropped != wantDropped || s.Dropped() != wantDropped || st.Failures == 0 {
+		t.Errorf("stats %+v; received %d data points, want %d, %d dropped", st, got, 2*perSnap, wantDropped)
 	}
-	// The newest are kept: the last snapshot whole.
-	last := 0
-	for _, req := range reqs {
-		for _, rm := range req.ResourceMetrics {
-			for _, d := range points(t, rm) {
-				if d.time == ns(t0.Add(4*time.Second)) {
-					last++
-				}
-			}
-		}
+	// The newest are kept: the last two snapshots whole.
+	if byTime[ns(t0.Add(13*time.Second))] != perSnap || byTime[ns(t0.Add(14*time.Second))] != perSnap {
+		t.Errorf("data points by snapshot time %v, want the last two whole (%d each)", byTime, perSnap)
 	}
-	if last != perSnap {
-		t.Errorf("%d data points of the newest snapshot, want %d", last, perSnap)
-	}
-	t.Logf("%d data points per snapshot; received %d, dropped %d, failures %d", perSnap, got, st.Dropped, st.Failures)
+	t.Logf("%d data points per snapshot; dropped %d, failures %d", perSnap, st.Dropped, st.Failures)
 }
 
 // countPoints is the number of data points the encoder makes of snap.

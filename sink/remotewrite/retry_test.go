@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type fakeReceiver struct {
 	times    []time.Time
 	headers  []http.Header
 	accepted []series
+	sizes    []int // samples in each accepted request
 }
 
 func (f *fakeReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +51,7 @@ func (f *fakeReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.accepted = append(f.accepted, ss...)
+		f.sizes = append(f.sizes, len(ss))
 	}
 	if f.retry != "" && (status == 429 || status == 503) {
 		w.Header().Set("Retry-After", f.retry)
@@ -116,6 +119,50 @@ func TestRetryRules(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized: scripted failure (dropped)") {
 		t.Errorf("close: %v, want the refusal", err)
 	}
+}
+
+// TestBatchSize: no request carries more samples than WithBatchSize (the
+// receiver decodes each strictly: one sample per series), and the samples
+// of three snapshots go in the fewest requests that allows, every sample
+// once.
+func TestBatchSize(t *testing.T) {
+	f := &fakeReceiver{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	snap := sinktest.MixedSnapshot(t0)
+	perSnap := len(encodeSnapshot(t, defaultEncoder(nil), snap))
+	const batch = 37
+	s := newSink(t, srv.URL+"/api/v1/write", WithBatchSize(batch), WithFlushInterval(time.Hour))
+	for i := range 3 {
+		snap.Time = t0.Add(time.Duration(i) * time.Second)
+		if err := s.Write(t.Context(), snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	total := 0
+	for i, n := range f.sizes {
+		if n > batch || n == 0 {
+			t.Errorf("request %d: %d samples, want 1 to %d", i, n, batch)
+		}
+		total += n
+	}
+	if want := (3*perSnap + batch - 1) / batch; len(f.sizes) != want || total != 3*perSnap {
+		t.Errorf("%d requests of %v samples (%d in all), want %d requests, %d samples", len(f.sizes), f.sizes, total, want, 3*perSnap)
+	}
+	seen := map[string]bool{}
+	for _, x := range f.accepted {
+		k := x.key() + "@" + strconv.FormatInt(x.ts, 10)
+		if seen[k] {
+			t.Errorf("%s sent twice", k)
+		}
+		seen[k] = true
+	}
+	t.Logf("%d samples per snapshot, batch %d: requests of %v samples", perSnap, batch, f.sizes)
 }
 
 // TestBackoffJitter: waits grow from min to max, each between half and
