@@ -51,10 +51,17 @@ func TestHostileInterfaceNames(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2")
 	}
-	promBin, why := sinktest.Binary("METRICSD_TEST_PROMETHEUS")
-	if promBin == "" {
-		rttest.Unavailable(t, "%s", "no prometheus: "+why)
+	// Every server of the test is required (skipped without, failed
+	// under CI=true): promtool and InfluxDB were once left out without a
+	// word when their variable was unset, and the test passed unseen.
+	var bins [3]string
+	for i, env := range []string{"METRICSD_TEST_PROMETHEUS", "METRICSD_TEST_PROMTOOL", "METRICSD_TEST_INFLUXD"} {
+		var why string
+		if bins[i], why = sinktest.Binary(env); bins[i] == "" {
+			rttest.Unavailable(t, "%s", why)
+		}
 	}
+	promBin, promtool, influxdBin := bins[0], bins[1], bins[2]
 	ns := netnsAdd(t)
 	for _, l := range hostileLinks {
 		ip(t, "-n", ns, "link", "add", l[0], "type", "veth", "peer", "name", l[1])
@@ -83,22 +90,19 @@ func TestHostileInterfaceNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sinks := []sink.Sink{prom, lineSink}
-	var ifx *influx.Sink
-	var influxd *sinktest.Influxd
-	if bin, _ := sinktest.Binary("METRICSD_TEST_INFLUXD"); bin != "" {
-		if influxd, err = sinktest.StartInfluxd(bin, t.TempDir(), sinktest.InfluxdConfig{}); err != nil {
-			t.Fatal(err)
-		}
-		defer influxd.Stop()
-		if err := influxd.Exec(ctx, "CREATE DATABASE hostile"); err != nil {
-			t.Fatal(err)
-		}
-		if ifx, err = influx.New(influxd.URL, influx.WithV1("hostile", "")); err != nil {
-			t.Fatal(err)
-		}
-		sinks = append(sinks, ifx)
+	influxd, err := sinktest.StartInfluxd(influxdBin, t.TempDir(), sinktest.InfluxdConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer influxd.Stop()
+	if err := influxd.Exec(ctx, "CREATE DATABASE hostile"); err != nil {
+		t.Fatal(err)
+	}
+	ifx, err := influx.New(influxd.URL, influx.WithV1("hostile", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := []sink.Sink{prom, lineSink, ifx}
 	col, err := metricsd.New(ctx, metricsd.WithDiscoverer(d), metricsd.WithSinks(sinks...))
 	if err != nil {
 		t.Fatal(err)
@@ -143,12 +147,9 @@ func TestHostileInterfaceNames(t *testing.T) {
 
 	// Self-metrics: per snapshot written, Prometheus changed 3 names
 	// (u\xff\xfe, u\xfe, t\x01b) and left one out; line protocol changed
-	// x\ too.
+	// x\ too (stdout and InfluxDB each).
 	perLP := sink.Sanitized{Replaced: 4, Interfaces: 1}
-	want := sink.Sanitized{Replaced: 3, Interfaces: 1}.Add(perLP)
-	if ifx != nil {
-		want = want.Add(perLP)
-	}
+	want := sink.Sanitized{Replaced: 3, Interfaces: 1}.Add(perLP).Add(perLP)
 	if snap.Self.Sanitized != want {
 		t.Errorf("Self.Sanitized = %+v, want %+v (one snapshot written to each sink)", snap.Self.Sanitized, want)
 	}
@@ -200,12 +201,10 @@ func TestHostileInterfaceNames(t *testing.T) {
 		}
 		page[path] = b.String()
 	}
-	if bin, _ := sinktest.Binary("METRICSD_TEST_PROMTOOL"); bin != "" {
-		cmd := exec.Command(bin, "check", "metrics")
-		cmd.Stdin = strings.NewReader(page["/metrics"])
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(page["/metrics"])
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	p, err := sinktest.StartPrometheus(promBin, t.TempDir(), l.Addr().String(), time.Second)
 	if err != nil {
@@ -238,18 +237,16 @@ func TestHostileInterfaceNames(t *testing.T) {
 	}
 
 	// InfluxDB: read back under the sanitised names.
-	if ifx != nil {
-		if err := ifx.Close(ctx); err != nil {
-			t.Fatal(err)
+	if err := ifx.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"u\uFFFD", "x\uFFFD", "t\uFFFDb", "p1"} {
+		ss, err := influxd.Query(ctx, "hostile", fmt.Sprintf(`SELECT count("rx_bytes") FROM "container_net" WHERE "name" = 'hostile' AND "interface" = '%s'`, strings.ReplaceAll(name, `\`, `\\`)))
+		if err != nil || len(ss) != 1 || fmt.Sprint(ss[0].Values[0][1]) != "2" {
+			t.Errorf("InfluxDB: interface %q: %v %v, want 2 points", name, ss, err)
 		}
-		for _, name := range []string{"u\uFFFD", "x\uFFFD", "t\uFFFDb", "p1"} {
-			ss, err := influxd.Query(ctx, "hostile", fmt.Sprintf(`SELECT count("rx_bytes") FROM "container_net" WHERE "name" = 'hostile' AND "interface" = '%s'`, strings.ReplaceAll(name, `\`, `\\`)))
-			if err != nil || len(ss) != 1 || fmt.Sprint(ss[0].Values[0][1]) != "2" {
-				t.Errorf("InfluxDB: interface %q: %v %v, want 2 points", name, ss, err)
-			}
-		}
-		if st := ifx.Stats(); st.Sent != st.Written || st.Rejected != 0 || st.Skipped != 0 {
-			t.Errorf("InfluxDB stats %+v", st)
-		}
+	}
+	if st := ifx.Stats(); st.Sent != st.Written || st.Rejected != 0 || st.Skipped != 0 {
+		t.Errorf("InfluxDB stats %+v", st)
 	}
 }
