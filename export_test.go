@@ -8,3 +8,16 @@ func OOMWatching(c *Collector) int {
 	}
 	return c.oom.Watching()
 }
+
+// OOMKillsOf returns the count of OOM kills c has for the tracked
+// container id (0 when it tracks none by that ID).
+func OOMKillsOf(c *Collector, id string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.tracked {
+		if e.id == id {
+			return e.oomTotal.Load()
+		}
+	}
+	return 0
+}

@@ -117,8 +117,9 @@ func (c *Collector) onOOM(k cgroup.OOMKill) {
 		return // unwatched meanwhile: Unwatch reported what was left
 	}
 	if k.Err != nil {
-		// The kernel notified a memory event of a v2 group removed before
-		// its count could be read: a kill may have gone uncounted.
+		// The kernel notified a memory event (v2) or an OOM (v1) of a
+		// group removed before its count could be read: a kill may have
+		// gone uncounted. Said and counted, never silent.
 		c.countErr(StageCgroup, k.Err, "read OOM kills", "container", e.id, "name", e.c.Name)
 		return
 	}

@@ -109,6 +109,13 @@ func TestRunOOMKills(t *testing.T) {
 	if ws, ok := victimInit.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the victim's init ended with %v, want killed by the OOM killer", err)
 	}
+	// The group goes before any snapshot (100 ms apart) could read it,
+	// but only once the watcher has read the kill: removed at once, the
+	// group can beat a watcher starved of CPU (the full suite on two
+	// cores did, twice), which then reports a kill that may have gone
+	// uncounted instead (cgroup.OOMKill.Err). A runtime removes the group
+	// tens of milliseconds after its init died.
+	until(t, "the watcher's count of the victim's kill", func() bool { return metricsd.OOMKillsOf(col, vc.ID) == 1 })
 	if err := victim.Remove(); err != nil {
 		t.Fatal(err)
 	}

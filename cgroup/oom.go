@@ -18,8 +18,12 @@ type OOMKill struct {
 	// Time is when the count was read.
 	Time time.Time
 	// Err is set, and Kills is 0, when the kernel notified a memory event
-	// of a cgroup v2 group that was removed before the count could be
-	// read: a kill there may have gone uncounted. It matches ErrNotExist.
+	// of a cgroup v2 group, or an OOM of a v1 group, that was removed
+	// before the count could be read (or, v1, before the kill showed in
+	// it): a kill there may have gone uncounted. It matches ErrNotExist.
+	// A runtime removes a group tens of milliseconds after its last
+	// process died; a watcher starved of CPU for longer can lose that
+	// race, and says so with Err.
 	Err error
 }
 

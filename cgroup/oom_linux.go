@@ -504,10 +504,12 @@ func (w *OOMWatcher) readLocked(ow *oomWatch) (OOMKill, bool) {
 			ow.gone = true
 		}
 		// v1 signals the eventfd when the group is removed: reading it
-		// then is the expected end. On v2 a notification that can no
-		// longer be read was a memory event (maybe an OOM kill) of a
-		// group removed meanwhile: reported.
-		if gone && !ow.v1 {
+		// then is the expected end, unless an OOM it notified has not
+		// shown as a kill yet (the kernel notifies before it kills). On
+		// v2 a notification that can no longer be read was a memory event
+		// (maybe an OOM kill) of a group removed meanwhile. Both are
+		// reported: a kill may have gone uncounted.
+		if gone && (!ow.v1 || ow.settle > 0) {
 			return OOMKill{Group: g, Total: ow.kills, Time: now, Err: err}, true
 		}
 		if !gone && !errors.Is(err, ErrClosed) {
