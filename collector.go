@@ -928,17 +928,34 @@ func compareContainers(a, b *runtime.Container) int {
 // Run: while events are applied, Collect lists the runtime only at the first
 // snapshot and then once per reconcile interval (WithReconcileInterval),
 // not every time. It returns the discoverer's error when it can not watch,
-// and an error when events are applied already.
+// and an error when events are applied already. An event stream that ends
+// before ctx is watched again, after 1 s doubling to 1 min, each failure
+// logged (rate-limited) and counted in StageDiscover.
 func (c *Collector) Watch(ctx context.Context) error {
-	started, err := c.watch(ctx)
+	started, err := c.watch(ctx, false)
 	if err == nil && !started {
 		err = errors.New("metricsd: Watch: events are applied already")
 	}
 	return err
 }
 
+// Re-watching: when the runtime's event stream ends (or, under Run, can not
+// be opened), it is watched again after rewatchMin, doubling to rewatchMax;
+// the delay starts again from rewatchMin after a stream that lasted
+// rewatchMax. Each failure is logged (rate-limited) and counted in
+// StageDiscover. Meanwhile every snapshot lists the runtime.
+const (
+	rewatchMin = time.Second
+	rewatchMax = time.Minute
+)
+
+// errWatchEnded is counted when the runtime's event stream ends by itself.
+var errWatchEnded = errors.New("metricsd: the runtime's event stream ended")
+
 // watch starts applying events; started is false when they are already.
-func (c *Collector) watch(ctx context.Context) (started bool, err error) {
+// With retry (Run) a discoverer that can not watch is tried again in the
+// background (started is true); without (Watch) its error is returned.
+func (c *Collector) watch(ctx context.Context, retry bool) (started bool, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -955,31 +972,63 @@ func (c *Collector) watch(ctx context.Context) (started bool, err error) {
 	events, err := c.disc.Watch(wctx)
 	if err != nil {
 		c.countErr(StageDiscover, err, "watch", "runtime", c.disc.Name())
-		cancel()
-		close(done)
-		c.mu.Lock()
-		c.watchCancel, c.watchDone = nil, nil
-		c.mu.Unlock()
-		return false, err
+		if !retry {
+			cancel()
+			close(done)
+			c.mu.Lock()
+			c.watchCancel, c.watchDone = nil, nil
+			c.mu.Unlock()
+			return false, err
+		}
+		events = nil
 	}
-	c.watching.Store(true)
+	if events != nil {
+		c.watching.Store(true)
+	}
 	go func() {
 		defer close(done)
 		defer c.watching.Store(false)
-		for ev := range events {
-			switch ev.Type {
-			case runtime.EventStarted:
-				if ev.Container.State == "" || ev.Container.State.Live() {
-					c.start(wctx, ev.Container)
+		bo := runtime.Backoff{Min: rewatchMin, Max: rewatchMax}
+		for {
+			if events != nil {
+				began := time.Now()
+				c.watching.Store(true)
+				c.applyEvents(wctx, events)
+				c.watching.Store(false)
+				if wctx.Err() != nil {
+					return
 				}
-			case runtime.EventStopped, runtime.EventRemoved:
-				c.remove(ev.Container)
-			case runtime.EventError:
-				c.countErr(StageDiscover, ev.Err, "watch", "runtime", c.disc.Name(), "container", ev.Container.ID)
+				c.countErr(StageDiscover, errWatchEnded, "watch", "runtime", c.disc.Name())
+				if time.Since(began) >= rewatchMax {
+					bo.Reset()
+				}
+			}
+			if !runtime.Sleep(wctx, bo.Next()) {
+				return
+			}
+			if events, err = c.disc.Watch(wctx); err != nil {
+				c.countErr(StageDiscover, err, "watch", "runtime", c.disc.Name())
+				events = nil
 			}
 		}
 	}()
 	return true, nil
+}
+
+// applyEvents applies the events of one stream until it closes.
+func (c *Collector) applyEvents(ctx context.Context, events <-chan runtime.Event) {
+	for ev := range events {
+		switch ev.Type {
+		case runtime.EventStarted:
+			if ev.Container.State == "" || ev.Container.State.Live() {
+				c.start(ctx, ev.Container)
+			}
+		case runtime.EventStopped, runtime.EventRemoved:
+			c.remove(ev.Container)
+		case runtime.EventError:
+			c.countErr(StageDiscover, ev.Err, "watch", "runtime", c.disc.Name(), "container", ev.Container.ID)
+		}
+	}
 }
 
 // stopWatch stops applying events and waits until the watcher is done.
@@ -996,7 +1045,9 @@ func (c *Collector) stopWatch() {
 
 // Run collects at every interval, aligned to the interval's multiples of
 // wall time, and writes each snapshot to every sink, until ctx ends or
-// Close; it also applies the runtime's events as they come (Watch). Then it
+// Close; it also applies the runtime's events as they come (Watch; a
+// runtime that can not be watched is tried again as a stream that ends is,
+// listed at every snapshot meanwhile). Then it
 // flushes and closes the sinks (within WithTimeout) and returns nil. It
 // returns an error only when it could not start: after Close, or while
 // another Run runs. A Collect meanwhile is safe: it fills a snapshot of its
@@ -1026,8 +1077,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	defer c.closeSinks()
 	// Without events, reconciling listings catch changes (at every
-	// snapshot; the failure is counted and logged).
-	if started, _ := c.watch(ctx); started {
+	// snapshot; the failure is counted and logged) until watching again
+	// works (rewatchMin, doubling).
+	if started, _ := c.watch(ctx, true); started {
 		defer c.stopWatch()
 	}
 
