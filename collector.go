@@ -651,7 +651,7 @@ func (c *Collector) remove(ct runtime.Container) {
 // own): use it before then, or copy it (sink.Snapshot.CopyTo). A container
 // that vanished mid-scrape is left out of the snapshot, not an error.
 // Containers that could not be opened are tried again first, at every
-// Collect.
+// Collect. A ctx that has ended already gets its error and no snapshot.
 func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 	return c.collect(ctx, &c.pub)
 }
@@ -659,6 +659,12 @@ func (c *Collector) Collect(ctx context.Context) (*sink.Snapshot, error) {
 func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, error) {
 	c.collectMu.Lock()
 	defer c.collectMu.Unlock()
+	// A context that ended reads nothing, and above all lists nothing: the
+	// end of Run's context also ends its event stream, after which every
+	// snapshot would list the runtime.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	c.mu.Lock()
 	if c.closed {
@@ -1085,7 +1091,7 @@ func (c *Collector) Run(ctx context.Context) error {
 
 	for {
 		next := time.Now().Truncate(c.o.interval).Add(c.o.interval)
-		if !c.waitUntil(ctx, next) {
+		if !c.waitUntil(ctx, next) || ctx.Err() != nil { // both may be ready at once
 			// The events that came before the end go out before the
 			// sinks are closed.
 			c.drainEvents(context.WithoutCancel(ctx))
