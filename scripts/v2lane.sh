@@ -267,7 +267,7 @@ pkgname() { if [ "$1" = . ]; then echo metricsd; else echo "${1#./}" | tr / _; f
 
 # boot LABEL DIR INITRD: runs the guest for one kernel and waits for it.
 boot() {
-	local label=$1 dir=$2 initrd=$3 mem=1024 daemons=0 pkgs=("${pkgs_all[@]}") p
+	local label=$1 dir=$2 initrd=$3 mem=1536 daemons=0 pkgs=("${pkgs_all[@]}") p
 	if [ "$label" = "$daemon_kernel" ]; then
 		daemons=1 mem=2048
 		pkgs+=("${pkgs_daemons[@]}")
