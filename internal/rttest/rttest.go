@@ -69,6 +69,23 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
+// EnvNoServers, set to 1, says this run has no test servers (InfluxDB,
+// Prometheus, promtool, VictoriaMetrics, the OTLP receiver) by design: the
+// cgroup v2 lane's guests (scripts/v2lane-guest.sh) start the container
+// runtimes but no server. ServerUnavailable then skips even under CI=true.
+const EnvNoServers = "METRICSD_TEST_NO_SERVERS"
+
+// ServerUnavailable is Unavailable for a test server (scripts/servers.sh):
+// it skips with the reason where EnvNoServers says the run has none, and
+// otherwise skips, or under CI=true fails, as Unavailable does.
+func ServerUnavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(EnvNoServers) == "1" {
+		t.Skipf(EnvNoServers+"=1 (no test servers in this run): "+format, args...)
+	}
+	Unavailable(t, format, args...)
+}
+
 // Lock takes the daemons' lock until the test ends: shared for tests that
 // only use the daemons, exclusive for those that kill or restart one, so
 // that the packages go test runs in parallel do not see a daemon vanish.
