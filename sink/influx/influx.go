@@ -392,25 +392,9 @@ func (s *Sink) Stats() Stats {
 // delivers it. The error is ErrClosed, ctx's, or names points that could not
 // be encoded (the others are buffered).
 func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var skipped int
-	var encErr error
-	_, err := s.q.Append(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		buf, ends, skipped, encErr = s.enc.Append(buf, ends, snap)
-		return buf, ends, pts, nil
+	return s.queue(ctx, s.q.Append, func(buf []byte, ends []int) ([]byte, []int, int, error) {
+		return s.enc.Append(buf, ends, snap)
 	})
-	if errors.Is(err, sendq.ErrClosed) {
-		return ErrClosed
-	}
-	if skipped > 0 {
-		s.skipped.Add(uint64(skipped))
-		s.rl.Warn("skipped", "influx: points not encoded", "count", skipped, "err", encErr)
-	}
-	return errors.Join(err, encErr)
 }
 
 // WriteEvent queues an event's point (sink.EventWriter; see
@@ -418,15 +402,24 @@ func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
 // time it was seen) to be sent with the next batch, under the same bounds
 // and retries as the snapshots' points.
 func (s *Sink) WriteEvent(ctx context.Context, e *sink.Event) error {
+	return s.queue(ctx, s.q.AppendExtra, func(buf []byte, ends []int) ([]byte, []int, int, error) {
+		return s.enc.AppendEvent(buf, ends, e)
+	})
+}
+
+// queue encodes points into the buffer through add (the queue's Append
+// for a snapshot, AppendExtra for an event) under the encoder's lock, and
+// counts and reports the points that could not be encoded.
+func (s *Sink) queue(ctx context.Context, add func(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error), encode func(buf []byte, ends []int) ([]byte, []int, int, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	var skipped int
 	var encErr error
-	_, err := s.q.AppendExtra(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error) {
+	_, err := add(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		buf, ends, skipped, encErr = s.enc.AppendEvent(buf, ends, e)
+		buf, ends, skipped, encErr = encode(buf, ends)
 		return buf, ends, pts, nil
 	})
 	if errors.Is(err, sendq.ErrClosed) {
