@@ -124,6 +124,10 @@ type entry struct {
 	// oomTotal is its latest count of OOM kills, from the OOM watcher or
 	// a snapshot.
 	oomTotal atomic.Uint64
+	// oomRead: a snapshot read its count of OOM kills (the baseline of
+	// the events snapshots make for a container the watcher does not
+	// watch). Guarded by Collector.mu.
+	oomRead bool
 }
 
 func (e *entry) sandbox() bool { return e.c.Pod != nil && e.c.Pod.Sandbox }
@@ -773,7 +777,7 @@ func (c *Collector) collect(ctx context.Context, b *buffer) (*sink.Snapshot, err
 			continue
 		}
 		if v, ok := snap.Containers[i].Cgroup.Memory.Events.OOMKill.Get(); ok {
-			e.noteOOMKills(v)
+			c.snapshotOOMLocked(e, v, start)
 		}
 		sm := &snap.Containers[i]
 		if sm.Network == sink.NetOwn {

@@ -21,7 +21,9 @@ import (
 //   - keeps the container's latest count (entry.oomTotal), the greater of
 //     what the watcher read and what the snapshots read;
 //   - hands an sink.Event to the sinks that implement sink.EventWriter,
-//     while Run runs;
+//     while Run runs (where the kernel refuses a watch, a v1 host with a
+//     read-only cgroup.event_control, the snapshots make the events: one
+//     per snapshot that read a greater count, for the difference);
 //   - when the container leaves with at least one kill counted, puts it in
 //     Snapshot.Departed: once in Run's snapshots and once in Collect's, so
 //     that every sink writes container_oom_events_total after it has gone.
@@ -124,6 +126,25 @@ func (c *Collector) onOOM(k cgroup.OOMKill) {
 		return
 	}
 	c.oomKillLocked(e, k)
+}
+
+// snapshotOOMLocked notes e's count of OOM kills as a snapshot read it, at
+// now (c.mu is held). For a container the watcher does not watch (a v1
+// host whose cgroup.event_control is read-only: the warned fallback), the
+// snapshots make the events: a count greater than the previous snapshot's
+// is an event for the difference. The first read is the baseline, as
+// Watch's is: kills before it are in the total, not in an event.
+func (c *Collector) snapshotOOMLocked(e *entry, v uint64, now time.Time) {
+	old := e.oomTotal.Load()
+	e.noteOOMKills(v)
+	if c.oom == nil || c.oomBy[e.group] == e {
+		return // no watcher (no events either), or the watcher reports
+	}
+	first := !e.oomRead
+	e.oomRead = true
+	if !first && v > old {
+		c.oomKillLocked(e, cgroup.OOMKill{Group: e.group, Kills: v - old, Total: v, Time: now})
+	}
 }
 
 // oomKillLocked notes processes of e killed by the OOM killer and queues
