@@ -42,7 +42,7 @@
 #   round runtime sink interval containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
 #
 # The daemon runs with RLIMIT_NOFILE $MEASURE_NOFILE (65536, as the
-# systemd unit sets it).
+# systemd unit sets it) where the script may raise it, else the hard limit.
 #
 # It removes its containers, groups, processes and namespaces, stops its
 # daemons and deletes its files at exit.
@@ -81,11 +81,16 @@ if [ "$(id -u)" != 0 ]; then
 	echo "measure-cost.sh: needs root (containers or cgroups, and the daemon reads every cgroup and namespace)" >&2
 	exit 1
 fi
-# The daemon's descriptor limit is the deployed one, the systemd unit's
-# LimitNOFILE=65536 (deploy/systemd/metricsd.service): 1,000 v1 groups need
-# ~24,000 descriptors, past a shell's usual 20,000, and the daemon would then
-# leave groups unopened (it warns) and the run would measure fewer.
-ulimit -n "${MEASURE_NOFILE:-65536}"
+# The daemon's descriptor limit is the deployed one where the script may
+# raise it, the systemd unit's LimitNOFILE=65536
+# (deploy/systemd/metricsd.service); without CAP_SYS_RESOURCE it stays at
+# the hard limit, and a daemon that can not open every group fails the
+# check below.
+nofile=${MEASURE_NOFILE:-65536}
+if ! ulimit -n "$nofile" 2>/dev/null; then
+	ulimit -n "$(ulimit -Hn)"
+	echo "measure-cost.sh: could not raise RLIMIT_NOFILE to $nofile (no CAP_SYS_RESOURCE?); the daemon runs with $(ulimit -n)" >&2
+fi
 work=$(mktemp -d /tmp/mdcost.XXXX)
 daemon_pid="" scraper_pid="" vm_pid=""
 containers=() sleepers=() netnses=()
