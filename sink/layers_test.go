@@ -23,6 +23,8 @@ func TestLayers(t *testing.T) {
 		// no Prometheus client, no gRPC, no OpenTelemetry SDK.
 		"sink/remotewrite": {"client_golang", "influx", "line-protocol", "grpc", "opentelemetry"},
 		"sink/otlp":        {"client_golang", "influx", "line-protocol", "grpc", "opentelemetry", "snappy"},
+		// The live page: net/http and embed, no other sink's client.
+		"sink/live": {"client_golang", "influx", "line-protocol", "grpc", "opentelemetry", "snappy", "sink/points"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command(goBin, "list", "-deps", "github.com/metricsd/metricsd/"+pkg).CombinedOutput()

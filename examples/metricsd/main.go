@@ -32,7 +32,10 @@
 // none): /healthz answers 200 while the process runs, /readyz 200 once a
 // snapshot was taken and written and while the sinks keep writing (503 and
 // the reason otherwise), and /metrics the Prometheus exposition with
-// -sink prometheus (503 until the first snapshot). At most -max-conns
+// -sink prometheus (503 until the first snapshot), and / a live page of
+// the host's containers (a sortable table, per-container charts of the
+// last -live-points snapshots) with the JSON API it reads, /api/v1/
+// (sink/live; docs/LIVE.md), whatever the sinks. At most -max-conns
 // connections are served at once (the next answered 503), one that sends
 // no request for -idle-timeout is closed. -version prints the module
 // version and VCS revision.
@@ -66,6 +69,7 @@ import (
 	"github.com/metricsd/metricsd/runtime/docker"
 	"github.com/metricsd/metricsd/sink"
 	"github.com/metricsd/metricsd/sink/influx"
+	"github.com/metricsd/metricsd/sink/live"
 	"github.com/metricsd/metricsd/sink/prometheus"
 	"github.com/metricsd/metricsd/sink/stdout"
 )
@@ -124,6 +128,7 @@ type config struct {
 	maxValueLen, maxInterfaces                  int
 	push                                        *pushFlags // remotewrite, otlp, and every secret
 	limitMaxAge                                 time.Duration
+	livePoints, liveContainers                  int
 }
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) int {
@@ -140,7 +145,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.BoolVar(&c.once, "once", false, "collect once, write, and exit")
 	fl.Var(&c.sinks, "sink", "where to write: stdout|influx|prometheus|remotewrite|otlp (repeatable; default stdout)")
 	fl.StringVar(&c.format, "format", "line", "stdout format: line (InfluxDB line protocol) or json (JSON lines)")
-	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
+	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of the live page (/), /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
+	fl.IntVar(&c.livePoints, "live-points", live.DefaultPoints, "snapshots the live page keeps per container (its charts' span: 5 min at -interval 1s)")
+	fl.IntVar(&c.liveContainers, "live-max-containers", live.DefaultMaxContainers, "containers the live page keeps; past it new ones are left out of the page and counted")
 	fl.BoolVar(&c.version, "version", false, "print the version and VCS revision, and exit")
 	filter := addFilterFlags(fl)
 	ops := addOpsFlags(fl)
@@ -267,6 +274,17 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if page != nil {
 		mux.Handle("/metrics", untilSnapshot(ready, page))
 	}
+	// The live page: a sink of its own, beside the chosen ones.
+	var ring *live.Sink
+	if !c.once && c.listen != "" {
+		ring, err = live.New(live.WithPoints(c.livePoints), live.WithMaxContainers(c.liveContainers),
+			live.WithLimits(c.push.limits), live.WithLogger(log))
+		if err != nil {
+			closeAll()
+			return fail("-live-points, -live-max-containers: %v", err)
+		}
+		mux.Handle("/", ring.Handler())
+	}
 	if !c.once && c.listen == "" && slices.Contains(c.sinks, "prometheus") {
 		closeAll()
 		return fail("-sink prometheus needs a -listen address")
@@ -285,7 +303,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 		defer stop()
 		listening = ln.Addr().String()
-		log.Info("metricsd: serving /healthz, /readyz and /metrics", "addr", listening)
+		log.Info("metricsd: serving the live page, /healthz, /readyz and /metrics", "addr", listening)
 	}
 
 	disc, err := discoverer(ctx, &c, log)
@@ -298,6 +316,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		metricsd.WithDiscoverer(disc), metricsd.WithHostRoot(c.hostRoot), metricsd.WithInterval(c.interval),
 		metricsd.WithSinks(sinks...), metricsd.WithNetParts(parts), metricsd.WithLabels(keep...), metricsd.WithLogger(log),
 		metricsd.WithLimitMaxAge(c.limitMaxAge),
+	}
+	if ring != nil {
+		opts = append(opts, metricsd.WithSinks(ring))
 	}
 	if !c.once {
 		// ready last: it is written after every real sink (see readiness).
