@@ -19,8 +19,9 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 # and ca-certificates (the CA bundle deploy/docker/build.sh puts in the
 # image); for the cgroup v2 lane (scripts/v2lane.sh) qemu-system-x86,
 # busybox-static (its initramfs), e2fsprogs (its disk), kmod (depmod) and
-# xz-utils (6.12's modules).
-packages=(iproute2 util-linux procps systemd strace ca-certificates qemu-system-x86 busybox-static e2fsprogs kmod xz-utils)
+# xz-utils (6.12's modules); chromium for the live page's browser test
+# (internal/pagetest).
+packages=(iproute2 util-linux procps systemd strace ca-certificates qemu-system-x86 busybox-static e2fsprogs kmod xz-utils chromium)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
@@ -82,12 +83,15 @@ step go -C bench run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # deploy/kubernetes: its own module, the manifests' checks (k8s.io/api).
 step go -C deploy/kubernetes vet ./...
 step go -C deploy/kubernetes run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+# internal/pagetest: its own module, the live page in headless Chromium (chromedp).
+step go -C internal/pagetest vet ./...
+step go -C internal/pagetest run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 if [ "$only" = lint ]; then
 	[ $status -eq 0 ] || { printf 'test.sh: FAILED: %s\n' "${failed[@]}"; exit 1; }
 	echo "test.sh: lint passed"; exit 0
 fi
 
-echo "== go test -race -count=1 ./...  (and bench/: benchmarks run once each as a smoke test; deploy/kubernetes)"
+echo "== go test -race -count=1 ./...  (and bench/: benchmarks run once each as a smoke test; deploy/kubernetes; internal/pagetest)"
 set +e
 {
 	go test -race -count=1 -v ./... 
@@ -96,6 +100,8 @@ set +e
 	echo "test.sh: bench go test exit $?"
 	go -C deploy/kubernetes test -count=1 -v ./...
 	echo "test.sh: deploy/kubernetes go test exit $?"
+	go -C internal/pagetest test -count=1 -v ./...
+	echo "test.sh: internal/pagetest go test exit $?"
 } >"$log" 2>&1
 set -e
 if grep -q '^test.sh: .*go test exit [^0]' "$log"; then
