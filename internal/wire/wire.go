@@ -98,8 +98,21 @@ func (w *Rev) room(n int) {
 	w.buf, w.i = nb, size-used
 }
 
+// Front reserves n bytes in front and returns them, to be filled in
+// forward order: a record whose size is known written in one piece.
+func (w *Rev) Front(n int) []byte {
+	w.room(n)
+	w.i -= n
+	return w.buf[w.i : w.i+n : w.i+n]
+}
+
 // Varint writes v in front.
 func (w *Rev) Varint(v uint64) {
+	if v < 0x80 && w.i > 0 { // tags and short lengths
+		w.i--
+		w.buf[w.i] = byte(v)
+		return
+	}
 	n := SizeVarint(v)
 	w.room(n)
 	w.i -= n

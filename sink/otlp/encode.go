@@ -74,9 +74,8 @@ func (e *encoder) dynAttr(key, value string) attr {
 // point is one data point of the container being encoded.
 type point struct {
 	m      *metricDef
-	attrs  [3]attr // key "" ends the list
-	i      int64
-	d      float64
+	attrs  [3][]byte // the attributes' KeyValue fields (attr.enc); nil ends the list
+	bits   uint64    // the value: an int64's or a float64's bits
 	double bool
 }
 
@@ -248,32 +247,30 @@ func (e *encoder) metric(m *metricDef, ps []point) {
 }
 
 // dataPoint writes one NumberDataPoint (data_points = 1): start_time = 2,
-// time = 3, as_double = 4 or as_int = 6, attributes = 7.
+// time = 3, as_double = 4 or as_int = 6, attributes = 7; its size known,
+// in one piece.
 func (e *encoder) dataPoint(m *metricDef, p *point) {
-	w := &e.w
-	start := w.Len()
-	n := 0
-	for n < len(p.attrs) && p.attrs[n].key != "" {
-		n++
-	}
-	for i := n - 1; i >= 0; i-- {
-		if a := &p.attrs[i]; a.enc != nil {
-			w.Raw(a.enc)
-		} else {
-			e.keyValue(7, a.key, a.value)
-		}
-	}
-	if p.double {
-		w.Double(4, p.d)
-	} else {
-		w.Fixed64(6, uint64(p.i))
-	}
+	times := e.gaugeTimes
 	if m.kind == sum {
-		w.Raw(e.sumTimes)
-	} else {
-		w.Raw(e.gaugeTimes)
+		times = e.sumTimes
 	}
-	w.Message(1, start)
+	size := len(times) + 9
+	for _, a := range p.attrs {
+		size += len(a)
+	}
+	b := e.w.Front(1 + wire.SizeVarint(uint64(size)) + size)[:0]
+	b = append(b, 1<<3|wire.Bytes)
+	b = wire.AppendVarint(b, uint64(size))
+	b = append(b, times...)
+	if p.double {
+		b = append(b, 4<<3|wire.Fixed64)
+	} else {
+		b = append(b, 6<<3|wire.Fixed64)
+	}
+	b = binary.LittleEndian.AppendUint64(b, p.bits)
+	for _, a := range p.attrs {
+		b = append(b, a...)
+	}
 }
 
 // keyValue writes a KeyValue{key = 1, value = 2 AnyValue{string_value =
@@ -531,14 +528,18 @@ var tcpStates = [...]string{
 }
 
 func (e *encoder) addInt(m *metricDef, v uint64, attrs ...attr) {
-	p := point{m: m, i: int64(min(v, math.MaxInt64))}
-	copy(p.attrs[:], attrs)
+	p := point{m: m, bits: min(v, math.MaxInt64)}
+	for i := range attrs {
+		p.attrs[i] = attrs[i].enc
+	}
 	e.points = append(e.points, p)
 }
 
 func (e *encoder) addDouble(m *metricDef, v float64, attrs ...attr) {
-	p := point{m: m, d: v, double: true}
-	copy(p.attrs[:], attrs)
+	p := point{m: m, bits: math.Float64bits(v), double: true}
+	for i := range attrs {
+		p.attrs[i] = attrs[i].enc
+	}
 	e.points = append(e.points, p)
 }
 

@@ -232,3 +232,42 @@ func TestChangingLabelsNotStale(t *testing.T) {
 		})
 	}
 }
+
+// FuzzChangingLabels: whatever a container's name, label, image,
+// interface and device become between two snapshots, the second encodes,
+// after the first, to the bytes a new encoder writes for it alone.
+func FuzzChangingLabels(f *testing.F) {
+	f.Add("c-0", "c-X", "blue", "bluf", "eth0", "eth9", "vda", "vdz")
+	f.Add("a", "a\xff", "", "x", "lo", "lo", "", "sda")
+	f.Add("same", "same", "v", "v", "eth\x80", "eth\x81", "vda", "vda")
+	f.Fuzz(func(t *testing.T, name1, name2, team1, team2, if1, if2, dev1, dev2 string) {
+		snap := func(name, team, iface, dev string) *sink.Snapshot {
+			s := sinktest.MixedSnapshot(t0)
+			c := &s.Containers[0]
+			c.Container.Name = name
+			c.Container.Labels["team"] = team
+			c.Container.Image = name + ":" + team
+			c.Net.Interfaces[1].Name = iface
+			c.Cgroup.IO.Devices[0].Name = dev
+			return s
+		}
+		tags := sink.DefaultTags()
+		tags.Labels = []sink.LabelTag{{Label: "team"}}
+		mk := func() *encoder {
+			_, e, errs := configure([]Option{WithTags(tags)})
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			e.selfFrom = 1
+			return e
+		}
+		e := mk()
+		buf, ends, pts := e.appendSnapshot(nil, nil, nil, snap(name1, team1, if1, dev1))
+		second := snap(name2, team2, if2, dev2)
+		buf, _, _ = e.appendSnapshot(buf[:0], ends[:0], pts[:0], second)
+		fresh, _, _ := mk().appendSnapshot(nil, nil, nil, second)
+		if !bytes.Equal(buf, fresh) {
+			t.Fatalf("after a snapshot with other labels: %s", firstDifference(t, buf, fresh))
+		}
+	})
+}

@@ -1,6 +1,8 @@
 package remotewrite
 
 import (
+	"encoding/binary"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -33,16 +35,20 @@ type encoder struct {
 	vals    []byte  // the current container's label values, sanitised
 	base    []label // its labels and the external ones, sorted by name
 	baseRec []byte  // base encoded, as TimeSeries.labels fields
-	baseEnd []int   // where each base label's record ends in baseRec
-	namePos int     // base labels sorting before __name__
-	cache   [2]posCache
-	xbuf    []byte // the current series' name and own labels, encoded
+	nameAt  int     // where __name__ goes in baseRec (a byte offset)
+	at      [numOwn]int
+	dyn     []byte // the current container's own labels of its values (devices, interfaces, ...), encoded
 	tmp     []byte
 	dev     []byte // the current device label
-	tags    []sink.Tag
-	tags2   []sink.Tag
-	ifs     []sink.Interface
-	ts      int64
+	// sanitiseFixed: the limits cut some fixed own label values; refix
+	// holds those of the current series.
+	sanitiseFixed bool
+	refix         [2]ownLabel
+	tags          []sink.Tag
+	tags2         []sink.Tag
+	ifs           []sink.Interface
+	sampleRec     []byte // a series' Sample field at the snapshot's time, its value to fill in at sampleAt
+	ts            int64
 
 	buf  []byte
 	ends []int
@@ -53,6 +59,9 @@ func newEncoder(tg *sink.Tagger, z *sink.Sanitizer, cgroupID bool, keep func(str
 		z = sink.NewSanitizer(sink.Limits{})
 	}
 	e := &encoder{tagger: tg, z: z, cgroupID: cgroupID, keep: keep}
+	for _, v := range fixedValues {
+		e.sanitiseFixed = e.sanitiseFixed || !z.Clean(v)
+	}
 	for k, v := range ext {
 		if v == "" {
 			continue // as Prometheus, which drops a label with an empty value
@@ -66,7 +75,7 @@ func newEncoder(tg *sink.Tagger, z *sink.Sanitizer, cgroupID bool, keep func(str
 // appendSnapshot appends snap's records to buf and their ends to ends.
 func (e *encoder) appendSnapshot(buf []byte, ends []int, snap *sink.Snapshot) ([]byte, []int) {
 	e.buf, e.ends = buf, ends
-	e.ts = snap.Time.UnixMilli()
+	e.setTime(snap.Time.UnixMilli())
 	for i := range snap.Containers {
 		s := &snap.Containers[i]
 		if e.tagger.Info() {
@@ -206,37 +215,118 @@ func (e *encoder) labels(c *runtime.Container, info bool) {
 const nameLabel = "__name__"
 
 // encodeBase encodes the current base labels (e.base, sorted) as
-// TimeSeries.labels records into e.baseRec, once per container: a series
-// copies them, with its name and own labels spliced in.
+// TimeSeries.labels records into e.baseRec, once per container, and where
+// __name__ and each own label go among them: a series copies the block,
+// with its name and own labels spliced in.
 func (e *encoder) encodeBase() {
-	e.baseRec, e.baseEnd = e.baseRec[:0], e.baseEnd[:0]
+	e.baseRec = e.baseRec[:0]
+	e.dyn = e.dyn[:0]
+	e.nameAt = -1
+	for i := range e.at {
+		e.at[i] = -1
+	}
 	for _, l := range e.base {
+		e.placeBefore(l.name)
 		e.baseRec = appendLabel(e.baseRec, l.name, e.vals[l.lo:l.hi])
-		e.baseEnd = append(e.baseEnd, len(e.baseRec))
 	}
-	e.namePos = e.pos(nameLabel)
-	for i := range e.cache {
-		e.cache[i].name = "" // positions change with the base
+	e.placeBefore("\xff") // after every label name
+}
+
+// placeBefore sets the offset of __name__ and of each own label whose
+// name sorts before name and has none yet: the end of e.baseRec.
+func (e *encoder) placeBefore(name string) {
+	if e.nameAt < 0 && nameLabel < name {
+		e.nameAt = len(e.baseRec)
+	}
+	for i, n := range ownNames {
+		if e.at[i] < 0 && n < name {
+			e.at[i] = len(e.baseRec)
+		}
 	}
 }
 
-// posCache remembers a series' own label: its record and where it goes
-// among the base labels.
-type posCache struct {
-	name  string
-	value []byte // a copy: the value may be a view of a reused buffer (the device label)
-	at    int
+// ownName is the name of a series' own label (cpu, event, interface, ...),
+// an index of ownNames.
+type ownName uint8
+
+const (
+	oCPU ownName = iota
+	oFailureType
+	oScope
+	oEvent
+	oWindow
+	oTCPState
+	oDevice
+	oPagesize
+	oInterface
+	oStage
+	oChange
+	numOwn
+)
+
+var ownNames = [numOwn]string{"cpu", "failure_type", "scope", "event", "window", "tcp_state", "device", "pagesize", "interface", "stage", "change"}
+
+// ownLabel is a series' own label encoded as a TimeSeries.labels field;
+// an empty rec is no label (an empty value is left out).
+type ownLabel struct {
+	name  ownName
 	rec   []byte
+	value string // of a fixed label
 }
 
-// pos is the number of base labels whose name sorts before name.
-func (e *encoder) pos(name string) int {
-	n := 0
-	for n < len(e.base) && e.base[n].name < name {
-		n++
-	}
-	return n
+// fixed is an own label of fixed value, encoded once.
+func fixed(name ownName, value string) ownLabel {
+	return ownLabel{name: name, rec: appendLabel(nil, ownNames[name], value), value: value}
 }
+
+// fixedValues are the values of the fixed own labels, which a sanitiser
+// with a low Limits.MaxValueLen cuts (sanitiseFixed).
+var fixedValues = []string{"total", "pgfault", "pgmajfault", "hierarchy", "replaced", "truncated", "oom_group_kill", "established", "300s"}
+
+// refixed is l, or when the sanitiser would change a fixed value (a limit
+// below its length), l encoded again through it into slot: as every value
+// of a series is, counted.
+func (e *encoder) refixed(l *ownLabel, slot int) *ownLabel {
+	if l == nil || l.value == "" || e.z.Clean(l.value) {
+		return l
+	}
+	e.refix[slot] = e.dynLabel(l.name, l.value)
+	return &e.refix[slot]
+}
+
+// dynLabel encodes an own label whose value comes from the container (a
+// device, an interface, a page size) or the collector (a stage), into
+// e.dyn, sanitised (the interface names are already), for the series of
+// the current container. The result is valid until the next container.
+func (e *encoder) dynLabel(name ownName, value string) ownLabel {
+	if value == "" {
+		return ownLabel{name: name}
+	}
+	lo := len(e.dyn)
+	if e.z.Clean(value) {
+		e.dyn = appendLabel(e.dyn, ownNames[name], value)
+	} else {
+		e.tmp = e.z.AppendValue(e.tmp[:0], value)
+		e.dyn = appendLabel(e.dyn, ownNames[name], e.tmp)
+	}
+	return ownLabel{name: name, rec: e.dyn[lo:len(e.dyn):len(e.dyn)]}
+}
+
+// setTime prepares the Sample field of every series of the snapshot:
+// Sample{value = 1 double, timestamp = 2 int64} as TimeSeries.samples (2).
+func (e *encoder) setTime(ms int64) {
+	e.ts = ms
+	size := 9 + wire.SizeTag(2) + wire.SizeVarint(uint64(ms))
+	b := wire.AppendTag(e.sampleRec[:0], 2, wire.Bytes)
+	b = wire.AppendVarint(b, uint64(size))
+	b = wire.AppendTag(b, 1, wire.Fixed64)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = wire.AppendTag(b, 2, wire.Varint)
+	e.sampleRec = wire.AppendVarint(b, uint64(ms))
+}
+
+// sampleAt is where the value goes in e.sampleRec.
+const sampleAt = 3
 
 // appendLabel appends a TimeSeries.labels field (1): Label{name = 1, value
 // = 2}.
@@ -250,72 +340,59 @@ func appendLabel[V string | []byte](b []byte, name string, value V) []byte {
 	return append(b, value...)
 }
 
-// insert is a label record (e.xbuf[lo:hi]) that goes after the first at
-// base labels.
-type insert struct{ at, lo, hi int }
-
-// series appends one record: metric name with the base labels, the extra
-// labels (names n1 < n2, each sorting after __name__; either may be "")
-// and value v at the snapshot's time. An extra label with an empty value
-// is left out.
-func (e *encoder) series(name *metricName, v float64, n1, v1, n2, v2 string) {
-	var ins [3]insert
-	e.xbuf = append(e.xbuf[:0], name.rec...)
-	ins[0] = insert{at: e.namePos, hi: len(e.xbuf)}
-	n := 1
-	for slot, p := range [2][2]string{{n1, v1}, {n2, v2}} {
-		if p[0] == "" || p[1] == "" {
-			continue
-		}
-		c := &e.cache[slot]
-		if c.name != p[0] || string(c.value) != p[1] {
-			// A new own label: its position and record, remembered for
-			// the next series (an interface's eight, a device's four).
-			c.name, c.value, c.at = p[0], append(c.value[:0], p[1]...), e.pos(p[0])
-			if e.z.Clean(p[1]) { // the interface names are sanitised already
-				c.rec = appendLabel(c.rec[:0], p[0], p[1])
-			} else {
-				e.tmp = e.z.AppendValue(e.tmp[:0], p[1])
-				c.rec = appendLabel(c.rec[:0], p[0], e.tmp)
-			}
-		}
-		lo := len(e.xbuf)
-		e.xbuf = append(e.xbuf, c.rec...)
-		ins[n] = insert{at: c.at, lo: lo, hi: len(e.xbuf)}
-		n++
+// series appends one record: metric name with the base labels, own
+// labels l1 and l2 (either may be empty; l1's name sorts before l2's)
+// and value v at the snapshot's time. It writes the record in one pass:
+// the container's label block copied around the name and own labels,
+// each at the place encodeBase found for it.
+func (e *encoder) series(name *metricName, v float64, l1, l2 *ownLabel) {
+	if e.sanitiseFixed {
+		l1, l2 = e.refixed(l1, 0), e.refixed(l2, 1)
 	}
-
-	// TimeSeries{labels = 1, samples = 2 (Sample{value = 1 double,
-	// timestamp = 2 int64})}.
-	sample := 9 + wire.SizeTag(2) + wire.SizeVarint(uint64(e.ts))
-	size := len(e.baseRec) + len(e.xbuf) + wire.SizeBytes(2, sample)
-	b := wire.AppendTag(e.buf, 1, wire.Bytes)
-	b = wire.AppendVarint(b, uint64(size))
-	prev := 0
-	for _, x := range ins[:n] {
-		off := 0
-		if x.at > 0 {
-			off = e.baseEnd[x.at-1]
-		}
-		b = append(b, e.baseRec[prev:off]...)
-		b = append(b, e.xbuf[x.lo:x.hi]...)
-		prev = off
+	base := e.baseRec
+	size := len(base) + len(name.rec) + len(e.sampleRec)
+	if l1 != nil {
+		size += len(l1.rec)
 	}
-	b = append(b, e.baseRec[prev:]...)
-	b = wire.AppendTag(b, 2, wire.Bytes)
-	b = wire.AppendVarint(b, uint64(sample))
-	b = wire.AppendDouble(b, 1, v)
-	b = wire.AppendTag(b, 2, wire.Varint)
-	b = wire.AppendVarint(b, uint64(e.ts))
+	if l2 != nil {
+		size += len(l2.rec)
+	}
+	b := e.buf
+	switch { // WriteRequest.timeseries (1) and its length
+	case size < 1<<7:
+		b = append(b, 1<<3|wire.Bytes, byte(size))
+	case size < 1<<14:
+		b = append(b, 1<<3|wire.Bytes, byte(size)|0x80, byte(size>>7))
+	default:
+		b = wire.AppendTag(b, 1, wire.Bytes)
+		b = wire.AppendVarint(b, uint64(size))
+	}
+	prev := e.nameAt
+	b = append(b, base[:prev]...)
+	b = append(b, name.rec...)
+	if l1 != nil && len(l1.rec) > 0 {
+		at := e.at[l1.name]
+		b = append(b, base[prev:at]...)
+		b = append(b, l1.rec...)
+		prev = at
+	}
+	if l2 != nil && len(l2.rec) > 0 {
+		at := e.at[l2.name]
+		b = append(b, base[prev:at]...)
+		b = append(b, l2.rec...)
+		prev = at
+	}
+	b = append(b, base[prev:]...)
+	n := len(b)
+	b = append(b, e.sampleRec...)
+	binary.LittleEndian.PutUint64(b[n+sampleAt:], math.Float64bits(v))
 	e.buf = b
 	e.ends = append(e.ends, len(b))
 }
 
-func (e *encoder) emit(name *metricName, v float64) { e.series(name, v, "", "", "", "") }
+func (e *encoder) emit(name *metricName, v float64) { e.series(name, v, nil, nil) }
 
-func (e *encoder) emit1(name *metricName, v float64, n, val string) {
-	e.series(name, v, n, val, "", "")
-}
+func (e *encoder) emit1(name *metricName, v float64, l *ownLabel) { e.series(name, v, l, nil) }
 
 // counter and gauge emit a cgroup value when Known, divided by div
 // (division, not multiplication by 1e-9, gives the closest float: 7.5,
@@ -332,10 +409,10 @@ func (e *encoder) gauge(name *metricName, v cgroup.Value) {
 	}
 }
 
-// known1 emits a Known value with one label, label=value.
-func (e *encoder) known1(name *metricName, v cgroup.Value, label, value string) {
+// known1 emits a Known value with one own label.
+func (e *encoder) known1(name *metricName, v cgroup.Value, l *ownLabel) {
 	if x, ok := v.Get(); ok {
-		e.emit1(name, float64(x), label, value)
+		e.emit1(name, float64(x), l)
 	}
 }
 
@@ -463,6 +540,28 @@ var (
 	psiWindows     = [...]string{"10s", "60s", "300s"}
 )
 
+// The own labels of fixed value, encoded once.
+var (
+	lCPUTotal   = fixed(oCPU, "total")
+	lPgfault    = fixed(oFailureType, "pgfault")
+	lPgmajfault = fixed(oFailureType, "pgmajfault")
+	lHierarchy  = fixed(oScope, "hierarchy")
+	lReplaced   = fixed(oChange, "replaced")
+	lTruncated  = fixed(oChange, "truncated")
+	lMemEvents  = fixedAll(oEvent, memEventNames[:])
+	lSwapEvents = fixedAll(oEvent, swapEventNames[:])
+	lWindows    = fixedAll(oWindow, psiWindows[:])
+	lTCPStates  = fixedAll(oTCPState, tcpStates[:])
+)
+
+func fixedAll(name ownName, values []string) []ownLabel {
+	out := make([]ownLabel, len(values))
+	for i, v := range values {
+		out[i] = fixed(name, v)
+	}
+	return out
+}
+
 func memEventValues(e *cgroup.MemoryEvents) [len(memEventNames)]cgroup.Value {
 	return [...]cgroup.Value{e.Low, e.High, e.Max, e.OOM, e.OOMKill, e.OOMGroupKill}
 }
@@ -474,7 +573,7 @@ func (e *encoder) psiRatios(name *metricName, l *cgroup.PSILine) {
 		return
 	}
 	for i, v := range [...]float64{l.Avg10, l.Avg60, l.Avg300} {
-		e.emit1(name, v/100, "window", psiWindows[i])
+		e.emit1(name, v/100, &lWindows[i])
 	}
 }
 
@@ -499,7 +598,7 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	st := &s.Cgroup
 	cpu := &st.CPU
 	if x, ok := cpu.Usage.Get(); ok { // cpu="total", as cAdvisor without per-CPU series
-		e.emit1(nContainerCpuUsageSecondsTotal, float64(x)/nsPerSec, "cpu", "total")
+		e.emit1(nContainerCpuUsageSecondsTotal, float64(x)/nsPerSec, &lCPUTotal)
 	}
 	e.counter(nContainerCpuUserSecondsTotal, cpu.User, nsPerSec)
 	e.counter(nContainerCpuSystemSecondsTotal, cpu.System, nsPerSec)
@@ -525,10 +624,10 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	e.gauge(nContainerMemoryMaxUsageBytes, mem.Peak)
 	e.gauge(nContainerMemoryKernelUsage, mem.Kernel)
 	if v, ok := mem.Pgfault.Get(); ok {
-		e.series(nContainerMemoryFailuresTotal, float64(v), "failure_type", "pgfault", "scope", "hierarchy")
+		e.series(nContainerMemoryFailuresTotal, float64(v), &lPgfault, &lHierarchy)
 	}
 	if v, ok := mem.Pgmajfault.Get(); ok {
-		e.series(nContainerMemoryFailuresTotal, float64(v), "failure_type", "pgmajfault", "scope", "hierarchy")
+		e.series(nContainerMemoryFailuresTotal, float64(v), &lPgmajfault, &lHierarchy)
 	}
 	e.limit(nContainerSpecMemoryLimitBytes, mem.Limit)
 	if mem.MemSwapLimit.Available() {
@@ -539,13 +638,13 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	e.counter(nContainerOomEventsTotal, mem.Events.OOMKill, 1)
 	e.gauge(nContainerMemorySwapMaxUsageBytes, mem.SwapPeak)
 	for i, v := range memEventValues(&mem.Events) {
-		e.known1(nContainerMemoryEventsTotal, v, "event", memEventNames[i])
+		e.known1(nContainerMemoryEventsTotal, v, &lMemEvents[i])
 	}
 	for i, v := range memEventValues(&mem.EventsLocal) {
-		e.known1(nContainerMemoryEventsLocalTotal, v, "event", memEventNames[i])
+		e.known1(nContainerMemoryEventsLocalTotal, v, &lMemEvents[i])
 	}
 	for i, v := range [...]cgroup.Value{mem.SwapEvents.High, mem.SwapEvents.Max, mem.SwapEvents.Fail} {
-		e.known1(nContainerMemorySwapEventsTotal, v, "event", swapEventNames[i])
+		e.known1(nContainerMemorySwapEventsTotal, v, &lSwapEvents[i])
 	}
 
 	e.gauge(nContainerThreads, st.Pids.Current)
@@ -560,16 +659,17 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	for i := range st.IO.Devices {
 		d := &st.IO.Devices[i]
 		e.dev = deviceLabel(e.dev[:0], d)
-		dev := unsafe.String(unsafe.SliceData(e.dev), len(e.dev))
-		e.known1(nContainerFsReadsBytesTotal, d.ReadBytes, "device", dev)
-		e.known1(nContainerFsWritesBytesTotal, d.WriteBytes, "device", dev)
-		e.known1(nContainerFsReadsTotal, d.ReadOps, "device", dev)
-		e.known1(nContainerFsWritesTotal, d.WriteOps, "device", dev)
+		dev := e.dynLabel(oDevice, unsafe.String(unsafe.SliceData(e.dev), len(e.dev)))
+		e.known1(nContainerFsReadsBytesTotal, d.ReadBytes, &dev)
+		e.known1(nContainerFsWritesBytesTotal, d.WriteBytes, &dev)
+		e.known1(nContainerFsReadsTotal, d.ReadOps, &dev)
+		e.known1(nContainerFsWritesTotal, d.WriteOps, &dev)
 	}
 	for i := range st.Hugetlb.Sizes {
 		h := &st.Hugetlb.Sizes[i]
 		if v, ok := h.Usage.Get(); ok {
-			e.emit1(nContainerHugetlbUsageBytes, float64(v), "pagesize", h.PageSize)
+			l := e.dynLabel(oPagesize, h.PageSize)
+			e.emit1(nContainerHugetlbUsageBytes, float64(v), &l)
 		}
 	}
 	for i, p := range [3]*cgroup.PSI{&st.Pressure.CPU, &st.Pressure.Memory, &st.Pressure.IO} {
@@ -588,15 +688,15 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	if n.Parts.Has(netns.PartDev) {
 		e.ifs = e.z.Interfaces(e.ifs[:0], n.Interfaces, e.keep)
 		for _, k := range e.ifs {
-			it, name := &n.Interfaces[k.Index], k.Name
-			e.known1(nContainerNetworkReceiveBytesTotal, it.RxBytes, "interface", name)
-			e.known1(nContainerNetworkReceivePacketsTotal, it.RxPackets, "interface", name)
-			e.known1(nContainerNetworkReceivePacketsDroppedTotal, it.RxDropped, "interface", name)
-			e.known1(nContainerNetworkReceiveErrorsTotal, it.RxErrors, "interface", name)
-			e.known1(nContainerNetworkTransmitBytesTotal, it.TxBytes, "interface", name)
-			e.known1(nContainerNetworkTransmitPacketsTotal, it.TxPackets, "interface", name)
-			e.known1(nContainerNetworkTransmitPacketsDroppedTotal, it.TxDropped, "interface", name)
-			e.known1(nContainerNetworkTransmitErrorsTotal, it.TxErrors, "interface", name)
+			it, name := &n.Interfaces[k.Index], e.dynLabel(oInterface, k.Name)
+			e.known1(nContainerNetworkReceiveBytesTotal, it.RxBytes, &name)
+			e.known1(nContainerNetworkReceivePacketsTotal, it.RxPackets, &name)
+			e.known1(nContainerNetworkReceivePacketsDroppedTotal, it.RxDropped, &name)
+			e.known1(nContainerNetworkReceiveErrorsTotal, it.RxErrors, &name)
+			e.known1(nContainerNetworkTransmitBytesTotal, it.TxBytes, &name)
+			e.known1(nContainerNetworkTransmitPacketsTotal, it.TxPackets, &name)
+			e.known1(nContainerNetworkTransmitPacketsDroppedTotal, it.TxDropped, &name)
+			e.known1(nContainerNetworkTransmitErrorsTotal, it.TxErrors, &name)
 		}
 	}
 	if n.Parts.Has(netns.PartSNMP) {
@@ -609,8 +709,8 @@ func (e *encoder) sample(s *sink.Sample, snap *sink.Snapshot) {
 	}
 	if n.Parts.Has(netns.PartTCPStates) {
 		for st := netns.TCPEstablished; st <= netns.TCPClosing; st++ {
-			e.known1(nContainerNetworkTcpConnections, n.TCPStates.V4[st], "tcp_state", tcpStates[st])
-			e.known1(nContainerNetworkTcp6Connections, n.TCPStates.V6[st], "tcp_state", tcpStates[st]) // Unavailable without IPv6
+			e.known1(nContainerNetworkTcpConnections, n.TCPStates.V4[st], &lTCPStates[st])
+			e.known1(nContainerNetworkTcp6Connections, n.TCPStates.V6[st], &lTCPStates[st]) // Unavailable without IPv6
 		}
 	}
 }
@@ -621,12 +721,13 @@ func (e *encoder) self(s *sink.Self) {
 	e.emit(nMetricsdContainers, float64(s.Containers))
 	e.emit(nMetricsdNetworkNamespaces, float64(s.Namespaces))
 	for _, x := range s.Errors {
-		e.emit1(nMetricsdErrorsTotal, float64(x.Count), "stage", x.Stage)
+		l := e.dynLabel(oStage, x.Stage)
+		e.emit1(nMetricsdErrorsTotal, float64(x.Count), &l)
 	}
 	e.emit(nMetricsdSinkDroppedPointsTotal, float64(s.SinkDropped))
 	e.emit(nMetricsdSinkWriteDurationSeconds, s.SinkWriteSeconds)
-	e.emit1(nMetricsdSinkValuesChangedTotal, float64(s.Sanitized.Replaced), "change", "replaced")
-	e.emit1(nMetricsdSinkValuesChangedTotal, float64(s.Sanitized.Truncated), "change", "truncated")
+	e.emit1(nMetricsdSinkValuesChangedTotal, float64(s.Sanitized.Replaced), &lReplaced)
+	e.emit1(nMetricsdSinkValuesChangedTotal, float64(s.Sanitized.Truncated), &lTruncated)
 	e.emit(nMetricsdSinkInterfacesLeftOutTotal, float64(s.Sanitized.Interfaces))
 }
 
