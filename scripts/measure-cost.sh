@@ -33,7 +33,11 @@
 # never; $MEASURE_PROM_LISTEN, a free port by default) and remotewrite (to
 # a VictoriaMetrics, Debian victoria-metrics, started here on loopback: its
 # own CPU is not the daemon's; at the end of each run the script checks
-# that it holds every container). The configurations run one at a time,
+# that it holds every container). A sink suffixed +page (auto:stdout+page)
+# runs the same with the live page open: a client fetching what the page
+# fetches (/api/v1/containers and one container's /api/v1/series) once a
+# second over one connection, the page's rate at -interval 1s (what a
+# browser costs is its own, not the daemon's). The configurations run one at a time,
 # interleaved, in $MEASURE_ROUNDS rounds (2). For each run it waits
 # $MEASURE_WARMUP s (5), then reads utime+stime from /proc/<pid>/stat at
 # t=0 and t=$MEASURE_SECONDS (60), and VmRSS and VmHWM from
@@ -92,13 +96,14 @@ if ! ulimit -n "$nofile" 2>/dev/null; then
 	echo "measure-cost.sh: could not raise RLIMIT_NOFILE to $nofile (no CAP_SYS_RESOURCE?); the daemon runs with $(ulimit -n)" >&2
 fi
 work=$(mktemp -d /tmp/mdcost.XXXX)
-daemon_pid="" scraper_pid="" vm_pid=""
+daemon_pid="" scraper_pid="" vm_pid="" page_pid=""
 containers=() sleepers=() netnses=()
 tag=mdcost-$$
 controllers=(cpu cpuacct memory blkio pids)
 cleanup() {
 	set +e
 	[ -n "$scraper_pid" ] && kill "$scraper_pid" 2>/dev/null && wait "$scraper_pid" 2>/dev/null
+	[ -n "$page_pid" ] && kill "$page_pid" 2>/dev/null && wait "$page_pid" 2>/dev/null
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
 	[ -n "$vm_pid" ] && kill "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
 	if [ ${#containers[@]} -gt 0 ] && [ -n "${METRICSD_TEST_DOCKER_HOST:-}" ]; then
@@ -209,17 +214,30 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; } # utime+
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 echo "go $(go env GOVERSION), $(nproc) CPUs, kernel $(uname -r), CLK_TCK $tck, layout $layout, $n containers, ${secs} s after ${warm} s, load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%5s %-9s %-10s %8s %10s %7s %9s %17s %8s %8s\n' round runtime sink interval containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
+printf '%5s %-9s %-11s %8s %10s %7s %9s %17s %8s %8s\n' round runtime sink interval containers seconds cpu_ticks cpu_%_of_one_core vmrss_kB vmhwm_kB
 for r in $(seq 1 "$rounds"); do
 	for iv in $intervals; do
 		for cfg in $configs; do
-			rt=${cfg%%:*} s=${cfg#*:}
+			rt=${cfg%%:*} s=${cfg#*:} label=${cfg#*:}
+			page=0
+			case $s in *+page) s=${s%+page} page=1 ;; esac
 			# shellcheck disable=SC2046
 			env $(daemon_env "$rt") "$work/metricsd" $(daemon_args "$rt" "$s" "$iv") >/dev/null 2>"$work/run.err" &
 			daemon_pid=$!
 			if [ "$s" = prometheus ] && [ "$scrape" != 0 ]; then
 				(while sleep "$scrape"; do curl -fsS "http://$listen/metrics" >/dev/null || echo "scrape failed" >>"$work/run.err"; done) &
 				scraper_pid=$!
+			fi
+			if [ "$page" = 1 ]; then
+				(
+					sleep 2
+					ref=$(curl -fsS "http://$listen/api/v1/containers" | grep -o '"ref":[0-9]*' | head -n 1 | cut -d: -f2)
+					while sleep 1; do
+						curl -fsS -o /dev/null -o /dev/null "http://$listen/api/v1/containers" "http://$listen/api/v1/series?ref=$ref" ||
+							echo "page poll failed" >>"$work/run.err"
+					done
+				) &
+				page_pid=$!
 			fi
 			sleep "$warm"
 			kill -0 "$daemon_pid" || { echo "measure-cost.sh: the daemon exited:" >&2; cat "$work/run.err" >&2; exit 1; }
@@ -239,6 +257,7 @@ for r in $(seq 1 "$rounds"); do
 				[ "$got" = "$n" ] || echo "measure-cost.sh: VictoriaMetrics has ${got:-no} containers, want $n" >&2
 			fi
 			[ -n "$scraper_pid" ] && { kill "$scraper_pid"; wait "$scraper_pid" 2>/dev/null || true; scraper_pid=""; }
+			[ -n "$page_pid" ] && { kill "$page_pid"; wait "$page_pid" 2>/dev/null || true; page_pid=""; }
 			kill "$daemon_pid"
 			wait "$daemon_pid" || echo "measure-cost.sh: the daemon exited with $?" >&2
 			daemon_pid=""
@@ -246,8 +265,8 @@ for r in $(seq 1 "$rounds"); do
 				echo "measure-cost.sh: the daemon's standard error ($rt, $s, $iv):" >&2
 				cat "$work/run.err" >&2
 			fi
-			awk -v r="$r" -v rt="$rt" -v s="$s" -v iv="$iv" -v n="$n" -v t="$((t1 - t0))" -v tck="$tck" -v a="$s0" -v b="$s1" -v rss="$rss" -v hwm="$hwm" \
-				'BEGIN { el = b - a; printf "%5d %-9s %-10s %8s %10d %7.1f %9d %17.3f %8d %8d\n", r, rt, s, iv, n, el, t, 100 * t / tck / el, rss, hwm }'
+			awk -v r="$r" -v rt="$rt" -v s="$label" -v iv="$iv" -v n="$n" -v t="$((t1 - t0))" -v tck="$tck" -v a="$s0" -v b="$s1" -v rss="$rss" -v hwm="$hwm" \
+				'BEGIN { el = b - a; printf "%5d %-9s %-11s %8s %10d %7.1f %9d %17.3f %8d %8d\n", r, rt, s, iv, n, el, t, 100 * t / tck / el, rss, hwm }'
 		done
 	done
 done

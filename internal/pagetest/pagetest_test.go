@@ -103,7 +103,7 @@ func TestLivePageInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	actx, cancelA := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1360, 1000),
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1360, 800),
 		chromedp.UserDataDir(t.TempDir()))...)
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
