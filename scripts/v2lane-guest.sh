@@ -70,10 +70,16 @@ run() {
 	echo $((SECONDS - start)) >"$out/$name.secs"
 }
 
-# The guests run the container runtimes but no test server
-# (scripts/servers.sh): the tests that need one skip here, also under
-# CI=true, and run on the host.
-export METRICSD_TEST_NO_SERVERS=1
+# The daemon guest runs the test servers the host's run has (SERVERS: the
+# tests start them as children); the other guest runs none: the tests that
+# need one skip there, also under CI=true, and run on the host and in the
+# daemon guest.
+if [ -n "${SERVERS:-}" ]; then
+	for kv in $SERVERS; do export "${kv?}"; done
+	say "servers: $SERVERS"
+else
+	export METRICSD_TEST_NO_SERVERS=1
+fi
 
 if [ "$DAEMONS" = 1 ]; then
 	[ -n "${CI:-}" ] && export CI

@@ -263,13 +263,29 @@ build_tests() {
 		CGO_ENABLED=0 go test -c -vet=off -o "$lane/bin/$name.test" "$p" || die "go test -c $p"
 	done
 }
+# lane_servers prints VAR=path for each test server the host's run has.
+lane_servers() {
+	local v bin
+	for v in METRICSD_TEST_INFLUXD METRICSD_TEST_PROMETHEUS METRICSD_TEST_PROMTOOL METRICSD_TEST_VICTORIAMETRICS METRICSD_TEST_OTLPRECEIVER; do
+		bin=${!v:-}
+		[ -n "$bin" ] && [ -x "$bin" ] || continue
+		case "$bin" in
+		/tmp/*)
+			mkdir -p "$lane/servers"
+			cp "$bin" "$lane/servers/" || continue
+			bin=/lane/servers/$(basename "$bin")
+			;;
+		esac
+		printf '%s=%s ' "$v" "$bin"
+	done
+}
 pkgname() { if [ "$1" = . ]; then echo metricsd; else echo "${1#./}" | tr / _; fi; }
 
 # boot LABEL DIR INITRD: runs the guest for one kernel and waits for it.
 boot() {
 	local label=$1 dir=$2 initrd=$3 mem=1536 daemons=0 pkgs=("${pkgs_all[@]}") p
 	if [ "$label" = "$daemon_kernel" ]; then
-		daemons=1 mem=2048
+		daemons=1 mem=3072
 		pkgs+=("${pkgs_daemons[@]}")
 	fi
 	local out=$lane/out/$label
@@ -281,6 +297,12 @@ boot() {
 		# Under CI=true a daemon test fails rather than skips (rttest.Need):
 		# so in the daemon guest too, where the daemons must have started.
 		if [ "$daemons" = 1 ]; then echo "CI=${CI:-}"; fi
+		# The daemon guest also has the test servers (scripts/servers.sh,
+		# which test.sh sourced): the OOM and hostile-value tests check
+		# every sink on v2 too. Run from the share; a binary under the
+		# host's /tmp (the OTLP receiver: the guest's /tmp is its own disk)
+		# is copied into the lane's directory.
+		if [ "$daemons" = 1 ]; then printf 'SERVERS="%s"\n' "$(lane_servers)"; fi
 		echo "KMODULES=$dir/root/lib/modules/$(cat "$dir/release")"
 		# -test.short: TestChurn's minute of churn (200 containers through
 		# ctr) needs native speed; it runs on the host.
