@@ -71,8 +71,8 @@ func Unavailable(t testing.TB, format string, args ...any) {
 
 // EnvNoServers, set to 1, says this run has no test servers (InfluxDB,
 // Prometheus, promtool, VictoriaMetrics, the OTLP receiver) by design: the
-// cgroup v2 lane's guests (scripts/v2lane-guest.sh) start the container
-// runtimes but no server. ServerUnavailable then skips even under CI=true.
+// cgroup v2 lane's 6.12 guest (scripts/v2lane-guest.sh) starts no daemon
+// and no server. ServerUnavailable then skips even under CI=true.
 const EnvNoServers = "METRICSD_TEST_NO_SERVERS"
 
 // ServerUnavailable is Unavailable for a test server (scripts/servers.sh):
