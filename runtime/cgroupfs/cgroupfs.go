@@ -32,20 +32,26 @@ package cgroupfs
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/metricsd/metricsd/cgroup"
+	"github.com/metricsd/metricsd/internal/proc"
 	"github.com/metricsd/metricsd/runtime"
 )
 
@@ -111,6 +117,27 @@ type Discoverer struct {
 	mount string // the hierarchy walked: memory on v1/hybrid, unified on v2
 	base  string // mount + subtree: where the walk starts
 	cpu   string // the v1 cpu hierarchy, where runc also makes its groups; "" on v2
+
+	// What the last scan learned of each directory, by path relative to
+	// base; scans take turns (mu). A directory whose inode is unchanged
+	// since is the same group (cgroup inodes are not reused while the
+	// host runs), so its classification is kept; one that is new, made
+	// again at its path or renamed costs a classification, and entries not
+	// seen by a scan are dropped.
+	mu   sync.Mutex
+	dirs map[string]*dirState
+	gen  uint64 // the scan under way
+	buf  []byte // cgroup.procs and stat reads
+	ents []byte // getdents
+}
+
+// dirState is what a scan learned of one directory.
+type dirState struct {
+	ino        uint64
+	gen        uint64            // the last scan that saw it
+	recognised bool              // a container or service, reported if populated
+	c          runtime.Container // as Classify gave it, when recognised
+	key        string            // runtime.Key(c)
 }
 
 var _ runtime.Discoverer = (*Discoverer)(nil)
@@ -154,7 +181,7 @@ func New(ctx context.Context, opts ...Option) (*Discoverer, error) {
 	}
 	o.subtree = filepath.Clean("/" + o.subtree)
 	sub := o.subtree
-	d := &Discoverer{o: o, fs: f, mount: mp, base: filepath.Join(mp, sub)}
+	d := &Discoverer{o: o, fs: f, mount: mp, base: filepath.Join(mp, sub), dirs: make(map[string]*dirState)}
 	if f.Mode() != cgroup.Unified {
 		if cpu, ok := f.MountPoint("cpu"); ok && cpu != mp {
 			d.cpu = cpu
@@ -189,71 +216,163 @@ func (d *Discoverer) List(ctx context.Context) ([]runtime.Container, error) {
 
 // scan returns the populated recognised groups, and the keys of every
 // recognised group, populated or not.
+//
+// A scan is incremental: a directory seen by the previous scan with the
+// same inode keeps its classification (no Classify, no look in the cpu
+// hierarchy); for every recognised group it reads cgroup.procs and its
+// init's /proc/<pid>/stat again, with no descriptor kept between scans
+// (a v1 group already holds ~20 for its Group: 1,000 groups would outgrow
+// a 20,000 RLIMIT_NOFILE). Those two reads are what tells a group that
+// emptied, an init that exited, and a PID reused by another process: the
+// start time read is always the process's own.
 func (d *Discoverer) scan(ctx context.Context) ([]runtime.Container, map[string]bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
 	var out []runtime.Container
 	all := make(map[string]bool)
 	n := 0
 	boot, bootErr := runtime.BootTime(ctx, d.fs.Root())
-	err := filepath.WalkDir(d.base, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if p != d.base && errors.Is(err, fs.ErrNotExist) {
-				return nil // removed during the walk
-			}
-			return err
-		}
-		if !de.IsDir() {
-			return nil
-		}
+	err := d.walk(d.base, "", func(p, rel string, ino uint64) (bool, error) {
 		if n++; n%64 == 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return false, err
 			}
 		}
-		if p == d.base {
-			return nil
+		st := d.dirs[rel]
+		if st == nil || st.ino != ino {
+			st = d.classify(rel, ino)
+			d.dirs[rel] = st
 		}
-		rel := "/" + filepath.ToSlash(strings.TrimPrefix(p, d.base+string(filepath.Separator)))
-		c, ok := Classify(rel)
-		if !ok || (!d.o.services && c.Labels[LabelKind] == KindSystemd) {
-			return nil
+		st.gen = d.gen
+		if !st.recognised {
+			return true, nil
 		}
-		if c.Labels[LabelKind] == KindContainerd && !d.inCPU(path.Join(d.o.subtree, rel)) {
-			// <namespace>/<id> is a guess: runc makes a container's group
-			// in every hierarchy, so a group the v1 memory hierarchy has
-			// alone (a memory limit some tool set on a few processes) is
-			// not a containerd container.
-			return nil
-		}
-		all[runtime.Key(c)] = true
-		pid, populated, err := d.initPID(p)
+		all[st.key] = true
+		pid, ticks, populated, err := d.initPID(p)
 		if err != nil {
 			d.o.log.Debug("cgroupfs: reading group", "path", rel, "err", err)
-			return fs.SkipDir
+			return false, nil
 		}
 		if !populated {
-			return fs.SkipDir
+			return false, nil
 		}
-		c.CgroupPath = path.Join(d.o.subtree, rel)
+		c := st.c
+		c.Labels = maps.Clone(st.c.Labels) // each listing its own
 		c.PID = pid
 		c.NetNS = runtime.NetNS{PID: pid}
 		c.State = runtime.StateRunning
 		if pid > 0 {
-			if t, err := runtime.ProcStartTicks(ctx, d.fs.Root(), pid); err == nil {
-				c.PIDStart = t
+			if ticks == 0 {
+				ticks, err = d.startTicks(pid)
+			}
+			if err == nil {
+				c.PIDStart = ticks
 				if bootErr == nil {
-					c.Started = runtime.TicksTime(boot, t)
+					c.Started = runtime.TicksTime(boot, ticks)
 				}
 			} else {
 				c.State, c.PID, c.NetNS = runtime.StateStopped, 0, runtime.NetNS{}
 			}
 		}
 		out = append(out, c)
-		return fs.SkipDir // a container's sub-groups are part of it
+		return false, nil // a container's sub-groups are part of it
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("cgroupfs: walk %s: %w", d.base, err)
 	}
+	for rel, st := range d.dirs {
+		if st.gen != d.gen {
+			delete(d.dirs, rel) // removed, or renamed: not seen at this path
+		}
+	}
 	return out, all, nil
+}
+
+// classify makes the state of a directory not seen before at rel (or seen
+// with another inode).
+func (d *Discoverer) classify(rel string, ino uint64) *dirState {
+	st := &dirState{ino: ino}
+	c, ok := Classify(rel)
+	if !ok || (!d.o.services && c.Labels[LabelKind] == KindSystemd) {
+		return st
+	}
+	if c.Labels[LabelKind] == KindContainerd && !d.inCPU(path.Join(d.o.subtree, rel)) {
+		// <namespace>/<id> is a guess: runc makes a container's group
+		// in every hierarchy, so a group the v1 memory hierarchy has
+		// alone (a memory limit some tool set on a few processes) is
+		// not a containerd container.
+		return st
+	}
+	c.CgroupPath = path.Join(d.o.subtree, rel)
+	st.recognised, st.c, st.key = true, c, runtime.Key(c)
+	return st
+}
+
+// walk calls fn for every directory beneath dir (dir itself excluded), in
+// lexical order, with its path, its path relative to base ("/a/b") and its
+// inode as the directory entry gives it; fn's true descends into it. A
+// directory removed during the walk is skipped; dir's own error is
+// returned.
+func (d *Discoverer) walk(dir, rel string, fn func(p, rel string, ino uint64) (bool, error)) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if rel != "" && (err == unix.ENOENT || err == unix.ENODEV) {
+			return nil // removed during the walk
+		}
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	type ent struct {
+		name string
+		ino  uint64
+	}
+	var ents []ent
+	if len(d.ents) == 0 {
+		d.ents = make([]byte, 32<<10)
+	}
+	for {
+		n, err := unix.Getdents(fd, d.ents)
+		if err != nil {
+			unix.Close(fd)
+			if rel != "" && err == unix.ENODEV {
+				return nil
+			}
+			return &fs.PathError{Op: "getdents", Path: dir, Err: err}
+		}
+		if n <= 0 {
+			break
+		}
+		for b := d.ents[:n]; len(b) >= 19; {
+			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				break
+			}
+			typ, name := b[18], b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if typ == unix.DT_DIR && string(name) != "." && string(name) != ".." {
+				ents = append(ents, ent{string(name), binary.NativeEndian.Uint64(b[0:8])})
+			}
+			b = b[reclen:]
+		}
+	}
+	unix.Close(fd)
+	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
+	for _, e := range ents {
+		p, r := dir+"/"+e.name, rel+"/"+e.name
+		deeper, err := fn(p, r, e.ino)
+		if err != nil {
+			return err
+		}
+		if deeper {
+			if err := d.walk(p, r, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // inCPU reports whether the group at cgroup path p exists in the v1 cpu
@@ -268,12 +387,13 @@ func (d *Discoverer) inCPU(p string) bool {
 
 // initPID reads the group's processes (its own, else those of its
 // sub-groups) and returns its init: the process whose parent is not in the
-// group, the lowest PID on a tie. populated is false when no process is in
-// the group or beneath it.
-func (d *Discoverer) initPID(dir string) (pid int, populated bool, err error) {
-	pids, err := readProcs(filepath.Join(dir, "cgroup.procs"))
+// group, the lowest PID on a tie, with its start time when it had to read
+// it (0 if not). populated is false when no process is in the group or
+// beneath it.
+func (d *Discoverer) initPID(dir string) (pid int, ticks uint64, populated bool, err error) {
+	pids, err := d.readProcs(dir + "/cgroup.procs")
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	if len(pids) == 0 {
 		// Processes may live in sub-groups only (systemd services with
@@ -285,15 +405,15 @@ func (d *Discoverer) initPID(dir string) (pid int, populated bool, err error) {
 				}
 				return nil
 			}
-			pids, _ = readProcs(filepath.Join(p, "cgroup.procs"))
+			pids, _ = d.readProcs(filepath.Join(p, "cgroup.procs"))
 			return nil
 		})
 	}
 	if len(pids) == 0 {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	if len(pids) == 1 {
-		return pids[0], true, nil
+		return pids[0], 0, true, nil
 	}
 	in := make(map[int]bool, len(pids))
 	for _, p := range pids {
@@ -301,19 +421,49 @@ func (d *Discoverer) initPID(dir string) (pid int, populated bool, err error) {
 	}
 	sort.Ints(pids)
 	for _, p := range pids {
-		pp, err := ppid(d.fs.Root(), p)
+		pp, t, err := d.stat(p)
 		if err != nil {
 			continue
 		}
 		if !in[pp] {
-			return p, true, nil
+			return p, t, true, nil
 		}
 	}
-	return pids[0], true, nil
+	return pids[0], 0, true, nil
 }
 
-func readProcs(name string) ([]int, error) {
-	b, err := os.ReadFile(name)
+// readFile reads a small file whole into d.buf (open, read, close: no
+// fstat, no allocation once d.buf has grown).
+func (d *Discoverer) readFile(name string) ([]byte, error) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	if len(d.buf) == 0 {
+		d.buf = make([]byte, 4096)
+	}
+	n := 0
+	for {
+		if n == len(d.buf) {
+			d.buf = append(d.buf, make([]byte, len(d.buf))...)
+		}
+		m, err := unix.Read(fd, d.buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+		}
+		if m == 0 {
+			return d.buf[:n], nil
+		}
+		n += m
+	}
+}
+
+func (d *Discoverer) readProcs(name string) ([]int, error) {
+	b, err := d.readFile(name)
 	if err != nil {
 		return nil, err
 	}
@@ -337,20 +487,40 @@ func readProcs(name string) ([]int, error) {
 	return pids, nil
 }
 
-func ppid(root string, pid int) (int, error) {
-	b, err := os.ReadFile(filepath.Join(root, "proc", strconv.Itoa(pid), "stat"))
+// stat reads process pid's parent and start time (fields 4 and 22 of
+// /proc/<pid>/stat). A process that is gone (or a zombie) gives an error
+// matching os.ErrNotExist, as runtime.ProcStartTicks does.
+func (d *Discoverer) stat(pid int) (ppid int, ticks uint64, err error) {
+	b, err := d.readFile(d.fs.Root() + "/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		if errors.Is(err, unix.ESRCH) {
+			err = fmt.Errorf("%w (%w)", proc.ErrGone, err)
+		}
+		return 0, 0, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
+	if ticks, err = proc.ParseStatStart(b); err != nil {
+		return 0, 0, err
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 {
-		return 0, errors.New("malformed stat")
+	// Field 4, the second after the command (ParseStatStart checked that
+	// there are 20).
+	f := b[bytes.LastIndexByte(b, ')')+1:]
+	for k := 0; k < 2; k++ {
+		f = bytes.TrimLeft(f, " ")
+		if k == 0 {
+			f = f[bytes.IndexByte(f, ' '):]
+		}
 	}
-	return strconv.Atoi(string(f[1]))
+	if i := bytes.IndexByte(f, ' '); i >= 0 {
+		f = f[:i]
+	}
+	ppid, err = strconv.Atoi(string(f))
+	return ppid, ticks, err
+}
+
+// startTicks is stat's start time alone.
+func (d *Discoverer) startTicks(pid int) (uint64, error) {
+	_, t, err := d.stat(pid)
+	return t, err
 }
 
 // Watch lists once, then rescans every interval and reports the
