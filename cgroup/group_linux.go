@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,8 @@ func (k kind) cheap() bool {
 // thousands (18 per v1 group). fd is -1 while the file is not open: it did
 // not exist when the Group was opened, or was found hidden or removed since
 // in a group that lives on; RefreshLimits has the next Stat look for it
-// again.
+// again. fd is fdDeferred for a file opened only once another file shows it
+// has something to say (see deferOps).
 type file struct {
 	fd   int32
 	kind kind
@@ -92,6 +94,15 @@ type file struct {
 	idx  uint16 // hugetlb page size index
 	name string // the file's name (a constant, or built once for hugetlb)
 }
+
+// fdDeferred marks a file not opened yet, on purpose: v1's
+// blkio.throttle.io_serviced(_recursive), until the bytes file, read just
+// before it, lists a device. Both files print one row set per block device
+// the group has a blkcg_gq for (made at its first I/O to that device, and
+// counted in both at once), so while the bytes file lists none the ops file
+// lists none either: its totals are Known 0, as reading it would give,
+// without a read or a descriptor per idle group.
+const fdDeferred = -2
 
 type devName struct {
 	num  devNum
@@ -229,7 +240,7 @@ func (f *FS) OpenPaths(ctx context.Context, p Paths, c Controllers) (*Group, err
 		return nil, fmt.Errorf("cgroup: %w: no hierarchy of the chosen controllers is mounted", ErrNotExist)
 	}
 	for i := range g.files {
-		if g.files[i].fd < 0 {
+		if g.files[i].fd == -1 {
 			g.missing++
 		}
 	}
@@ -341,7 +352,19 @@ func (o *opener) open(p Paths, c Controllers) {
 				o.file(fd, "io.stat", kIOStat)
 			} else {
 				o.either(fd, "blkio.throttle.io_service_bytes_recursive", kBlkioBytes, "blkio.throttle.io_service_bytes", kBlkioBytes)
-				o.either(fd, "blkio.throttle.io_serviced_recursive", kBlkioOps, "blkio.throttle.io_serviced", kBlkioOps)
+				if o.err == nil {
+					// The ops file of the same kind as the bytes file,
+					// opened once that lists a device (fdDeferred); with
+					// no bytes file, looked for on its own.
+					switch b := o.g.files[len(o.g.files)-1]; {
+					case b.fd < 0:
+						o.either(fd, "blkio.throttle.io_serviced_recursive", kBlkioOps, "blkio.throttle.io_serviced", kBlkioOps)
+					case b.name == "blkio.throttle.io_service_bytes":
+						o.g.files = append(o.g.files, file{fd: fdDeferred, kind: kBlkioOps, dir: o.dirIdx[fd], name: "blkio.throttle.io_serviced"})
+					default:
+						o.g.files = append(o.g.files, file{fd: fdDeferred, kind: kBlkioOps, dir: o.dirIdx[fd], name: "blkio.throttle.io_serviced_recursive"})
+					}
+				}
 			}
 		}
 	}
@@ -601,7 +624,7 @@ func (g *Group) lookAgainForFiles() error {
 	for di := range g.dirs {
 		want := g.hugeV2 && g.hugeDir == di && len(g.hugeSizes) == 0
 		for i := range g.files {
-			want = want || g.files[i].fd < 0 && int(g.files[i].dir) == di
+			want = want || g.files[i].fd == -1 && int(g.files[i].dir) == di
 		}
 		if !want {
 			continue
@@ -618,7 +641,7 @@ func (g *Group) lookAgainForFiles() error {
 		}
 		for i := range g.files {
 			f := &g.files[i]
-			if f.fd >= 0 || int(f.dir) != di {
+			if f.fd != -1 || int(f.dir) != di {
 				continue
 			}
 			nfd, err := openFile(fd, f.name)
@@ -638,7 +661,7 @@ func (g *Group) lookAgainForFiles() error {
 				errs = append(errs, o.err)
 			}
 			for _, f := range g.files[n:] {
-				if f.fd < 0 {
+				if f.fd == -1 {
 					g.missing++
 				}
 			}
@@ -751,9 +774,23 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		now = time.Now()
 		skipLimits = g.limitsKept && now.Sub(g.limitsAt) < g.limitMaxAge
 	}
-	var live uint64 // bit i: dirs[i] was found alive during this Stat
+	var live uint64  // bit i: dirs[i] was found alive during this Stat
+	noBlkgs := false // the v1 bytes file listed no device
 	for i := range g.files {
 		f := &g.files[i]
+		if f.kind == kBlkioOps && noBlkgs {
+			s.IO.sumDevices(ioOps) // Known 0, as the file would give
+			continue
+		}
+		if f.fd == fdDeferred {
+			if err := g.openDeferred(f); err != nil {
+				if gone, _ := g.dirGone(f.dir); gone {
+					return &os.PathError{Op: "open", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
+				}
+				errs = append(errs, &os.PathError{Op: "open", Path: g.path(f), Err: err})
+				continue
+			}
+		}
 		if f.fd < 0 || skipLimits && f.kind.isLimit() {
 			continue
 		}
@@ -784,6 +821,8 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		if err := g.parse(f, b, s); err != nil {
 			clearFields(f, s)
 			errs = append(errs, withFile(g.path(f), err))
+		} else if f.kind == kBlkioBytes {
+			noBlkgs = bytes.HasPrefix(b, []byte("Total "))
 		}
 	}
 	switch {
@@ -798,6 +837,39 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		return errs[0]
 	}
 	return errors.Join(errs...)
+}
+
+// openDeferred opens a file left for later (fdDeferred) in the group's
+// directory, opened again by its path and used only if it is the same
+// directory (the same inode). A file that does not exist (an older kernel's
+// name) becomes a missing one, for RefreshLimits to look for; that is no
+// error.
+func (g *Group) openDeferred(f *file) error {
+	d := g.dirs[f.dir]
+	dfd, err := g.fs.openDir(d.point, d.rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(dfd, &st); err != nil {
+		return err
+	}
+	if st.Ino != d.ino {
+		return unix.ENOENT // a group made again at the path: this one is gone
+	}
+	fd, err := openFile(dfd, f.name)
+	switch {
+	case err == nil:
+		f.fd = int32(fd)
+	case err == unix.ENOENT:
+		f.fd = -1
+		g.missing++
+		return nil
+	default:
+		return err
+	}
+	return nil
 }
 
 // drop closes a file found hidden or removed in a live group; RefreshLimits
