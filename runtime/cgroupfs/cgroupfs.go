@@ -433,7 +433,9 @@ func (d *Discoverer) initPID(dir string) (pid int, ticks uint64, populated bool,
 }
 
 // readFile reads a small file whole into d.buf (open, read, close: no
-// fstat, no allocation once d.buf has grown).
+// fstat, no allocation once d.buf has grown). The files read are seq_files
+// (cgroup.procs, /proc/<pid>/stat), whose read fills the buffer unless the
+// file ends first: a short read is the end, with no read of 0 to confirm.
 func (d *Discoverer) readFile(name string) ([]byte, error) {
 	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -455,10 +457,9 @@ func (d *Discoverer) readFile(name string) ([]byte, error) {
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 		}
-		if m == 0 {
+		if n += m; m == 0 || n < len(d.buf) {
 			return d.buf[:n], nil
 		}
-		n += m
 	}
 }
 
