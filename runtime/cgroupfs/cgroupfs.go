@@ -26,7 +26,11 @@
 // LabelKind, saying which of the above matched. The PID is the group's init
 // process (the one whose parent is outside the group). Watch rescans
 // periodically (every 10 s unless WithInterval says otherwise) and reports
-// the differences.
+// the differences. Scans (List's too) are incremental: a directory already
+// seen, with the same inode, is not classified again; each recognised
+// group's cgroup.procs and its init's /proc/<pid>/stat are read at every
+// scan, which is how a group that emptied, an init that exited and a PID
+// reused by another process are told.
 package cgroupfs
 
 import (
