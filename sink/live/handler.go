@@ -3,7 +3,6 @@ package live
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"math"
 	"net/http"
 	"sort"
@@ -54,15 +53,16 @@ func (k *Sink) Handler() http.Handler {
 		case "static/live.css":
 			serveStatic(w, "static/live.css", "text/css; charset=utf-8")
 		case "api/v1/containers":
-			serveJSON(w, http.StatusOK, k.containers())
+			c := k.containers()
+			serveJSON(w, http.StatusOK, c.appendJSON(make([]byte, 0, 512+1024*len(c.Containers))))
 		case "api/v1/series":
 			ref, err := strconv.ParseUint(r.URL.Query().Get("ref"), 10, 64)
 			s, ok := k.seriesOf(ref)
 			if err != nil || !ok {
-				serveJSON(w, http.StatusNotFound, map[string]string{"error": "no container with this ref"})
+				serveJSON(w, http.StatusNotFound, []byte(`{"error":"no container with this ref"}`))
 				return
 			}
-			serveJSON(w, http.StatusOK, s)
+			serveJSON(w, http.StatusOK, s.appendJSON(make([]byte, 0, 512+96*len(s.Time))))
 		default:
 			http.NotFound(w, r)
 		}
@@ -81,12 +81,9 @@ func serveStatic(w http.ResponseWriter, name, ctype string) {
 	w.Write(b)
 }
 
-func serveJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v) // escapes <, > and & as \u003c...: inert even if sniffed
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
+// serveJSON answers a JSON document (written with <, > and & escaped as
+// \u003c...: inert even if sniffed as HTML).
+func serveJSON(w http.ResponseWriter, code int, b []byte) {
 	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -334,3 +334,20 @@ func BenchmarkRingBytes(b *testing.B) {
 	}
 	b.ReportMetric(per, "bytes/container")
 }
+
+// BenchmarkPageRefresh is what one refresh of an open page costs the
+// daemon at 33 containers with full rings: /api/v1/containers and one
+// container's /api/v1/series, answered and encoded.
+func BenchmarkPageRefresh(b *testing.B) {
+	h := fill(b, 33, live.DefaultPoints).Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, p := range []string{"/api/v1/containers", "/api/v1/series?ref=1"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p, nil))
+			if rec.Code != 200 {
+				b.Fatal(rec.Code)
+			}
+		}
+	}
+}
