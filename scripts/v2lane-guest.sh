@@ -40,7 +40,12 @@ mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || fatal "mount cgroup2"
 echo "+cpu +cpuset +memory +io +pids +hugetlb" >/sys/fs/cgroup/cgroup.subtree_control || fatal "subtree_control"
 say "controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 # The ext4 disk is /tmp: t.TempDir() (O_DIRECT, io.stat) and the daemons' state
-# land on a real block device.
+# land on a real block device. It hides the host's /tmp, where the repository
+# may be (a CI clone in a temporary directory): that stays reachable at
+# /run/host-tmp.
+mkdir -p /run/host-tmp
+mount --bind /tmp /run/host-tmp || fatal "bind the host's /tmp"
+case "$REPO" in /tmp/*) REPO=/run/host-tmp/${REPO#/tmp/} ;; esac
 mount -t ext4 /dev/vda /tmp || fatal "mount /dev/vda"
 chmod 1777 /tmp
 # The unpacked kernel's modules, for modprobe (docker, podman).
