@@ -230,7 +230,9 @@ func FuzzChangingLabels(f *testing.F) {
 		}
 		tags := sink.DefaultTags()
 		tags.Labels = []sink.LabelTag{{Label: "team"}}
-		mk := func() *encoder { return newEncoder(sink.MustTagger(tags), nil, false, nil, map[string]string{"job": "j"}) }
+		mk := func() *encoder {
+			return newEncoder(sink.MustTagger(tags), nil, false, nil, map[string]string{"job": "j"})
+		}
 		e := mk()
 		buf, ends := e.appendSnapshot(nil, nil, snap(name1, team1, if1, dev1))
 		second := snap(name2, team2, if2, dev2)
