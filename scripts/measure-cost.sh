@@ -36,8 +36,8 @@
 # that it holds every container). A sink suffixed +page (auto:stdout+page)
 # runs the same with the live page open: a client fetching what the page
 # fetches (/api/v1/containers and one container's /api/v1/series) once a
-# second over one connection, the page's rate at -interval 1s (what a
-# browser costs is its own, not the daemon's). The configurations run one at a time,
+# second over one kept-alive connection (a python3 client), the page's
+# rate at -interval 1s (what a browser costs is its own, not the daemon's). The configurations run one at a time,
 # interleaved, in $MEASURE_ROUNDS rounds (2). For each run it waits
 # $MEASURE_WARMUP s (5), then reads utime+stime from /proc/<pid>/stat at
 # t=0 and t=$MEASURE_SECONDS (60), and VmRSS and VmHWM from
@@ -229,14 +229,32 @@ for r in $(seq 1 "$rounds"); do
 				scraper_pid=$!
 			fi
 			if [ "$page" = 1 ]; then
-				(
-					sleep 2
-					ref=$(curl -fsS "http://$listen/api/v1/containers" | grep -o '"ref":[0-9]*' | head -n 1 | cut -d: -f2)
-					while sleep 1; do
-						curl -fsS -o /dev/null -o /dev/null "http://$listen/api/v1/containers" "http://$listen/api/v1/series?ref=$ref" ||
-							echo "page poll failed" >>"$work/run.err"
-					done
-				) &
+				# What the open page fetches, once a second, on one kept-alive
+				# connection as a browser keeps it.
+				python3 - "$listen" 2>>"$work/run.err" <<-'EOF' &
+					import http.client, json, sys, time
+					host, port = sys.argv[1].rsplit(":", 1)
+					conn = http.client.HTTPConnection(host, int(port), timeout=10)
+					def get(path):
+					    global conn
+					    try:
+					        conn.request("GET", path)
+					        r = conn.getresponse()
+					        body = r.read()
+					        if r.status == 200:
+					            return body
+					        print("page poll:", path, r.status, file=sys.stderr)
+					    except OSError as e:
+					        print("page poll:", path, e, file=sys.stderr)
+					        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+					    return None
+					time.sleep(2)
+					ref = json.loads(get("/api/v1/containers"))["containers"][0]["ref"]
+					while True:
+					    time.sleep(1)
+					    get("/api/v1/containers")
+					    get("/api/v1/series?ref=%d" % ref)
+				EOF
 				page_pid=$!
 			fi
 			sleep "$warm"
