@@ -6,6 +6,7 @@ require (
 	github.com/containerd/containerd/api v1.10.0
 	github.com/golang/snappy v1.0.0
 	github.com/influxdata/line-protocol/v2 v2.2.1
+	github.com/klauspost/compress v1.20.1
 	github.com/moby/moby/api v1.56.1
 	github.com/moby/moby/client v0.6.2
 	github.com/opencontainers/cgroups v0.1.0

@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/golang/snappy"
 
 	"github.com/metricsd/metricsd/internal/sinktest"
+	"github.com/metricsd/metricsd/sink"
 )
 
 // fakeReceiver answers each request with the next status of a script (then
@@ -199,5 +201,46 @@ func TestNewErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestSnappyBlock: the body the sink posts (klauspost/compress/s2's
+// Snappy-compatible encoder) is a standard snappy block: the reference
+// decoder, github.com/golang/snappy, gives back the WriteRequest exactly,
+// for a request of a whole 33-container snapshot and for a tiny one.
+func TestSnappyBlock(t *testing.T) {
+	var mu sync.Mutex
+	var got [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	s, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	e := defaultEncoder(map[string]string{"job": "metricsd"})
+	big, _ := e.appendSnapshot(nil, nil, sinktest.FullSnapshot(33, 2, t0))
+	small, _ := e.appendSnapshot(nil, nil, &sink.Snapshot{Time: t0, Self: &sink.Self{}})
+	for _, body := range [][]byte{big, small} {
+		if we, err := s.post(context.Background(), body, 1); we != nil || err != nil {
+			t.Fatal(we, err)
+		}
+		mu.Lock()
+		sent := got[len(got)-1]
+		mu.Unlock()
+		raw, err := snappy.Decode(nil, sent)
+		if err != nil {
+			t.Fatalf("golang/snappy cannot decode the body: %v", err)
+		}
+		if !bytes.Equal(raw, body) {
+			t.Fatalf("decoded body differs from the request (%d bytes, want %d)", len(raw), len(body))
+		}
+		t.Logf("%d bytes sent as %d", len(body), len(sent))
 	}
 }
