@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +33,10 @@ const hostile = `<img src=x onerror="document.body.dataset.pwned='name'">`
 // hostileLabel is a label value, shown in the container's details.
 const hostileLabel = `<svg onload="document.body.dataset.pwned='label'"></svg><b>bold</b>`
 
+// hostileLinks are the names of a veth pair the hostile container makes in
+// its own network namespace (the kernel allows <, > and = in them).
+var hostileLinks = [2]string{"<i>i", "<u>u"}
+
 // EnvScreenshot names where TestLivePageInChromium saves its screenshot
 // (default: metricsd-live-page.png in the temporary directory).
 const EnvScreenshot = "METRICSD_PAGETEST_SCREENSHOT"
@@ -42,7 +48,7 @@ const EnvScreenshot = "METRICSD_PAGETEST_SCREENSHOT"
 // test container is listed by name; after a few intervals the loaded
 // container's CPU and network charts have drawn non-zero values (the
 // page's record of what it drew, and coloured pixels on the canvas); the
-// hostile name and label appear literally as text, no element they
+// hostile name, label and interface names appear literally as text, no element they
 // describe exists and their payload never ran (it would set
 // data-pwned on the body). It saves a screenshot (PNG) and logs its path.
 func TestLivePageInChromium(t *testing.T) {
@@ -74,11 +80,12 @@ func TestLivePageInChromium(t *testing.T) {
 		rttest.Ctr(t, ns, "task", "exec", "-d", "--exec-id", fmt.Sprintf("load%d", len(cmd)), names[0], "/bin/sh", "-c", cmd)
 	}
 	evilID := "evil-" + ns
-	rttest.CtrRun(t, "k8s.io", evilID, []string{
+	evilPID := rttest.CtrRun(t, "k8s.io", evilID, []string{
 		"io.kubernetes.container.name=" + hostile,
 		"io.kubernetes.pod.name=evil", "io.kubernetes.pod.namespace=default", "io.kubernetes.pod.uid=" + ns,
 		"note=" + hostileLabel,
 	})
+	rttest.Run(t, "nsenter", "--net=/proc/"+strconv.Itoa(evilPID)+"/ns/net", "ip", "link", "add", hostileLinks[0], "type", "veth", "peer", "name", hostileLinks[1])
 
 	port, err := sinktest.FreePort()
 	if err != nil {
@@ -193,6 +200,7 @@ func TestLivePageInChromium(t *testing.T) {
 		strconv.Quote(hostile)), 15*time.Second)
 	type verdict struct {
 		Cells, Details, Label int
+		Interfaces            string
 		Elements              int
 		Pwned, Title          string
 	}
@@ -202,7 +210,8 @@ func TestLivePageInChromium(t *testing.T) {
 			Cells: Array.from(document.querySelectorAll("tbody td.name")).filter(function (td) { return td.textContent === h && td.children.length === 0; }).length,
 			Details: document.getElementById("detail-name").textContent === h ? 1 : 0,
 			Label: Array.from(document.querySelectorAll("#detail-info dd")).filter(function (dd) { return dd.textContent === l && dd.children.length === 0; }).length,
-			Elements: document.querySelectorAll("main img, main svg, main b").length,
+			Interfaces: Array.from(document.querySelectorAll("#detail-info dt")).filter(function (dt) { return dt.textContent === "Interfaces"; }).map(function (dt) { return dt.nextElementSibling.children.length ? "markup" : dt.nextElementSibling.textContent; }).join(),
+			Elements: document.querySelectorAll("main img, main svg, main b, main i, main u").length,
 			Pwned: document.body.dataset.pwned || "",
 			Title: document.title
 		};
@@ -210,8 +219,13 @@ func TestLivePageInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Cells != 1 || got.Details != 1 || got.Label != 1 || got.Elements != 0 || got.Pwned != "" || got.Title != "metricsd" {
-		t.Errorf("hostile strings: %+v; want the name as the text of 1 cell and the details' title, the label as 1 value's text, no img/svg/b element, no payload run, the title unchanged", got)
+	// The interfaces in the kernel's order, which need not be that of
+	// their making.
+	ifaces := strings.Split(got.Interfaces, ", ")
+	sort.Strings(ifaces)
+	wantIfaces := []string{hostileLinks[0], hostileLinks[1], "lo"}
+	if got.Cells != 1 || got.Details != 1 || got.Label != 1 || !slices.Equal(ifaces, wantIfaces) || got.Elements != 0 || got.Pwned != "" || got.Title != "metricsd" {
+		t.Errorf("hostile strings: %+v; want the name as the text of 1 cell and the details' title, the label as 1 value's text, interfaces %q as text (in any order), no img/svg/b/i/u element, no payload run, the title unchanged", got, wantIfaces)
 	}
 
 	// The screenshot, of the loaded container's charts over a dozen
