@@ -24,7 +24,7 @@ func TestLivePage(t *testing.T) {
 	tr := rttest.NewTree(t)
 	id := fmt.Sprintf("%064x", 0x11e9)
 	tr.Spawn("docker/" + id)
-	devnull, err := os.Open(os.DevNull)
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,5 +83,30 @@ func TestLivePage(t *testing.T) {
 	defer held.Close()
 	if !sinktest.Poll(5*time.Second, func() bool { code, _ := get(base + "/"); return code == 503 }) {
 		t.Error("the page answered past -max-conns 1")
+	}
+}
+
+// TestLivePageOff: -live-points 0 serves no page (404), the rest as ever;
+// -live-points 1 and -live-max-containers 0 are refused at start.
+func TestLivePageOff(t *testing.T) {
+	tr := rttest.NewTree(t)
+	tr.Spawn(fmt.Sprintf("docker/%064x", 0x11ea))
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	base := startDaemon(t, devnull, "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base, "-interval", "200ms", "-net", "none", "-live-points", "0")
+	waitStatus(t, base+"/readyz", 200, "ok", 10*time.Second)
+	for _, p := range []string{"/", "/api/v1/containers"} {
+		if code, _ := get(base + p); code != 404 {
+			t.Errorf("%s with -live-points 0: %d, want 404", p, code)
+		}
+	}
+	for _, args := range [][]string{{"-live-points", "1"}, {"-live-max-containers", "0"}} {
+		code, _, errOut := runArgs(t, append(args, "-runtime", "cgroupfs", "-cgroup-subtree", tr.Base, "-listen", "127.0.0.1:0")...)
+		if code != 2 || !strings.Contains(errOut, "live") {
+			t.Errorf("%v: exit %d, %q; want 2 and the reason", args, code, errOut)
+		}
 	}
 }

@@ -34,8 +34,8 @@
 // the reason otherwise), and /metrics the Prometheus exposition with
 // -sink prometheus (503 until the first snapshot), and / a live page of
 // the host's containers (a sortable table, per-container charts of the
-// last -live-points snapshots) with the JSON API it reads, /api/v1/
-// (sink/live; docs/LIVE.md), whatever the sinks. At most -max-conns
+// last -live-points snapshots; 0 for none) with the JSON API it reads,
+// /api/v1/ (sink/live; docs/LIVE.md), whatever the sinks. At most -max-conns
 // connections are served at once (the next answered 503), one that sends
 // no request for -idle-timeout is closed. -version prints the module
 // version and VCS revision.
@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fl.Var(&c.sinks, "sink", "where to write: stdout|influx|prometheus|remotewrite|otlp (repeatable; default stdout)")
 	fl.StringVar(&c.format, "format", "line", "stdout format: line (InfluxDB line protocol) or json (JSON lines)")
 	fl.StringVar(&c.listen, "listen", "127.0.0.1:9338", "HTTP address of the live page (/), /healthz, /readyz and (with -sink prometheus) /metrics; \"\" for none (not with -once)")
-	fl.IntVar(&c.livePoints, "live-points", live.DefaultPoints, "snapshots the live page keeps per container (its charts' span: 5 min at -interval 1s)")
+	fl.IntVar(&c.livePoints, "live-points", live.DefaultPoints, "snapshots the live page keeps per container (its charts' span: 5 min at -interval 1s); 0 for no page (and no ring)")
 	fl.IntVar(&c.liveContainers, "live-max-containers", live.DefaultMaxContainers, "containers the live page keeps; past it new ones are left out of the page and counted")
 	fl.BoolVar(&c.version, "version", false, "print the version and VCS revision, and exit")
 	filter := addFilterFlags(fl)
@@ -276,7 +276,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	// The live page: a sink of its own, beside the chosen ones.
 	var ring *live.Sink
-	if !c.once && c.listen != "" {
+	if !c.once && c.listen != "" && c.livePoints != 0 {
 		ring, err = live.New(live.WithPoints(c.livePoints), live.WithMaxContainers(c.liveContainers),
 			live.WithLimits(c.push.limits), live.WithLogger(log))
 		if err != nil {

@@ -244,6 +244,11 @@ func TestHandlerSafety(t *testing.T) {
 	if k.Sanitized().Replaced != 1 {
 		t.Errorf("Sanitized %+v, want 1 value replaced", k.Sanitized())
 	}
+	head := httptest.NewRecorder()
+	h.ServeHTTP(head, httptest.NewRequest(http.MethodHead, "/", nil))
+	if head.Code != 200 || head.Header().Get("Content-Security-Policy") == "" {
+		t.Errorf("HEAD /: %d, CSP %q", head.Code, head.Header().Get("Content-Security-Policy"))
+	}
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(m, "/api/v1/containers", strings.NewReader("x")))
