@@ -95,13 +95,22 @@ type file struct {
 	name string // the file's name (a constant, or built once for hugetlb)
 }
 
-// fdDeferred marks a file not opened yet, on purpose: v1's
-// blkio.throttle.io_serviced(_recursive), until the bytes file, read just
-// before it, lists a device. Both files print one row set per block device
-// the group has a blkcg_gq for (made at its first I/O to that device, and
-// counted in both at once), so while the bytes file lists none the ops file
-// lists none either: its totals are Known 0, as reading it would give,
-// without a read or a descriptor per idle group.
+// fdDeferred marks a file not opened yet, on purpose, because another file
+// read just before it tells what it holds while the group is idle; it is
+// opened (and read from then on) once that file says otherwise:
+//   - v1's blkio.throttle.io_serviced(_recursive), until the bytes file
+//     lists a device. Both print one row set per block device the group has
+//     a blkcg_gq for (made at its first I/O to that device or a throttle
+//     limit, and each bio counted in both at once), so while the bytes file
+//     lists none the ops file lists none either: its totals are Known 0;
+//   - v2's memory.events.local, until memory.events counts an event. The
+//     kernel counts an event in the group's local counters and in its own
+//     and its ancestors' hierarchical ones at once (memcg_memory_event), so
+//     while every memory.events counter is 0 so is every local one, and
+//     the file has the same keys.
+//
+// Either way the figures are what reading the file would give, without a
+// read or a descriptor per idle group.
 const fdDeferred = -2
 
 type devName struct {
@@ -328,8 +337,13 @@ func (o *opener) open(p Paths, c Controllers) {
 				o.file(fd, "memory.max", kMemLimit)
 				o.file(fd, "memory.peak", kMemPeak)
 				o.file(fd, "memory.stat", kMemStatV2)
-				o.file(fd, "memory.events", kMemEvents)
-				o.file(fd, "memory.events.local", kMemEventsLocal)
+				if o.file(fd, "memory.events", kMemEvents) {
+					// Opened once memory.events counts an event
+					// (fdDeferred).
+					o.g.files = append(o.g.files, file{fd: fdDeferred, kind: kMemEventsLocal, dir: o.dirIdx[fd], name: "memory.events.local"})
+				} else {
+					o.file(fd, "memory.events.local", kMemEventsLocal)
+				}
 				o.file(fd, "memory.swap.current", kSwapCurrent)
 				o.file(fd, "memory.swap.max", kSwapMax)
 				o.file(fd, "memory.swap.peak", kSwapPeak)
@@ -774,12 +788,17 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		now = time.Now()
 		skipLimits = g.limitsKept && now.Sub(g.limitsAt) < g.limitMaxAge
 	}
-	var live uint64  // bit i: dirs[i] was found alive during this Stat
-	noBlkgs := false // the v1 bytes file listed no device
+	var live uint64      // bit i: dirs[i] was found alive during this Stat
+	noBlkgs := false     // the v1 bytes file listed no device
+	noMemEvents := false // memory.events counted no event
 	for i := range g.files {
 		f := &g.files[i]
 		if f.kind == kBlkioOps && noBlkgs {
 			s.IO.sumDevices(ioOps) // Known 0, as the file would give
+			continue
+		}
+		if f.kind == kMemEventsLocal && noMemEvents {
+			s.Memory.EventsLocal = s.Memory.Events // the same keys, all 0
 			continue
 		}
 		if f.fd == fdDeferred {
@@ -823,6 +842,8 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 			errs = append(errs, withFile(g.path(f), err))
 		} else if f.kind == kBlkioBytes {
 			noBlkgs = bytes.HasPrefix(b, []byte("Total "))
+		} else if f.kind == kMemEvents {
+			noMemEvents = s.Memory.Events.allZero()
 		}
 	}
 	switch {

@@ -709,3 +709,80 @@ func TestLiveV2PressureOff(t *testing.T) {
 		t.Errorf("group opened after cgroup.pressure 1: %v, pressure %+v", err, s.Pressure)
 	}
 }
+
+// memoryEventsFile reads a v2 memory.events-shaped file directly: key to
+// count.
+func memoryEventsFile(t *testing.T, file string) map[string]uint64 {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint64{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			t.Fatalf("%s: %q", file, l)
+		}
+		v, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q: %v", file, l, err)
+		}
+		m[f[0]] = v
+	}
+	return m
+}
+
+// TestLiveV2EventsLocalIdle: while a v2 group's memory.events counts no
+// event, neither does its memory.events.local, so the Group neither reads
+// nor holds that file open, and its EventsLocal are the kernel's zeros.
+// Once memory.high makes the group count "high" events, the file is opened
+// and EventsLocal is the kernel's.
+func TestLiveV2EventsLocalIdle(t *testing.T) {
+	ctx := context.Background()
+	g := cgtest.NewV2(t, v2Controllers...)
+	idle := cgtest.Start(t, g, cgtest.Spec{})
+	grp, err := newFS(t).OpenPID(ctx, idle.Pid, cgroup.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grp.Close()
+	local := filepath.Join(g.Dir(""), "memory.events.local")
+	var s cgroup.Stats
+	for i := 0; i < 3; i++ {
+		if err := grp.Stat(ctx, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]cgroup.Value{"low": s.Memory.EventsLocal.Low, "high": s.Memory.EventsLocal.High, "max": s.Memory.EventsLocal.Max,
+		"oom": s.Memory.EventsLocal.OOM, "oom_kill": s.Memory.EventsLocal.OOMKill, "oom_group_kill": s.Memory.EventsLocal.OOMGroupKill}
+	kernel := memoryEventsFile(t, local)
+	for k, v := range got {
+		want, ok := kernel[k]
+		if ok && v != (cgroup.Value{V: want, State: cgroup.Known}) || !ok && v.Available() {
+			t.Errorf("idle group: EventsLocal %s = %v; the kernel's memory.events.local: %d (present %v)", k, v, want, ok)
+		}
+	}
+	if s.Memory.EventsLocal.High.State != cgroup.Known {
+		t.Errorf("idle group: EventsLocal.High %v, want Known 0", s.Memory.EventsLocal.High)
+	}
+	if heldOpen(t, local) {
+		t.Errorf("the idle group's %s is held open", local)
+	}
+
+	// memory.high far below what the next workload touches: the kernel
+	// counts "high" events in both files.
+	g.Write("", "memory.high", strconv.Itoa(4<<20))
+	cgtest.Start(t, g, cgtest.Spec{MemBytes: 32 << 20})
+	before := memoryEventsFile(t, local)["high"]
+	if err := grp.Stat(ctx, &s); err != nil {
+		t.Fatal(err)
+	}
+	after := memoryEventsFile(t, local)["high"]
+	if h := s.Memory.EventsLocal.High; before == 0 || h.State != cgroup.Known || h.V < before || h.V > after {
+		t.Errorf("EventsLocal.High %v, the kernel's memory.events.local high %d before the Stat and %d after (want > 0 and between)", h, before, after)
+	}
+	if !heldOpen(t, local) {
+		t.Errorf("%s is not held open once the group counts events", local)
+	}
+}

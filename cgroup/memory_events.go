@@ -67,3 +67,18 @@ func parseOOMControl(b []byte, e *MemoryEvents) error {
 		return nil
 	})
 }
+
+// allZero reports whether every counter the file gave is 0 (and it gave
+// some): an idle group's memory.events.
+func (e *MemoryEvents) allZero() bool {
+	n := 0
+	for _, v := range []Value{e.Low, e.High, e.Max, e.OOM, e.OOMKill, e.OOMGroupKill} {
+		switch {
+		case v.State == Known && v.V == 0:
+			n++
+		case v.State != Unavailable:
+			return false
+		}
+	}
+	return n > 0
+}
