@@ -219,7 +219,9 @@ func FuzzChangingLabels(f *testing.F) {
 	f.Add("same", "same", "v", "v", "eth\x80", "eth\x81", "vda", "vda")
 	f.Fuzz(func(t *testing.T, name1, name2, team1, team2, if1, if2, dev1, dev2 string) {
 		snap := func(name, team, iface, dev string) *sink.Snapshot {
-			s := sinktest.MixedSnapshot(t0)
+			// Two containers (the second's labels must not be the
+			// first's), small enough for the fuzz lane's 50,000 runs.
+			s := sinktest.FullSnapshot(2, 2, t0)
 			c := &s.Containers[0]
 			c.Container.Name = name
 			c.Container.Labels["team"] = team
