@@ -745,8 +745,8 @@ func memoryEventsFile(t *testing.T, file string) map[string]uint64 {
 // TestLiveV2EventsLocalIdle: while a v2 group's memory.events counts no
 // event, neither does its memory.events.local, so the Group neither reads
 // nor holds that file open, and its EventsLocal are the kernel's zeros.
-// Once memory.high makes the group count "high" events, the file is opened
-// and EventsLocal is the kernel's.
+// Once memory.max makes the group count "max" events (page cache reclaimed),
+// the file is opened and EventsLocal is the kernel's.
 func TestLiveV2EventsLocalIdle(t *testing.T) {
 	ctx := context.Background()
 	g := cgtest.NewV2(t, v2Controllers...)
@@ -779,17 +779,21 @@ func TestLiveV2EventsLocalIdle(t *testing.T) {
 		t.Errorf("the idle group's %s is held open", local)
 	}
 
-	// memory.high far below what the next workload touches: the kernel
-	// counts "high" events in both files.
-	g.Write("", "memory.high", strconv.Itoa(4<<20))
-	cgtest.Start(t, g, cgtest.Spec{MemBytes: 32 << 20})
-	before := memoryEventsFile(t, local)["high"]
+	// Page cache written past memory.max: the kernel reclaims it and
+	// counts "max" events in both files, and kills nothing. (Anonymous
+	// memory past memory.high would do too, but the kernel throttles
+	// each fault over it: 4 minutes in the emulated lane.)
+	g.Write("", "memory.max", strconv.Itoa(24<<20)) // well above the idle process's own
+	if err := g.Shell("exec dd if=/dev/zero of=" + t.TempDir() + "/f bs=1M count=64 conv=fsync").Wait(); err != nil {
+		t.Fatalf("writing 64 MiB past memory.max 24 MiB: %v", err)
+	}
+	before := memoryEventsFile(t, local)["max"]
 	if err := grp.Stat(ctx, &s); err != nil {
 		t.Fatal(err)
 	}
-	after := memoryEventsFile(t, local)["high"]
-	if h := s.Memory.EventsLocal.High; before == 0 || h.State != cgroup.Known || h.V < before || h.V > after {
-		t.Errorf("EventsLocal.High %v, the kernel's memory.events.local high %d before the Stat and %d after (want > 0 and between)", h, before, after)
+	after := memoryEventsFile(t, local)["max"]
+	if m := s.Memory.EventsLocal.Max; before == 0 || m.State != cgroup.Known || m.V < before || m.V > after {
+		t.Errorf("EventsLocal.Max %v, the kernel's memory.events.local max %d before the Stat and %d after (want > 0 and between)", m, before, after)
 	}
 	if !heldOpen(t, local) {
 		t.Errorf("%s is not held open once the group counts events", local)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -51,6 +52,9 @@ type OOMWatcher struct {
 	byWD    map[int32][]*oomWatch // v2: inotify watch descriptor
 	byFD    map[int32]*oomWatch   // v1: eventfd
 	closed  bool
+
+	localOnce   sync.Once
+	localEvents bool // cgroup2 is mounted with memory_localevents
 }
 
 // oomSettle are the delays after a notification at which a watcher reads a
@@ -70,6 +74,15 @@ type oomWatch struct {
 	next    time.Time
 	gone    bool // the group was removed or closed: nothing more to read
 	removed bool // Unwatch or Close
+
+	// v2: the parent's oom_kill count, read just before the group's
+	// last successful read (parentOK: it could be read). memory.events
+	// counts the events of a group's descendants too, so when the group
+	// is gone and the parent's count has not moved since, no kill
+	// happened in the group after that read: a notification that can no
+	// longer be read lost nothing.
+	parentKills uint64
+	parentOK    bool
 }
 
 // NewOOMWatcher starts a watcher whose reports go to handler. Close it to
@@ -203,6 +216,9 @@ func (w *OOMWatcher) prepareGroup(g *Group) (ow *oomWatch, setUp bool, err error
 			return nil, false, &os.PathError{Op: "inotify_add_watch", Path: g.path(f), Err: err}
 		}
 		ow.wd = int32(wd)
+	}
+	if !ow.v1 {
+		ow.parentKills, ow.parentOK = w.parentKills(filepath.Join(filepath.Dir(filepath.Dir(g.path(f))), "memory.events"))
 	}
 	kills, ooms, err := g.readOOMLocked(f)
 	if err != nil {
@@ -485,11 +501,17 @@ func (w *OOMWatcher) nextTimeout() int {
 func (w *OOMWatcher) readLocked(ow *oomWatch) (OOMKill, bool) {
 	g := ow.g
 	g.mu.Lock()
-	var kills, ooms uint64
+	var kills, ooms, parentKills uint64
+	var parentOK bool
+	var parentPath string
 	var err error
 	if g.closed {
 		err = ErrClosed
 	} else {
+		if !ow.v1 {
+			parentPath = filepath.Join(filepath.Dir(filepath.Dir(g.path(&g.files[ow.file]))), "memory.events")
+			parentKills, parentOK = w.parentKills(parentPath)
+		}
 		kills, ooms, err = g.readOOMLocked(&g.files[ow.file])
 	}
 	var gone bool
@@ -502,6 +524,13 @@ func (w *OOMWatcher) readLocked(ow *oomWatch) (OOMKill, bool) {
 		ow.next = time.Time{}
 		if errors.Is(err, ErrClosed) || gone {
 			ow.gone = true
+		}
+		if gone && !ow.v1 && ow.parentOK {
+			// Read again now that the group is gone: a kill before
+			// its removal shows in the parent's count by now.
+			if pk, ok := w.parentKills(parentPath); ok && pk == ow.parentKills {
+				return OOMKill{}, false
+			}
 		}
 		// v1 signals the eventfd when the group is removed: reading it
 		// then is the expected end, unless an OOM it notified has not
@@ -519,6 +548,7 @@ func (w *OOMWatcher) readLocked(ow *oomWatch) (OOMKill, bool) {
 	}
 	oomSeen := ow.v1 || ooms > ow.ooms
 	ow.ooms = ooms
+	ow.parentKills, ow.parentOK = parentKills, parentOK
 	switch {
 	case kills > ow.kills:
 		r := OOMKill{Group: g, Kills: kills - ow.kills, Total: kills, Time: now}
@@ -535,6 +565,49 @@ func (w *OOMWatcher) readLocked(ow *oomWatch) (OOMKill, bool) {
 		ow.next = time.Time{}
 	}
 	return OOMKill{}, false
+}
+
+// parentKills reads the oom_kill count of a v2 group's parent from its
+// memory.events at path (the rare notifications only: opened, read and
+// closed). ok is false where that count can not tell of the group's kills:
+// the parent is the root (no memory.events), or cgroup2 is mounted with
+// memory_localevents (a group's counts leave out its descendants').
+func (w *OOMWatcher) parentKills(path string) (kills uint64, ok bool) {
+	w.localOnce.Do(func() { w.localEvents = localEvents() })
+	if w.localEvents {
+		return 0, false
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return 0, false
+	}
+	defer unix.Close(fd)
+	var buf [512]byte
+	n, err := pread.Ordinary(fd, buf[:], 0)
+	if err != nil {
+		return 0, false
+	}
+	var e MemoryEvents
+	if parseMemoryEvents(buf[:n], &e) != nil {
+		return 0, false
+	}
+	return e.OOMKill.Get()
+}
+
+// localEvents reports whether a cgroup2 file system here is mounted with
+// memory_localevents (or mountinfo can not be read: then the parent's
+// count is not trusted either).
+func localEvents() bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, post, ok := strings.Cut(l, " - "); ok && strings.HasPrefix(post, "cgroup2 ") && strings.Contains(post, "memory_localevents") {
+			return true
+		}
+	}
+	return false
 }
 
 // readOOMLocked reads a group's OOM kill count, and on v2 its count of OOM

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -211,10 +213,9 @@ func TestLiveOOMWatchGroupRemoved(t *testing.T) {
 	if ws, ok := init.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the group's process ended with %v, want killed by the OOM killer", err)
 	}
-	// Removed at once: the group is empty.
-	if err := g.Remove(); err != nil {
-		t.Fatal(err)
-	}
+	// Removed at once: the group is empty. Its parent stays, as a
+	// runtime's does (a container's slice or pod).
+	removeLeaf(t, g)
 	rec.wait(t, grp, 1, 10*time.Second)
 	time.Sleep(400 * time.Millisecond)
 	if k, n, errs := rec.kills(grp); k != 1 || n != 1 || errs != 0 {
@@ -344,5 +345,118 @@ func TestLiveV2OOMGroupKill(t *testing.T) {
 	}
 	if k, _, _ := rec.kills(grp); k != kills || k < 3 {
 		t.Errorf("%d kills reported, the kernel counts %d: want the same, at least 3", k, kills)
+	}
+}
+
+// TestLiveOOMWatchGoneNoKill (v2): a notification the watcher could not
+// read before its group was removed is a possibly uncounted kill only when
+// the parent's memory.events (which counts its descendants' events) says
+// a kill happened since the group was last read. The watcher's goroutine
+// is held in the handler (a real kill in another group) while group "quiet"
+// gets memory events that are no kill (page cache reclaimed at memory.max) and is
+// removed, and group "lost" gets a real kill and is removed: once let go,
+// the watcher says nothing of quiet (no kill happened there: before, it
+// reported an error) and reports lost's kill as possibly uncounted.
+func TestLiveOOMWatchGoneNoKill(t *testing.T) {
+	ctx := context.Background()
+	holder, quiet, lost := oomGroup(t), cgtest.New(t, "memory"), oomGroup(t)
+	if holder.Version != 2 {
+		t.Skip("cgroup v1 signals an eventfd, read at the removal itself: this is v2's inotify case (the v2 lane runs it)")
+	}
+	quiet.Write("", "memory.max", strconv.Itoa(4<<20))
+	quiet.Write("", "memory.swap.max", "0")
+	fifo := func(g *cgtest.Group, then string) (string, *exec.Cmd) {
+		p := t.TempDir() + "/go"
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p, g.Shell("read x <" + p + "; exec " + then)
+	}
+	holdGo, holdHog := fifo(holder, oomHog)
+	// Page cache past memory.max: reclaimed, counted as "max" events, no kill.
+	quietGo, quietHog := fifo(quiet, "dd if=/dev/zero of="+t.TempDir()+"/f bs=1M count=16 conv=fsync")
+	lostGo, lostHog := fifo(lost, oomHog)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rec := newOOMRecorder()
+	w, err := cgroup.NewOOMWatcher(func(k cgroup.OOMKill) {
+		once.Do(func() { close(held); <-release })
+		rec.handle(k)
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	groups := map[string]*cgroup.Group{}
+	for name, g := range map[string]*cgtest.Group{"holder": holder, "quiet": quiet, "lost": lost} {
+		grp, err := newFS(t).Open(ctx, g.Path, cgroup.Memory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer grp.Close()
+		if err := w.Watch(grp); err != nil {
+			t.Fatal(err)
+		}
+		groups[name] = grp
+	}
+	run := func(name, p string, c *exec.Cmd, killed bool) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte("go\n"), 0); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Wait()
+		ws, _ := c.ProcessState.Sys().(syscall.WaitStatus)
+		if killed != (ws.Signal() == syscall.SIGKILL) {
+			t.Fatalf("%s's process ended with %v (killed by the OOM killer: want %v)", name, err, killed)
+		}
+	}
+	run("holder", holdGo, holdHog, true)
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no report of the holder's kill")
+	}
+	run("quiet", quietGo, quietHog, false)
+	if ev := quiet.Read("", "memory.events"); !strings.Contains(ev, "max ") || strings.Contains(ev, "max 0") || !strings.Contains(ev, "oom_kill 0") {
+		t.Fatalf("quiet's memory.events: want max events and no kill:\n%s", ev)
+	}
+	run("lost", lostGo, lostHog, true)
+	for _, g := range []*cgtest.Group{quiet, lost} {
+		removeLeaf(t, g)
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, _, errs := rec.kills(groups["lost"]); errs > 0 || time.Now().After(deadline) {
+			break // lost's report (an error), or a failed test
+		}
+	}
+	time.Sleep(400 * time.Millisecond) // and the settle reads
+	if k, n, errs := rec.kills(groups["holder"]); k != 1 || n != 1 || errs != 0 {
+		t.Errorf("holder: %d kills in %d reports (%d errors), want 1 in 1", k, n, errs)
+	}
+	if k, n, errs := rec.kills(groups["quiet"]); n != 0 || errs != 0 {
+		t.Errorf("quiet (no kill, removed unread): %d kills in %d reports (%d errors), want no report", k, n, errs)
+	}
+	if _, _, errs := rec.kills(groups["lost"]); errs != 1 {
+		t.Errorf("lost (killed, removed unread): %d error reports, want 1 (a kill that may have gone uncounted)", errs)
+	}
+}
+
+// removeLeaf removes g's own directories, not its parent, as a runtime
+// removes a container's group (cleanup removes the parent).
+func removeLeaf(t *testing.T, g *cgtest.Group) {
+	t.Helper()
+	for _, dir := range g.Dirs {
+		var err error
+		for i := 0; i < 50; i++ { // a killed task leaves its group asynchronously
+			if err = syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			t.Fatalf("removing %s: %v", dir, err)
+		}
 	}
 }
