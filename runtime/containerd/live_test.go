@@ -234,11 +234,24 @@ func TestListStoppedTask(t *testing.T) {
 	if c, ok := find(cs, testNS, other); !ok || c.PID != opid {
 		t.Errorf("%s missing or wrong after another task's process died: %+v", other, c)
 	}
-	if c, ok := find(cs, testNS, id); ok && c.State == runtime.StateRunning && c.PID == pid {
+	// Until the shim has reaped the process and containerd has the exit,
+	// the task may still be listed running with its PID (a zombie until
+	// then, or just reaped: whether /proc/<pid> is there after List says
+	// nothing of when List looked). Once the process is gone, the listing
+	// must stop saying so.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		c, ok := find(cs, testNS, id)
+		if !ok || c.State != runtime.StateRunning || c.PID != pid {
+			break
+		}
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			t.Logf("process %d not yet gone", pid)
-		} else {
-			t.Errorf("%s reported running with exited PID %d", id, pid)
+			t.Logf("process %d not yet reaped", pid)
+		} else if time.Now().After(deadline) {
+			t.Errorf("%s still listed running with PID %d, 30 s after that process was reaped", id, pid)
+			break
+		}
+		if cs, err = d.List(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
