@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	cgroup1 "github.com/containerd/cgroups/v3/cgroup1"
 	occgroups "github.com/opencontainers/cgroups"
@@ -51,6 +52,38 @@ func BenchmarkGroupStat(b *testing.B) {
 		}
 		loopCPU(b, func() error { return grp.Stat(ctx, &s) })
 	})
+
+	// With -limit-max-age (the daemon's default): "kept" is a Stat
+	// within the age, which reads the 13 other files and copies the kept
+	// limits; "due" one that reads the limits too, opening and closing
+	// the limit files held closed (and their directories) each time.
+	for _, due := range []bool{false, true} {
+		name := "metricsd-limits-kept"
+		if due {
+			name = "metricsd-limits-due"
+		}
+		b.Run(name, func(b *testing.B) {
+			fs, err := cgroup.NewFS(ctx, cgroup.WithLimitMaxAge(time.Hour))
+			if err != nil {
+				b.Fatal(err)
+			}
+			grp, err := fs.Open(ctx, g.Path, cgroup.All)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer grp.Close()
+			var s cgroup.Stats
+			if err := grp.Stat(ctx, &s); err != nil {
+				b.Fatal(err)
+			}
+			loopCPU(b, func() error {
+				if due {
+					grp.RefreshLimits()
+				}
+				return grp.Stat(ctx, &s)
+			})
+		})
+	}
 
 	b.Run("opencontainers", func(b *testing.B) {
 		paths := map[string]string{}

@@ -139,7 +139,14 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // into the Stats otherwise, so they are never left Unavailable.
 // Group.RefreshLimits makes the next Stat read them whatever their age.
 //
-// The default, 0, reads every file at every Stat.
+// With an age the Groups also hold their limit files closed: the Stat that
+// reads them opens them (in the group's directory, opened again and checked
+// to be the same one) and closes them after, an open and a close per file
+// per d for 6 descriptors fewer per v1 group with every controller (13
+// instead of 19), 5 per v2 group, which a host of thousands of containers
+// under a fixed RLIMIT_NOFILE needs more.
+//
+// The default, 0, reads every file at every Stat, each kept open.
 func WithLimitMaxAge(d time.Duration) Option {
 	return func(o *options) { o.limitMaxAge = max(d, 0) }
 }

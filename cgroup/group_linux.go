@@ -82,11 +82,12 @@ func (k kind) cheap() bool {
 }
 
 // file is one file a Group reads. It is kept small: a Collector holds
-// thousands (18 per v1 group). fd is -1 while the file is not open: it did
-// not exist when the Group was opened, or was found hidden or removed since
-// in a group that lives on; RefreshLimits has the next Stat look for it
-// again. fd is fdDeferred for a file opened only once another file shows it
-// has something to say (see deferOps).
+// thousands (13 per idle v1 group). fd is -1 while the file is not open: it
+// did not exist when the Group was opened, or was found hidden or removed
+// since in a group that lives on; RefreshLimits has the next Stat look for
+// it again. fd is fdDeferred for a file opened only once another file shows
+// it has something to say, and fdClosed for a limit file held closed
+// between the Stats that read it (WithLimitMaxAge).
 type file struct {
 	fd   int32
 	kind kind
@@ -113,6 +114,17 @@ type file struct {
 // read or a descriptor per idle group.
 const fdDeferred = -2
 
+// fdClosed marks a limit file held closed: with WithLimitMaxAge the limits
+// are read only when the values kept are older than the age, so the Stat
+// that reads them opens the files (through the group's directory, opened
+// again and checked to be the same) and closes them after. A v1 group with
+// every controller holds 6 descriptors fewer (13 instead of 19), which a
+// host with thousands of containers and a fixed RLIMIT_NOFILE needs more
+// than the open and close per file per age (~8 us each on a 2 vCPU VM:
+// docs/BENCHMARKS.md). With no age (every Stat reads every file) the limit
+// files are kept open like the others.
+const fdClosed = -3
+
 type devName struct {
 	num  devNum
 	name string
@@ -120,8 +132,10 @@ type devName struct {
 
 // Group is an open cgroup: the descriptors of the files its controllers
 // need, kept open so that Stat re-reads them with pread at offset 0 into a
-// reused buffer. A Group is safe for concurrent use; Stat calls are
-// serialised. Close it when the container goes: it holds descriptors.
+// reused buffer (but for the limit files under WithLimitMaxAge, held closed
+// between the Stats that read them). A Group is safe for concurrent use;
+// Stat calls are serialised. Close it when the container goes: it holds
+// descriptors.
 type Group struct {
 	fs      *FS
 	version int
@@ -138,7 +152,8 @@ type Group struct {
 	devNames  []devName
 	closed    bool
 
-	// The limits last read, for FS.limitMaxAge (see WithLimitMaxAge).
+	// The limits last read, for FS.limitMaxAge (see WithLimitMaxAge); with
+	// an age the limit files are held closed (fdClosed).
 	limitMaxAge time.Duration
 	limits      limitValues
 	limitsAt    time.Time
@@ -590,8 +605,19 @@ func (o *opener) tryFile(dir int, name string, k kind, idx int) bool {
 		}
 		return false
 	}
-	o.g.files = append(o.g.files, file{fd: int32(fd), kind: k, dir: o.dirIdx[dir], idx: uint16(idx), name: name})
+	o.g.files = append(o.g.files, file{fd: o.g.hold(fd, k), kind: k, dir: o.dirIdx[dir], idx: uint16(idx), name: name})
 	return true
+}
+
+// hold is what a Group keeps of a file of kind k it just opened: the
+// descriptor, or fdClosed for a limit file held closed (see fdClosed),
+// which it closes.
+func (g *Group) hold(fd int, k kind) int32 {
+	if g.limitMaxAge > 0 && k.isLimit() {
+		unix.Close(fd)
+		return fdClosed
+	}
+	return int32(fd)
 }
 
 // openFile opens a file of a group's directory for reading.
@@ -661,7 +687,7 @@ func (g *Group) lookAgainForFiles() error {
 			nfd, err := openFile(fd, f.name)
 			switch {
 			case err == nil:
-				f.fd = int32(nfd)
+				f.fd = g.hold(nfd, f.kind)
 				g.missing--
 			case err != unix.ENOENT:
 				errs = append(errs, &os.PathError{Op: "open", Path: g.path(f), Err: err})
@@ -750,7 +776,8 @@ func (g *Group) closeFiles() error {
 // see each).
 //
 // In steady state (a reused s whose slices have grown to size) Stat does not
-// allocate.
+// allocate, but for the Stat that opens the limit files held closed (once
+// per WithLimitMaxAge).
 func (g *Group) Stat(ctx context.Context, s *Stats) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -791,6 +818,10 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 	var live uint64      // bit i: dirs[i] was found alive during this Stat
 	noBlkgs := false     // the v1 bytes file listed no device
 	noMemEvents := false // memory.events counted no event
+	var ld limitDirs     // the directories opened for the limit files held closed
+	if !skipLimits && g.limitMaxAge > 0 {
+		defer g.closeLimits(&ld)
+	}
 	for i := range g.files {
 		f := &g.files[i]
 		if f.kind == kBlkioOps && noBlkgs {
@@ -803,6 +834,15 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 		}
 		if f.fd == fdDeferred {
 			if err := g.openDeferred(f); err != nil {
+				if gone, _ := g.dirGone(f.dir); gone {
+					return &os.PathError{Op: "open", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
+				}
+				errs = append(errs, &os.PathError{Op: "open", Path: g.path(f), Err: err})
+				continue
+			}
+		}
+		if f.fd == fdClosed && !skipLimits {
+			if err := g.openLimit(f, &ld); err != nil {
 				if gone, _ := g.dirGone(f.dir); gone {
 					return &os.PathError{Op: "open", Path: g.path(f), Err: fmt.Errorf("%w (%w)", ErrNotExist, err)}
 				}
@@ -891,6 +931,73 @@ func (g *Group) openDeferred(f *file) error {
 		return err
 	}
 	return nil
+}
+
+// limitDirs are the group's directories a Stat opened to open the limit
+// files held closed, by index in Group.dirs (plus one: 0 is none).
+type limitDirs [8]int32
+
+// openLimit opens a limit file held closed (fdClosed) for this Stat, in
+// the group's directory opened again by its path (once per Stat, kept in
+// ld) and used only if it is the same directory (the same inode).
+// closeLimits closes it after. A file that no longer exists in the live
+// directory (which the kernel does not do to a v1 limit file; a v2 one
+// goes with its controller) becomes a missing one, for RefreshLimits to
+// look for; that is no error.
+func (g *Group) openLimit(f *file, ld *limitDirs) error {
+	dfd := -1
+	if int(f.dir) < len(ld) && ld[f.dir] > 0 {
+		dfd = int(ld[f.dir] - 1)
+	} else {
+		d := g.dirs[f.dir]
+		fd, err := g.fs.openDir(d.point, d.rel)
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if st.Ino != d.ino {
+			unix.Close(fd)
+			return unix.ENOENT // a group made again at the path: this one is gone
+		}
+		if int(f.dir) < len(ld) {
+			ld[f.dir] = int32(fd) + 1
+		} else {
+			defer unix.Close(fd)
+		}
+		dfd = fd
+	}
+	fd, err := openFile(dfd, f.name)
+	switch {
+	case err == nil:
+		f.fd = int32(fd)
+	case err == unix.ENOENT:
+		f.fd = -1
+		g.missing++
+	default:
+		return err
+	}
+	return nil
+}
+
+// closeLimits closes what openLimit opened for a Stat: the limit files
+// still open (a file found removed since was dropped) are held closed
+// again.
+func (g *Group) closeLimits(ld *limitDirs) {
+	for i := range g.files {
+		if f := &g.files[i]; f.fd >= 0 && f.kind.isLimit() {
+			unix.Close(int(f.fd))
+			f.fd = fdClosed
+		}
+	}
+	for _, fd := range ld {
+		if fd > 0 {
+			unix.Close(int(fd - 1))
+		}
+	}
 }
 
 // drop closes a file found hidden or removed in a live group; RefreshLimits
