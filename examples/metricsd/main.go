@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	filter := addFilterFlags(fl)
 	ops := addOpsFlags(fl)
 	fl.StringVar(&c.net, "net", "dev,sockstat", "network statistics to read: any of dev,sockstat,snmp,snmp6,netstat,tcpstates, or none")
-	fl.DurationVar(&c.limitMaxAge, "limit-max-age", 10*time.Second, "how old reported limits (CPU quota, memory, pids, hugetlb) may be: their files are re-read when older; 0 reads them at every interval")
+	fl.DurationVar(&c.limitMaxAge, "limit-max-age", time.Minute, "how old reported limits (CPU quota, memory, pids, hugetlb) may be: their files are re-read (opened, read, closed) when older; 0 keeps them open and reads them at every interval")
 	fl.StringVar(&c.labels, "labels", "", "comma-separated container labels to keep and export as tags")
 	fl.BoolVar(&c.info, "info", false, "write a container_info series per container carrying every tag of the container")
 	fl.BoolVar(&c.infoOnly, "info-only", false, "like -info, and every other series carries only the id tag (and -tag's): join container_info on id")
