@@ -75,17 +75,21 @@ import (
 )
 
 // trimAfterStart is a sink that, once the second snapshot has been
-// written, returns to the operating system the heap that starting needed
-// and steady state does not: package initialisation, runtime detection, the
-// first snapshot's listing and the event watcher's own (Docker: an inspect
-// per container each), opening every handle. That is about 1 MB of resident
-// memory the runtime's scavenger would give back only slowly, if at all. It
-// costs one garbage collection, once.
+// written, returns to the operating system what starting needed and steady
+// state does not: the heap of package initialisation, runtime detection,
+// the first snapshot's listing and the event watcher's own (Docker: an
+// inspect per container each), opening every handle, about 1 MB of
+// resident memory the runtime's scavenger would give back only slowly, if
+// at all; and the pages of the daemon's own executable that starting
+// mapped (trimBinary), ~7 MB of the deployed daemon's ~21 MB resident set
+// (docs/BENCHMARKS.md). It costs one garbage collection, once, and the
+// page faults that bring back what a later collection or request needs.
 type trimAfterStart struct{ n atomic.Int64 }
 
 func (t *trimAfterStart) Write(ctx context.Context, s *sink.Snapshot) error {
 	if t.n.Add(1) == 2 {
 		debug.FreeOSMemory()
+		trimBinary()
 	}
 	return nil
 }
