@@ -81,7 +81,7 @@ import (
 // inspect per container each), opening every handle, about 1 MB of
 // resident memory the runtime's scavenger would give back only slowly, if
 // at all; and the pages of the daemon's own executable that starting
-// mapped (trimBinary), ~7 MB of the deployed daemon's ~21 MB resident set
+// mapped (trimBinary), ~8 MB of the deployed daemon's ~22 MB resident set
 // (docs/BENCHMARKS.md). It costs one garbage collection, once, and the
 // page faults that bring back what a later collection or request needs.
 type trimAfterStart struct{ n atomic.Int64 }
