@@ -77,7 +77,7 @@ func addPushFlags(fl *flag.FlagSet) *pushFlags {
 	p.rwToken = addSecret(fl, "remotewrite-bearer-token", "METRICSD_REMOTEWRITE_BEARER_TOKEN", "remote_write bearer token")
 	fl.StringVar(&p.rwLabels, "remotewrite-labels", "job=metricsd,instance=$HOSTNAME", "external labels on every remote_write series, k=v,k=v ($HOSTNAME is this host's name)")
 	fl.StringVar(&p.rwHeaders, "remotewrite-headers", "", "extra remote_write HTTP headers, k=v,k=v (X-Scope-OrgID=tenant for Mimir)")
-	fl.IntVar(&p.rwBatch, "remotewrite-batch", 2000, "most samples per remote_write request")
+	fl.IntVar(&p.rwBatch, "remotewrite-batch", remotewrite.DefaultBatchSize, "most samples per remote_write request (a series' samples of one flush go in one TimeSeries)")
 	fl.IntVar(&p.rwBuffer, "remotewrite-buffer", remotewrite.DefaultBufferSnapshots, "snapshots buffered while the receiver is unreachable (however many containers); the oldest past them are dropped and counted")
 	fl.StringVar(&p.otlpURL, "otlp-url", "http://127.0.0.1:4318/v1/metrics", "OTLP/HTTP metrics endpoint")
 	fl.IntVar(&p.otlpBuffer, "otlp-buffer", otlp.DefaultBufferSnapshots, "snapshots buffered while the OTLP endpoint is unreachable; the oldest past them are dropped and counted")

@@ -89,6 +89,12 @@ type Config struct {
 	Weighted bool
 	// Interval is how often the buffer is sent when no batch has filled.
 	Interval time.Duration
+	// Linger: the buffer is sent every Interval, or as soon as half of
+	// Snapshots are waiting, not as soon as a batch fills, so that a
+	// batch holds several snapshots for Post to merge (remote_write
+	// writes a series' samples of several snapshots in one TimeSeries,
+	// its labels once).
+	Linger bool
 	// MinBackoff and MaxBackoff bound the wait before a retry: it doubles
 	// from MinBackoff after each failure, up to MaxBackoff, and a random
 	// part of up to half of it is taken off (jitter). A longer
@@ -158,9 +164,10 @@ type Sender struct {
 	// msgs are the log messages, prefixed with the sink's name once.
 	msgFull, msgFailed, msgRetry string
 
-	mu       sync.Mutex // guards q, inflight, closed, bgErrs, rejections
+	mu       sync.Mutex // guards q, inflight, waiting, closed, bgErrs, rejections
 	q        queue
 	inflight int
+	waiting  int // snapshots appended since the last flush began (Linger)
 	closed   bool
 	bgErrs   []error
 	lastErr  error // the background sender's last flush's failure, nil once one delivers
@@ -187,10 +194,13 @@ func New(cfg Config) *Sender {
 		msgFull:   cfg.Name + ": buffer full, oldest points dropped",
 		msgFailed: cfg.Name + ": write failed, points dropped",
 		msgRetry:  cfg.Name + ": write failed, will retry",
-		q:         queue{weighted: cfg.Weighted},
+		q:         queue{weighted: cfg.Weighted, maxFree: 2},
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
+	}
+	if cfg.Linger { // half the snapshots wait, in chunks of their own
+		s.q.maxFree = min(cfg.Snapshots/2, 16) + 2
 	}
 	go s.loop()
 	return s
@@ -229,6 +239,16 @@ func (s *Sender) Stats() Stats {
 // first, and counted. It returns the points added and
 // encode's error (ErrClosed after Close).
 func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error) {
+	return s.append(func(buf []byte, ends, pts []int, _ bool) ([]byte, []int, []int, error) {
+		return encode(buf, ends, pts)
+	}, false)
+}
+
+// AppendIdle is Append whose encode is told whether the Sender is idle:
+// nothing buffered and no batch being sent, so that no record appended
+// before is held any more (a sink whose records refer to a table of its
+// own may then renumber it).
+func (s *Sender) AppendIdle(encode func(buf []byte, ends, pts []int, idle bool) ([]byte, []int, []int, error)) (int, error) {
 	return s.append(encode, false)
 }
 
@@ -237,18 +257,21 @@ func (s *Sender) Append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 // snapshot, so that they take no snapshot's place in it and go when it
 // goes.
 func (s *Sender) AppendExtra(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error)) (int, error) {
-	return s.append(encode, true)
+	return s.append(func(buf []byte, ends, pts []int, _ bool) ([]byte, []int, []int, error) {
+		return encode(buf, ends, pts)
+	}, true)
 }
 
-func (s *Sender) append(encode func(buf []byte, ends, pts []int) ([]byte, []int, []int, error), extra bool) (int, error) {
+func (s *Sender) append(encode func(buf []byte, ends, pts []int, idle bool) ([]byte, []int, []int, error), extra bool) (int, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return 0, ErrClosed
 	}
+	idle := s.q.n == 0 && s.inflight == 0
 	c := s.q.get()
 	var err error
-	c.buf, c.ends, c.pts, err = encode(c.buf[:0], c.ends[:0], c.pts[:0])
+	c.buf, c.ends, c.pts, err = encode(c.buf[:0], c.ends[:0], c.pts[:0], idle)
 	c.head = 0
 	n := c.points(0, len(c.ends))
 	if extra {
@@ -267,6 +290,12 @@ func (s *Sender) append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 		lost = s.q.dropOldest(over)
 	}
 	full := s.q.n >= s.cfg.Batch
+	if s.cfg.Linger {
+		if !extra {
+			s.waiting++
+		}
+		full = s.waiting >= max(1, s.cfg.Snapshots/2)
+	}
 	s.mu.Unlock()
 
 	s.written.Add(uint64(n))
@@ -283,7 +312,8 @@ func (s *Sender) append(encode func(buf []byte, ends, pts []int) ([]byte, []int,
 	return n, err
 }
 
-// loop sends the buffer when a batch is full or the interval passes,
+// loop sends the buffer when a batch is full (with Linger: half the
+// snapshots are waiting) or the interval passes,
 // retrying with backoff, until Close stops it. Its requests are not
 // cancelled by Close (a request cut off after the server stored its points
 // would be sent again by Close's flush): Post bounds each with a timeout
@@ -322,6 +352,9 @@ func (s *Sender) loop() {
 			case <-time.After(wait):
 			}
 		}
+		if s.cfg.Linger {
+			t.Reset(s.cfg.Interval) // a full interval's snapshots for the next batch
+		}
 	}
 }
 
@@ -357,6 +390,9 @@ func (s *Sender) Flush(ctx context.Context) error {
 func (s *Sender) flush(ctx context.Context) (err, retry error) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	s.waiting = 0
+	s.mu.Unlock()
 	var errs []error
 	for {
 		s.mu.Lock()

@@ -33,8 +33,9 @@ func (s series) key() string {
 }
 
 // decodeWriteRequest decodes a remote_write 1.0 WriteRequest with
-// protowire, strictly: every field known, one sample per series, labels
-// sorted by name.
+// protowire, strictly: every field known, labels sorted by name, at least
+// one sample per series and its samples in time order (the sink merges a
+// series' samples of several snapshots). It returns a series per sample.
 func decodeWriteRequest(b []byte) ([]series, error) {
 	var out []series
 	for len(b) > 0 {
@@ -48,27 +49,28 @@ func decodeWriteRequest(b []byte) ([]series, error) {
 			return nil, errors.New("WriteRequest: bad timeseries")
 		}
 		b = b[n:]
-		s, err := decodeTimeSeries(ts)
+		ss, err := decodeTimeSeries(ts)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, ss...)
 	}
 	return out, nil
 }
 
-func decodeTimeSeries(b []byte) (series, error) {
+// decodeTimeSeries returns a series per sample of a TimeSeries.
+func decodeTimeSeries(b []byte) ([]series, error) {
 	var s series
-	samples := 0
+	var out []series
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || typ != protowire.BytesType {
-			return s, fmt.Errorf("TimeSeries: field %d type %d", num, typ)
+			return nil, fmt.Errorf("TimeSeries: field %d type %d", num, typ)
 		}
 		b = b[n:]
 		m, n := protowire.ConsumeBytes(b)
 		if n < 0 {
-			return s, errors.New("TimeSeries: bad field")
+			return nil, errors.New("TimeSeries: bad field")
 		}
 		b = b[n:]
 		switch num {
@@ -77,53 +79,59 @@ func decodeTimeSeries(b []byte) (series, error) {
 			for len(m) > 0 {
 				f, t, k := protowire.ConsumeTag(m)
 				if k < 0 || t != protowire.BytesType || f < 1 || f > 2 {
-					return s, fmt.Errorf("Label: field %d type %d", f, t)
+					return nil, fmt.Errorf("Label: field %d type %d", f, t)
 				}
 				m = m[k:]
 				v, k := protowire.ConsumeBytes(m)
 				if k < 0 {
-					return s, errors.New("Label: bad string")
+					return nil, errors.New("Label: bad string")
 				}
 				m = m[k:]
 				l[f-1] = string(v)
 			}
 			if k := len(s.labels); k > 0 && s.labels[k-1][0] >= l[0] {
-				return s, fmt.Errorf("labels not sorted: %q before %q", s.labels[k-1][0], l[0])
+				return nil, fmt.Errorf("labels not sorted: %q before %q", s.labels[k-1][0], l[0])
 			}
 			s.labels = append(s.labels, l)
 		case 2:
-			samples++
+			if len(out) > 0 && len(s.labels) != len(out[0].labels) {
+				return nil, errors.New("TimeSeries: a label after a sample")
+			}
 			for len(m) > 0 {
 				f, t, k := protowire.ConsumeTag(m)
 				if k < 0 {
-					return s, errors.New("Sample: bad tag")
+					return nil, errors.New("Sample: bad tag")
 				}
 				m = m[k:]
 				switch {
 				case f == 1 && t == protowire.Fixed64Type:
 					v, k := protowire.ConsumeFixed64(m)
 					if k < 0 {
-						return s, errors.New("Sample: bad value")
+						return nil, errors.New("Sample: bad value")
 					}
 					s.value = math.Float64frombits(v)
 					m = m[k:]
 				case f == 2 && t == protowire.VarintType:
 					v, k := protowire.ConsumeVarint(m)
 					if k < 0 {
-						return s, errors.New("Sample: bad timestamp")
+						return nil, errors.New("Sample: bad timestamp")
 					}
 					s.ts = int64(v)
 					m = m[k:]
 				default:
-					return s, fmt.Errorf("Sample: field %d type %d", f, t)
+					return nil, fmt.Errorf("Sample: field %d type %d", f, t)
 				}
 			}
+			if k := len(out); k > 0 && out[k-1].ts > s.ts {
+				return nil, fmt.Errorf("TimeSeries: sample at %d after one at %d", s.ts, out[k-1].ts)
+			}
+			out = append(out, s)
 		default:
-			return s, fmt.Errorf("TimeSeries: field %d", num)
+			return nil, fmt.Errorf("TimeSeries: field %d", num)
 		}
 	}
-	if samples != 1 {
-		return s, fmt.Errorf("TimeSeries with %d samples", samples)
+	if len(out) == 0 {
+		return nil, errors.New("TimeSeries with no sample")
 	}
-	return s, nil
+	return out, nil
 }

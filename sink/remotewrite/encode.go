@@ -52,6 +52,10 @@ type encoder struct {
 
 	buf  []byte
 	ends []int
+
+	// ids, when set, makes the records series ids and samples (see
+	// seriesTable): the Sink's encoder.
+	ids *seriesTable
 }
 
 func newEncoder(tg *sink.Tagger, z *sink.Sanitizer, cgroupID bool, keep func(string) bool, ext map[string]string) *encoder {
@@ -230,6 +234,9 @@ func (e *encoder) encodeBase() {
 		e.baseRec = appendLabel(e.baseRec, l.name, e.vals[l.lo:l.hi])
 	}
 	e.placeBefore("\xff") // after every label name
+	if e.ids != nil {
+		e.ids.startBlock(e.baseRec)
+	}
 }
 
 // placeBefore sets the offset of __name__ and of each own label whose
@@ -344,13 +351,17 @@ func appendLabel[V string | []byte](b []byte, name string, value V) []byte {
 // labels l1 and l2 (either may be empty; l1's name sorts before l2's)
 // and value v at the snapshot's time. It writes the record in one pass:
 // the container's label block copied around the name and own labels,
-// each at the place encodeBase found for it.
+// each at the place encodeBase found for it. With a series table (the
+// Sink's encoder) the record is the series' id and the sample instead.
 func (e *encoder) series(name *metricName, v float64, l1, l2 *ownLabel) {
 	if e.sanitiseFixed {
 		l1, l2 = e.refixed(l1, 0), e.refixed(l2, 1)
 	}
-	base := e.baseRec
-	size := len(base) + len(name.rec) + len(e.sampleRec)
+	if e.ids != nil {
+		e.seriesID(name, v, l1, l2)
+		return
+	}
+	size := len(e.baseRec) + len(name.rec) + len(e.sampleRec)
 	if l1 != nil {
 		size += len(l1.rec)
 	}
@@ -367,6 +378,19 @@ func (e *encoder) series(name *metricName, v float64, l1, l2 *ownLabel) {
 		b = wire.AppendTag(b, 1, wire.Bytes)
 		b = wire.AppendVarint(b, uint64(size))
 	}
+	b = e.appendLabels(b, name, l1, l2)
+	n := len(b)
+	b = append(b, e.sampleRec...)
+	binary.LittleEndian.PutUint64(b[n+sampleAt:], math.Float64bits(v))
+	e.buf = b
+	e.ends = append(e.ends, len(b))
+}
+
+// appendLabels appends a series' labels, TimeSeries.labels fields sorted
+// by name: the container's block (e.baseRec) with the name and the own
+// labels spliced in.
+func (e *encoder) appendLabels(b []byte, name *metricName, l1, l2 *ownLabel) []byte {
+	base := e.baseRec
 	prev := e.nameAt
 	b = append(b, base[:prev]...)
 	b = append(b, name.rec...)
@@ -382,12 +406,7 @@ func (e *encoder) series(name *metricName, v float64, l1, l2 *ownLabel) {
 		b = append(b, l2.rec...)
 		prev = at
 	}
-	b = append(b, base[prev:]...)
-	n := len(b)
-	b = append(b, e.sampleRec...)
-	binary.LittleEndian.PutUint64(b[n+sampleAt:], math.Float64bits(v))
-	e.buf = b
-	e.ends = append(e.ends, len(b))
+	return append(b, base[prev:]...)
 }
 
 func (e *encoder) emit(name *metricName, v float64) { e.series(name, v, nil, nil) }

@@ -178,6 +178,51 @@ func TestReceivers(t *testing.T) {
 	})
 }
 
+// TestReceiversMerged: three snapshots a second apart, whose values
+// differ, sent in one request (the sink merges a batch's snapshots: each
+// series once, with three samples), are stored by each receiver as three
+// samples of each series, each snapshot's values read back at its time.
+func TestReceiversMerged(t *testing.T) {
+	eachReceiver(t, func(t *testing.T, r *sinktest.Receiver) {
+		s := newSink(t, r.WriteURL, WithFlushInterval(time.Hour), WithBatchSize(100000))
+		base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+		e := defaultEncoder(nil)
+		var want []map[string]float64
+		for i := range 3 {
+			snap := sinktest.MixedSnapshot(base.Add(time.Duration(i) * time.Second))
+			for j := range snap.Containers {
+				c := &snap.Containers[j].Cgroup
+				c.CPU.Usage.V += uint64(i) * 1e9
+				c.Memory.Usage.V += uint64(i) << 20
+			}
+			want = append(want, expected(t, e, snap))
+			if err := s.Write(t.Context(), snap); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Flush(t.Context()); err != nil {
+			t.Fatalf("flush: %v\n%s", err, r.Log())
+		}
+		n := len(want[0])
+		if got := sampleCount(t, r, base.Add(2*time.Second), 5*time.Second, 3*n); got != 3*n {
+			t.Errorf("%s stores %d samples, want %d", r.Name, got, 3*n)
+		}
+		for i, w := range want {
+			got := readBack(t, r, base.Add(time.Duration(i)*time.Second), n)
+			for k, v := range w {
+				if g, ok := got[k]; !ok {
+					t.Errorf("snapshot %d: missing %s", i, k)
+				} else if !sameValue(r, g, v) {
+					t.Errorf("snapshot %d: %s = %v, want %v", i, k, g, v)
+				}
+			}
+		}
+		if st := s.Stats(); st.Sent != uint64(3*n) || st.Failures != 0 {
+			t.Errorf("stats %+v, want %d samples sent", st, 3*n)
+		}
+	})
+}
+
 // TestOutage ends the receiver by its PID (see down), writes snapshots
 // while it is down, restarts it, and reads back: first an outage the
 // buffer holds (nothing lost), then one that overflows it (exactly the

@@ -20,11 +20,22 @@
 //
 // Write encodes the snapshot at once into a buffer bounded in snapshots
 // (default DefaultBufferSnapshots: the samples of the latest 10 snapshots,
-// however many containers they have) and returns; a background goroutine
-// sends the buffer in requests of at most WithBatchSize samples (default
-// 2,000, Prometheus's max_samples_per_send) when a batch is full and every
-// flush interval (default 5 s). Failures follow the remote_write
-// specification:
+// however many containers they have) and returns. The buffer holds 20
+// bytes a sample: a series' number, the time and the value; each series'
+// labels are encoded once, when it is new or they change, and kept in a
+// table (forgotten when they go unused, at a moment nothing buffered
+// refers to them). A background goroutine sends the buffer every flush
+// interval (default 5 s, Prometheus's batch_send_deadline), and as soon as
+// half the buffer's snapshots are waiting, in requests of at most
+// WithBatchSize samples (default DefaultBatchSize). A request carries each
+// series once, with all its samples of the batch in time order: a
+// remote_write 1.0 TimeSeries repeats every label with every sample (the
+// labels are ~93% of a one-sample series here), so at a 1 s interval the
+// five snapshots of a flush are about a quarter of the bytes to compress
+// and send, and the labels are encoded once instead of five times
+// (docs/BENCHMARKS.md has the daemon's cost). A flush interval as short as
+// the collection interval sends each snapshot as it comes. Failures follow
+// the remote_write specification:
 //
 //   - 5xx and 429, and requests without an answer: the batch goes back to
 //     the front of the buffer and is retried with exponential backoff and
@@ -103,7 +114,16 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
-// WithBatchSize sets the most samples sent in one request (default 2,000).
+// DefaultBatchSize is the most samples a request carries by default. A
+// request carries each series once with all its samples of the batch: at
+// a 1 s interval and the default 5 s flush, 10,000 samples are ~2,000
+// series of five samples, ~700 KB before compression, the size of a
+// request of Prometheus's default 2,000 samples of a series each (its
+// max_samples_per_send).
+const DefaultBatchSize = 10000
+
+// WithBatchSize sets the most samples sent in one request (default
+// DefaultBatchSize).
 func WithBatchSize(n int) Option { return func(c *config) { c.batch = n } }
 
 // DefaultBufferSnapshots is how many snapshots the buffer holds by default.
@@ -113,12 +133,13 @@ const DefaultBufferSnapshots = 10
 // samples of the latest n snapshots written (default
 // DefaultBufferSnapshots); past that the oldest are dropped and counted.
 // A snapshot of 1,000 containers with two interfaces each is 78,000
-// samples, 18 MB before compression: size it to the memory an outage may
-// take.
+// samples, 1.6 MB of buffer (20 bytes a sample; the labels are kept once):
+// size it to the memory an outage may take.
 func WithBufferSnapshots(n int) Option { return func(c *config) { c.snapshots = n } }
 
-// WithFlushInterval sets how often the buffer is sent when no batch has
-// filled (default 5 s).
+// WithFlushInterval sets how often the buffer is sent (default 5 s): the
+// longest a sample waits, but for an outage, unless half the buffer's
+// snapshots come sooner.
 func WithFlushInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
 
 // WithBackoff sets the wait before retrying a failed batch: up to min after
@@ -207,8 +228,10 @@ type Sink struct {
 	mu  sync.Mutex // guards enc
 	enc *encoder
 
-	snapMu  sync.Mutex // guards snapBuf (one request at a time in sendq)
+	snapMu  sync.Mutex // guards snapBuf, asm and reqBuf (one request at a time in sendq)
 	snapBuf []byte
+	asm     assembler
+	reqBuf  []byte
 
 	req sendq.Request
 	q   *sendq.Sender
@@ -250,7 +273,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 	}
 	qc := sendq.Config{
 		Name: "remotewrite", Batch: c.batch, Snapshots: c.snapshots, Interval: c.interval,
-		MinBackoff: c.minBackoff, MaxBackoff: c.maxBackoff, Log: c.log,
+		MinBackoff: c.minBackoff, MaxBackoff: c.maxBackoff, Log: c.log, Linger: true,
 	}
 	if err := qc.Check(); err != nil {
 		errs = append(errs, err)
@@ -262,6 +285,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 		c.client = &http.Client{}
 	}
 	s := &Sink{cfg: c, url: u.String(), headers: headers, enc: newEncoder(tg, sink.NewSanitizer(c.limits), c.cgroupID, c.keep, c.external)}
+	s.enc.ids = newSeriesTable()
 	switch {
 	case c.token != "":
 		s.auth = "Bearer " + c.token
@@ -278,7 +302,7 @@ func New(writeURL string, opts ...Option) (*Sink, error) {
 // depend on: the tags and the external labels.
 func configure(opts []Option) (config, *sink.Tagger, []error) {
 	c := config{
-		batch: 2000, snapshots: DefaultBufferSnapshots, interval: 5 * time.Second,
+		batch: DefaultBatchSize, snapshots: DefaultBufferSnapshots, interval: 5 * time.Second,
 		minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, timeout: 30 * time.Second,
 		tags: sink.DefaultTags(), cgroupID: true, log: slog.New(slog.DiscardHandler), userAgent: "metricsd",
 	}
@@ -343,10 +367,14 @@ func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, err := s.q.Append(func(buf []byte, ends, pts []int) ([]byte, []int, []int, error) {
+	_, err := s.q.AppendIdle(func(buf []byte, ends, pts []int, idle bool) ([]byte, []int, []int, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if idle { // no record refers to the series table
+			s.enc.ids.compact()
+		}
 		buf, ends = s.enc.appendSnapshot(buf, ends, snap)
+		s.enc.ids.endSnapshot()
 		return buf, ends, pts, nil
 	})
 	if errors.Is(err, sendq.ErrClosed) {
@@ -355,20 +383,34 @@ func (s *Sink) Write(ctx context.Context, snap *sink.Snapshot) error {
 	return err
 }
 
-// post sends one WriteRequest: body is TimeSeries fields, which
-// concatenated are the request's message. It is compressed by
-// klauspost/compress/s2's Snappy-compatible encoder, whose output is a
-// standard snappy block (any snappy decoder reads it: TestSnappyBlock) and
-// which took 20% less CPU than github.com/golang/snappy's for 12% fewer
-// bytes on a snapshot's request (BenchmarkRemoteWriteSnappy in bench/).
+// post sends one WriteRequest: body is records of the series table (id,
+// time and value), assembled into TimeSeries, each series once with its
+// samples of the batch. It is compressed by klauspost/compress/s2's
+// Snappy-compatible encoder, whose output is a standard snappy block (any
+// snappy decoder reads it: TestSnappyBlock) and which took 20% less CPU
+// than github.com/golang/snappy's for 12% fewer bytes on a snapshot's
+// request (BenchmarkRemoteWriteSnappy in bench/).
 func (s *Sink) post(ctx context.Context, body []byte, n int) (*WriteError, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	if need := s2.MaxEncodedLen(len(body)); cap(s.snapBuf) < need {
-		s.snapBuf = make([]byte, need)
+	// The ids of body's records stay valid while it is being sent (the
+	// table is compacted only when no batch is), and a label block never
+	// changes: only the slice's header needs the encoder's lock.
+	s.mu.Lock()
+	labels := s.enc.ids.labels
+	s.mu.Unlock()
+	s.reqBuf = s.asm.assemble(s.reqBuf[:0], body, labels)
+	s.snapBuf = snappyEncode(s.snapBuf, s.reqBuf)
+	return s.req.Post(ctx, s.snapBuf, n)
+}
+
+// snappyEncode returns body as a snappy block, in buf's memory when it is
+// large enough.
+func snappyEncode(buf, body []byte) []byte {
+	if need := s2.MaxEncodedLen(len(body)); cap(buf) < need {
+		buf = make([]byte, need)
 	}
-	enc := s2.EncodeSnappy(s.snapBuf[:cap(s.snapBuf)], body)
-	return s.req.Post(ctx, enc, n)
+	return s2.EncodeSnappy(buf[:cap(buf)], body)
 }
 
 // header sets a request's headers.

@@ -224,11 +224,13 @@ func TestSnappyBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	e := defaultEncoder(map[string]string{"job": "metricsd"})
-	big, _ := e.appendSnapshot(nil, nil, sinktest.FullSnapshot(33, 2, t0))
-	small, _ := e.appendSnapshot(nil, nil, &sink.Snapshot{Time: t0, Self: &sink.Self{}})
-	for _, body := range [][]byte{big, small} {
-		if we, err := s.post(context.Background(), body, 1); we != nil || err != nil {
+	// The sink's records (its series table's), and the request they make.
+	big, _ := s.enc.appendSnapshot(nil, nil, sinktest.FullSnapshot(33, 2, t0))
+	small, _ := s.enc.appendSnapshot(nil, nil, &sink.Snapshot{Time: t0, Self: &sink.Self{}})
+	for _, recs := range [][]byte{big, small} {
+		var a assembler
+		body := a.assemble(nil, recs, s.enc.ids.labels)
+		if we, err := s.post(context.Background(), recs, 1); we != nil || err != nil {
 			t.Fatal(we, err)
 		}
 		mu.Lock()
