@@ -55,3 +55,19 @@ func ChangingSnapshots(t time.Time) []*sink.Snapshot {
 	out = append(out, base(0)) // the first again
 	return out
 }
+
+// LabelledSnapshot is a snapshot of two containers at t (small enough for
+// a fuzz lane's 50,000 runs), the first with the given name, "team" label,
+// image (name:team), second interface's name and first device's name: for
+// fuzzing what an encoder remembers from one snapshot to the next. The
+// second container's labels are not the first's.
+func LabelledSnapshot(name, team, iface, dev string, t time.Time) *sink.Snapshot {
+	s := FullSnapshot(2, 2, t)
+	c := &s.Containers[0]
+	c.Container.Name = name
+	c.Container.Labels["team"] = team
+	c.Container.Image = name + ":" + team
+	c.Net.Interfaces[1].Name = iface
+	c.Cgroup.IO.Devices[0].Name = dev
+	return s
+}

@@ -219,16 +219,7 @@ func FuzzChangingLabels(f *testing.F) {
 	f.Add("same", "same", "v", "v", "eth\x80", "eth\x81", "vda", "vda")
 	f.Fuzz(func(t *testing.T, name1, name2, team1, team2, if1, if2, dev1, dev2 string) {
 		snap := func(name, team, iface, dev string) *sink.Snapshot {
-			// Two containers (the second's labels must not be the
-			// first's), small enough for the fuzz lane's 50,000 runs.
-			s := sinktest.FullSnapshot(2, 2, t0)
-			c := &s.Containers[0]
-			c.Container.Name = name
-			c.Container.Labels["team"] = team
-			c.Container.Image = name + ":" + team
-			c.Net.Interfaces[1].Name = iface
-			c.Cgroup.IO.Devices[0].Name = dev
-			return s
+			return sinktest.LabelledSnapshot(name, team, iface, dev, t0)
 		}
 		tags := sink.DefaultTags()
 		tags.Labels = []sink.LabelTag{{Label: "team"}}

@@ -217,14 +217,7 @@ func FuzzSeriesTable(f *testing.F) {
 	var ends []int
 	f.Fuzz(func(t *testing.T, name1, name2, team1, team2, if1, if2, dev1, dev2 string) {
 		snap := func(name, team, iface, dev string, sec int) *sink.Snapshot {
-			s := sinktest.FullSnapshot(2, 2, t0.Add(time.Duration(sec)*time.Second))
-			c := &s.Containers[0]
-			c.Container.Name = name
-			c.Container.Labels["team"] = team
-			c.Container.Image = name + ":" + team
-			c.Net.Interfaces[1].Name = iface
-			c.Cgroup.IO.Devices[0].Name = dev
-			return s
+			return sinktest.LabelledSnapshot(name, team, iface, dev, t0.Add(time.Duration(sec)*time.Second))
 		}
 		for i, s := range []*sink.Snapshot{snap(name1, team1, if1, dev1, 0), snap(name2, team2, if2, dev2, 1), snap(name1, team1, if1, dev1, 2)} {
 			body, ends = full.appendSnapshot(body[:0], ends[:0], s)
@@ -285,25 +278,8 @@ func sameSamplesLoose(t *testing.T, body, req []byte) {
 // the snapshots waiting as one request, each series once with a sample per
 // snapshot, decoded from the snappy body it posts.
 func TestSinkMergesSnapshots(t *testing.T) {
-	var mu sync.Mutex
-	var bodies [][]byte
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		b, err := snappy.Decode(nil, raw)
-		if err != nil {
-			t.Error(err)
-		}
-		mu.Lock()
-		bodies = append(bodies, b)
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
-	requests := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(bodies)
-	}
+	rec := newRecorder(t)
+	srv, requests := rec.srv, rec.count
 	s := newSink(t, srv.URL, WithFlushInterval(time.Hour), WithBatchSize(10000), WithBufferSnapshots(10))
 	e := defaultEncoder(nil)
 	var body []byte
@@ -332,10 +308,7 @@ func TestSinkMergesSnapshots(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	all := bytes.Join(bodies, nil)
-	nreq := len(bodies)
-	mu.Unlock()
+	all, nreq := rec.all()
 	want := samplesByKey(t, body)
 	got := samplesByKey(t, all)
 	if len(got) != len(want) {
@@ -401,20 +374,8 @@ func BenchmarkWriteAndAssemble(b *testing.B) {
 // the samples of the full encoding: no series sent under another's labels
 // (run it with -race: the table is shared by Write and the sender).
 func TestSinkChurnConcurrent(t *testing.T) {
-	var mu sync.Mutex
-	var reqs [][]byte
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		b, err := snappy.Decode(nil, raw)
-		if err != nil {
-			t.Error(err)
-		}
-		mu.Lock()
-		reqs = append(reqs, b)
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
+	rec := newRecorder(t)
+	srv := rec.srv
 	// A buffer that holds every snapshot: none is dropped however far the
 	// sender falls behind, so every sample must arrive.
 	s := newSink(t, srv.URL, WithFlushInterval(time.Millisecond), WithBatchSize(500), WithBufferSnapshots(1000))
@@ -434,10 +395,7 @@ func TestSinkChurnConcurrent(t *testing.T) {
 	if err := s.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	all := bytes.Join(reqs, nil)
-	n := len(reqs)
-	mu.Unlock()
+	all, n := rec.all()
 	sameSamplesLoose(t, body, all)
 	if st := s.Stats(); st.Dropped != 0 || st.Sent != st.Written {
 		t.Errorf("stats %+v", st)
@@ -463,4 +421,44 @@ func recordAt(body []byte, off int) (lo, hi int, ok bool) {
 	}
 	lo = off + 1 + k
 	return lo, lo + int(n), true
+}
+
+// recorder is a receiver that keeps every request's WriteRequest (snappy
+// decoded) and answers 204.
+type recorder struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		raw, _ := io.ReadAll(req.Body)
+		b, err := snappy.Decode(nil, raw)
+		if err != nil {
+			t.Error(err)
+		}
+		r.mu.Lock()
+		r.bodies = append(r.bodies, b)
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// count is the number of requests so far.
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.bodies)
+}
+
+// all returns the requests' WriteRequests concatenated (one WriteRequest)
+// and their number.
+func (r *recorder) all() ([]byte, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Join(r.bodies, nil), len(r.bodies)
 }
