@@ -906,19 +906,39 @@ func (g *Group) Stat(ctx context.Context, s *Stats) error {
 // name) becomes a missing one, for RefreshLimits to look for; that is no
 // error.
 func (g *Group) openDeferred(f *file) error {
-	d := g.dirs[f.dir]
-	dfd, err := g.fs.openDir(d.point, d.rel)
+	dfd, err := g.reopenDir(f.dir)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
+	return g.openAt(f, dfd)
+}
+
+// reopenDir opens directory i of the group again by its path and returns
+// it only if it is the same directory (the same inode): a group made again
+// at the path means this one is gone (ENOENT).
+func (g *Group) reopenDir(i uint8) (int, error) {
+	d := g.dirs[i]
+	fd, err := g.fs.openDir(d.point, d.rel)
+	if err != nil {
+		return -1, err
+	}
 	var st unix.Stat_t
-	if err := unix.Fstat(dfd, &st); err != nil {
-		return err
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, err
 	}
 	if st.Ino != d.ino {
-		return unix.ENOENT // a group made again at the path: this one is gone
+		unix.Close(fd)
+		return -1, unix.ENOENT // a group made again at the path: this one is gone
 	}
+	return fd, nil
+}
+
+// openAt opens f in the directory dfd. A file that does not exist (an
+// older kernel's name, a v2 controller gone) becomes a missing one, for
+// RefreshLimits to look for; that is no error.
+func (g *Group) openAt(f *file, dfd int) error {
 	fd, err := openFile(dfd, f.name)
 	switch {
 	case err == nil:
@@ -926,7 +946,6 @@ func (g *Group) openDeferred(f *file) error {
 	case err == unix.ENOENT:
 		f.fd = -1
 		g.missing++
-		return nil
 	default:
 		return err
 	}
@@ -945,42 +964,19 @@ type limitDirs [8]int32
 // goes with its controller) becomes a missing one, for RefreshLimits to
 // look for; that is no error.
 func (g *Group) openLimit(f *file, ld *limitDirs) error {
-	dfd := -1
 	if int(f.dir) < len(ld) && ld[f.dir] > 0 {
-		dfd = int(ld[f.dir] - 1)
-	} else {
-		d := g.dirs[f.dir]
-		fd, err := g.fs.openDir(d.point, d.rel)
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		if st.Ino != d.ino {
-			unix.Close(fd)
-			return unix.ENOENT // a group made again at the path: this one is gone
-		}
-		if int(f.dir) < len(ld) {
-			ld[f.dir] = int32(fd) + 1
-		} else {
-			defer unix.Close(fd)
-		}
-		dfd = fd
+		return g.openAt(f, int(ld[f.dir]-1))
 	}
-	fd, err := openFile(dfd, f.name)
-	switch {
-	case err == nil:
-		f.fd = int32(fd)
-	case err == unix.ENOENT:
-		f.fd = -1
-		g.missing++
-	default:
+	dfd, err := g.reopenDir(f.dir)
+	if err != nil {
 		return err
 	}
-	return nil
+	if int(f.dir) < len(ld) {
+		ld[f.dir] = int32(dfd) + 1
+	} else {
+		defer unix.Close(dfd)
+	}
+	return g.openAt(f, dfd)
 }
 
 // closeLimits closes what openLimit opened for a Stat: the limit files
