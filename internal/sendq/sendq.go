@@ -43,7 +43,9 @@ import (
 // (InfluxDB's "partial write").
 type WriteError struct {
 	// Sink names the sink ("remotewrite", "otlp").
-	Sink   string
+	Sink string
+	// Status is the receiver's HTTP status; 0 when the sink itself left
+	// points out (Reason says why).
 	Status int
 	// Reason is the server's message: the body of its answer, trimmed and
 	// bounded to 512 bytes.
@@ -69,6 +71,9 @@ func (e *WriteError) Error() string {
 		what = "will retry"
 	case e.Partial():
 		what = fmt.Sprintf("%d dropped, %d stored", e.Refused, e.Points-e.Refused)
+	}
+	if e.Status == 0 { // not the receiver's refusal: the sink's own
+		return fmt.Sprintf("%s: write of %d points: %s (%s)", e.Sink, e.Points, e.Reason, what)
 	}
 	return fmt.Sprintf("%s: write of %d points: %d %s: %s (%s)", e.Sink, e.Points, e.Status, http.StatusText(e.Status), e.Reason, what)
 }

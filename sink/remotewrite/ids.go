@@ -143,18 +143,23 @@ type assembler struct {
 }
 
 // assemble appends to dst the WriteRequest of recs (whole records), whose
-// ids are indices of labels.
-func (a *assembler) assemble(dst, recs []byte, labels []string) []byte {
+// ids are indices of labels. It returns how many records it left out
+// because their id is not: none, unless the series table's invariant (an
+// id outlives its records) is broken, which the sink reports as a refusal
+// rather than losing them unseen.
+func (a *assembler) assemble(dst, recs []byte, labels []string) ([]byte, int) {
 	n := len(recs) / recordSize
 	if len(a.cnt) < len(labels) {
 		a.cnt = make([]int32, len(labels))
 		a.next = make([]int32, len(labels))
 	}
 	a.order = a.order[:0]
+	unknown := 0
 	for i := range n {
 		id := binary.LittleEndian.Uint32(recs[i*recordSize:])
 		if int(id) >= len(labels) {
-			continue // never: an id outlives its records
+			unknown++
+			continue
 		}
 		if a.cnt[id] == 0 {
 			a.order = append(a.order, id)
@@ -197,5 +202,5 @@ func (a *assembler) assemble(dst, recs []byte, labels []string) []byte {
 			dst = wire.AppendVarint(dst, ts)
 		}
 	}
-	return dst
+	return dst, unknown
 }

@@ -56,6 +56,16 @@ func timeSeriesCount(t testing.TB, b []byte) int {
 	return n
 }
 
+// assembleAll assembles recs, failing t if a record's id is unknown.
+func assembleAll(t testing.TB, a *assembler, dst, recs []byte, labels []string) []byte {
+	t.Helper()
+	req, unknown := a.assemble(dst, recs, labels)
+	if unknown != 0 {
+		t.Fatalf("%d of %d records with an unknown series id", unknown, len(recs)/recordSize)
+	}
+	return req
+}
+
 // sameSamples checks that merged (a request the sink assembled) holds
 // exactly the samples of body (full records), each series in one
 // TimeSeries, and returns the number of series.
@@ -113,7 +123,7 @@ func TestSeriesTableChangingSnapshots(t *testing.T) {
 		recs = writeTable(e, recs, s, false)
 	}
 	var a assembler
-	req := a.assemble(nil, recs, e.ids.labels)
+	req := assembleAll(t, &a, nil, recs, e.ids.labels)
 	nrec := len(recs) / recordSize
 	n := sameSamples(t, body, req)
 	if n >= nrec {
@@ -126,7 +136,7 @@ func TestSeriesTableChangingSnapshots(t *testing.T) {
 	for lo := 0; lo < nrec; lo += 97 {
 		hi := min(lo+211, nrec)
 		part := recs[lo*recordSize : hi*recordSize]
-		req = a.assemble(req[:0], part, e.ids.labels)
+		req = assembleAll(t, &a, req[:0], part, e.ids.labels)
 		ss, err := decodeWriteRequest(req)
 		if err != nil {
 			t.Fatal(err)
@@ -154,7 +164,7 @@ func TestSeriesTableSteady(t *testing.T) {
 		recs = writeTable(e, recs, snaps[i], i == 0)
 	}
 	var a assembler
-	req := a.assemble(nil, recs, e.ids.labels)
+	req := assembleAll(t, &a, nil, recs, e.ids.labels)
 	n := sameSamples(t, body, req)
 	if nrec := len(recs) / recordSize; n*5 != nrec {
 		t.Errorf("%d series from %d records, want a fifth", n, nrec)
@@ -168,7 +178,7 @@ func TestSeriesTableSteady(t *testing.T) {
 		for _, s := range snaps {
 			recs = writeTable(e, recs, s, true)
 		}
-		req = a.assemble(req[:0], recs, e.ids.labels)
+		req, _ = a.assemble(req[:0], recs, e.ids.labels)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per five snapshots and a request, want 0", allocs)
@@ -191,7 +201,7 @@ func TestSeriesTableChurn(t *testing.T) {
 		s.Containers[0].Container.Name = fmt.Sprintf("renamed-%d", i)
 		body, _ := full.appendSnapshot(nil, nil, s)
 		recs := writeTable(e, nil, s, true) // each snapshot sent before the next
-		sameSamples(t, body, a.assemble(nil, recs, e.ids.labels))
+		sameSamples(t, body, assembleAll(t, &a, nil, recs, e.ids.labels))
 		perSnap = len(recs) / recordSize
 	}
 	if e.ids.compactions == 0 || len(e.ids.labels) > 2*perSnap+1024 {
@@ -348,7 +358,7 @@ func BenchmarkWriteAndAssemble(b *testing.B) {
 			for _, s := range snaps {
 				recs = writeTable(e, recs, s, true)
 			}
-			req = a.assemble(req[:0], recs, e.ids.labels)
+			req, _ = a.assemble(req[:0], recs, e.ids.labels)
 			comp = snappyEncode(comp, req)
 		}
 		b.ReportMetric(float64(len(comp)), "sent-bytes")

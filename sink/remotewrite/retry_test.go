@@ -3,6 +3,7 @@ package remotewrite
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -229,7 +230,7 @@ func TestSnappyBlock(t *testing.T) {
 	small, _ := s.enc.appendSnapshot(nil, nil, &sink.Snapshot{Time: t0, Self: &sink.Self{}})
 	for _, recs := range [][]byte{big, small} {
 		var a assembler
-		body := a.assemble(nil, recs, s.enc.ids.labels)
+		body := assembleAll(t, &a, nil, recs, s.enc.ids.labels)
 		if we, err := s.post(context.Background(), recs, 1); we != nil || err != nil {
 			t.Fatal(we, err)
 		}
@@ -244,5 +245,41 @@ func TestSnappyBlock(t *testing.T) {
 			t.Fatalf("decoded body differs from the request (%d bytes, want %d)", len(raw), len(body))
 		}
 		t.Logf("%d bytes sent as %d", len(body), len(sent))
+	}
+}
+
+// TestUnknownSeriesIDReported: a record whose series id the table does not
+// have (the table's invariant broken, which no input can cause: forged
+// here, since it is a fault that cannot be made for real) is reported as
+// refused, status 0, with its count, and the others are delivered.
+func TestUnknownSeriesIDReported(t *testing.T) {
+	rec := newRecorder(t)
+	s, err := New(rec.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	recs, _ := s.enc.appendSnapshot(nil, nil, sinktest.FullSnapshot(3, 1, t0))
+	good := len(recs) / recordSize
+	forged := bytes.Clone(recs[:recordSize])
+	binary.LittleEndian.PutUint32(forged, uint32(len(s.enc.ids.labels)+7))
+	recs = append(recs, forged...)
+	we, err := s.post(context.Background(), recs, good+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if we == nil || !we.Partial() || we.Refused != 1 || we.Points != good+1 || we.Retry || we.Status != 0 {
+		t.Fatalf("write error %+v, want 1 of %d refused, status 0, not retried", we, good+1)
+	}
+	if !strings.Contains(we.Error(), "series id is unknown") {
+		t.Errorf("error %q does not say why", we.Error())
+	}
+	body, _ := rec.all()
+	ss, err := decodeWriteRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != good {
+		t.Errorf("the receiver got %d samples, want the %d good ones", len(ss), good)
 	}
 }
