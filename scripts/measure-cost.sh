@@ -37,7 +37,13 @@
 # runs the same with the live page open: a client fetching what the page
 # fetches (/api/v1/containers and one container's /api/v1/series) once a
 # second over one kept-alive connection (a python3 client), the page's
-# rate at -interval 1s (what a browser costs is its own, not the daemon's). The configurations run one at a time,
+# rate at -interval 1s (what a browser costs is its own, not the daemon's).
+#
+# Same-run comparisons: a sink suffixed %new (auto:stdout%new) runs a second
+# daemon built from the source tree $MEASURE_NEW_SRC (another checkout, e.g.
+# a `git worktree add` of the commit to compare with) in the same rounds; a
+# sink written SINK~X (remotewrite~big) adds the daemon flags in
+# $MEASURE_X_<X> (MEASURE_X_big="-remotewrite-batch 2000"). The configurations run one at a time,
 # interleaved, in $MEASURE_ROUNDS rounds (2). For each run it waits
 # $MEASURE_WARMUP s (5), then reads utime+stime from /proc/<pid>/stat at
 # t=0 and t=$MEASURE_SECONDS (60), and VmRSS and VmHWM from
@@ -126,6 +132,12 @@ trap cleanup EXIT
 # Static, as the README builds it to ship: a cgo build also maps libc (~1.7 MB
 # more RSS).
 CGO_ENABLED=0 go build -o "$work/metricsd" ./examples/metricsd
+if [ -n "${MEASURE_NEW_SRC:-}" ]; then
+	(cd "$MEASURE_NEW_SRC" && CGO_ENABLED=0 go build -o "$work/metricsd-new" ./examples/metricsd)
+elif [[ "$configs" == *%new* ]]; then
+	echo "measure-cost.sh: a %new configuration needs MEASURE_NEW_SRC (the source tree of the second daemon)" >&2
+	exit 1
+fi
 
 if [ "$layout" = docker ]; then
 	# shellcheck source=/dev/null
@@ -182,8 +194,12 @@ esac
 # args RUNTIME SINK INTERVAL: the daemon's command line; env RUNTIME: its
 # environment.
 daemon_args() {
-	local a=(-interval "$3" -sink "$2" -listen "$listen")
-	[ "$2" = remotewrite ] && a+=(-remotewrite-url "http://127.0.0.1:$vm_port/api/v1/write")
+	local sk=${2%%~*} x=""
+	[ "$sk" != "$2" ] && x=${2#*~}
+	local a=(-interval "$3" -sink "$sk" -listen "$listen")
+	[ "$sk" = remotewrite ] && a+=(-remotewrite-url "http://127.0.0.1:$vm_port/api/v1/write")
+	# shellcheck disable=SC2206 # the flags, split into words
+	[ -n "$x" ] && { local v="MEASURE_X_$x"; a+=(${!v}); }
 	case $1 in
 	docker | auto) a+=(-runtime auto) ;;
 	cgroupfs) a+=(-runtime cgroupfs -cgroup-subtree "/$tag") ;;
@@ -222,7 +238,8 @@ for r in $(seq 1 "$rounds"); do
 			page=0
 			case $s in *+page) s=${s%+page} page=1 ;; esac
 			# shellcheck disable=SC2046
-			env $(daemon_env "$rt") "$work/metricsd" $(daemon_args "$rt" "$s" "$iv") >/dev/null 2>"$work/run.err" &
+			bin="$work/metricsd"; case $s in *%new) s=${s%\%new}; bin="$work/metricsd-new" ;; esac
+			env $(daemon_env "$rt") "$bin" $(daemon_args "$rt" "$s" "$iv") >/dev/null 2>"$work/run.err" &
 			daemon_pid=$!
 			if [ "$s" = prometheus ] && [ "$scrape" != 0 ]; then
 				(while sleep "$scrape"; do curl -fsS "http://$listen/metrics" >/dev/null || echo "scrape failed" >>"$work/run.err"; done) &
@@ -263,11 +280,11 @@ for r in $(seq 1 "$rounds"); do
 			sleep "$secs"
 			t1=$(ticks "$daemon_pid") s1=$(date +%s.%N)
 			rss=$(status_kb "$daemon_pid" VmRSS) hwm=$(status_kb "$daemon_pid" VmHWM)
-			if [ "$s" = prometheus ]; then
+			if [ "${s%%~*}" = prometheus ]; then
 				got=$(curl -fsS "http://$listen/metrics" | grep -c '^container_cpu_usage_seconds_total{' || true)
 				[ "$got" = "$n" ] || echo "measure-cost.sh: /metrics has $got containers, want $n" >&2
 			fi
-			if [ "$s" = remotewrite ]; then
+			if [ "${s%%~*}" = remotewrite ]; then
 				curl -fsS "http://127.0.0.1:$vm_port/internal/force_flush" >/dev/null || true
 				sleep 2
 				got=$(curl -fsS "http://127.0.0.1:$vm_port/api/v1/query" --data-urlencode 'query=count(container_cpu_usage_seconds_total{name=~"mdcost-.*"})' |
